@@ -1,0 +1,20 @@
+//! dlc's intermediate representation.
+//!
+//! A [`Module`] holds [`Function`]s; a function owns arenas of SSA values, ops
+//! and blocks. Every op is described once, in the [`registry`]: its name,
+//! operands, attributes, shape rule and category. The textual form is MLIR's
+//! generic op syntax, so upstream `mlir-opt --allow-unregistered-dialect`
+//! reads what dlc prints, and [`parse_module`] reads it back exactly.
+#![deny(missing_docs)]
+
+pub mod attr;
+pub mod builder;
+pub mod module;
+pub mod registry;
+pub mod types;
+
+pub use attr::{Attr, Attrs, DenseAttr, DenseData};
+pub use builder::{BuildError, Builder};
+pub use module::{BlockData, BlockId, Function, Module, OpData, OpId, Region, ValueData, ValueDef, ValueId};
+pub use registry::{AttrView, Category, OpDef, OpKind};
+pub use types::{DType, Dim, TensorType, Type};
