@@ -11,10 +11,12 @@ pub mod attr;
 pub mod builder;
 pub mod module;
 pub mod registry;
+pub mod signature;
 pub mod types;
 
 pub use attr::{Attr, Attrs, DenseAttr, DenseData};
 pub use builder::{BuildError, Builder};
 pub use module::{BlockData, BlockId, Function, Module, OpData, OpId, Region, ValueData, ValueDef, ValueId};
 pub use registry::{AttrView, Category, OpDef, OpKind};
+pub use signature::{Arg, Init, Role, Signature};
 pub use types::{DType, Dim, TensorType, Type};
