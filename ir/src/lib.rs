@@ -10,13 +10,19 @@
 pub mod attr;
 pub mod builder;
 pub mod module;
+pub mod parse;
+pub mod print;
 pub mod registry;
 pub mod signature;
 pub mod types;
+pub mod verify;
 
 pub use attr::{Attr, Attrs, DenseAttr, DenseData};
 pub use builder::{BuildError, Builder};
+pub use parse::{ParseError, parse_module};
+pub use print::{ValueNames, print_attr, print_function, print_module};
 pub use module::{BlockData, BlockId, Function, Module, OpData, OpId, Region, ValueData, ValueDef, ValueId};
 pub use registry::{AttrView, Category, OpDef, OpKind};
 pub use signature::{Arg, Init, Role, Signature};
 pub use types::{DType, Dim, TensorType, Type};
+pub use verify::{VerifyError, verify_function, verify_module};

@@ -231,6 +231,13 @@ impl Function {
         self.values[v.0 as usize].name = Some(candidate);
     }
 
+    /// Sets a name the caller has already checked to be valid and unused in
+    /// this function. The parser uses it: [`Function::set_name`] scans every
+    /// value for clashes, which is quadratic over a whole function.
+    pub(crate) fn set_name_unchecked(&mut self, v: ValueId, name: String) {
+        self.values[v.0 as usize].name = Some(name);
+    }
+
     /// Removes a value's name (it prints as a number).
     pub fn clear_name(&mut self, v: ValueId) {
         self.values[v.0 as usize].name = None;

@@ -4,9 +4,11 @@ use super::shape::{axis, broadcast, dims_from_attr, dims_str, int_tensor, one, s
 use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef};
 use crate::types::{DType, Dim, TensorType, Type};
 
-fn split_static(d: &[Dim]) -> (usize, u64) {
+/// The number of `?` dims and the product of the static ones (`None` when it
+/// overflows: shapes come from parsed text and must not panic the verifier).
+fn split_static(d: &[Dim]) -> (usize, Option<u64>) {
     let dynamic = d.iter().filter(|x| matches!(x, Dim::Dynamic)).count();
-    let product = d.iter().filter_map(|x| x.as_static()).product();
+    let product = d.iter().filter_map(|x| x.as_static()).try_fold(1u64, u64::checked_mul);
     (dynamic, product)
 }
 
@@ -15,7 +17,7 @@ fn reshape(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     let shape = dims_from_attr(&a.ints("shape")?)?;
     let (din, pin) = split_static(&x.shape);
     let (dout, pout) = split_static(&shape);
-    if din != dout || pin != pout {
+    if din != dout || pin != pout || pin.is_none() {
         return Err(format!("cannot reshape [{}] into [{}]: element counts differ", dims_str(&x.shape), dims_str(&shape)));
     }
     one(TensorType::new(shape, x.dtype))
@@ -104,7 +106,8 @@ fn concat(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
                 return Err(format!("operands differ outside axis {ax}: {first} and {t}"));
             }
         }
-        total += t.shape[ax].as_static().ok_or("cannot concatenate along the batch dim ?")?;
+        let size = t.shape[ax].as_static().ok_or("cannot concatenate along the batch dim ?")?;
+        total = total.checked_add(size).ok_or("the concatenated size overflows 64 bits")?;
     }
     let mut shape = first.shape.clone();
     shape[ax] = Dim::Static(total);
@@ -133,7 +136,7 @@ fn slice(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
         return Err(format!("slice [{start}:{end}:{step}] is out of range for axis {ax} of size {size}"));
     }
     let mut shape = x.shape.clone();
-    shape[ax] = Dim::Static(((end - start + step - 1) / step) as u64);
+    shape[ax] = Dim::Static(((end - start) as u64).div_ceil(step as u64));
     one(TensorType::new(shape, x.dtype))
 }
 

@@ -25,7 +25,7 @@ fn pool(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     let k = positive("kernel", &a.ints("kernel")?, 2)?;
     let s = positive("stride", &a.ints("stride")?, 2)?;
     let p = non_negative("padding", &a.ints("padding")?, 2)?;
-    if p[0] * 2 > k[0] || p[1] * 2 > k[1] {
+    if p[0].saturating_mul(2) > k[0] || p[1].saturating_mul(2) > k[1] {
         return Err(format!("padding {p:?} must be at most half the kernel {k:?}"));
     }
     let oh = window_out(x.shape[2], k[0], s[0], p[0], 1)?;

@@ -115,15 +115,23 @@ pub fn non_negative(name: &str, v: &[i64], n: usize) -> Result<Vec<u64>, String>
 
 /// Output size of a sliding window: `(size + 2·pad − dilation·(k−1) − 1) / stride + 1`.
 /// A `?` input gives a `?` output; a window larger than the padded input is an error.
+/// The arithmetic is checked: sizes come from parsed text, which may hold anything.
 pub fn window_out(size: Dim, k: u64, stride: u64, pad: u64, dilation: u64) -> Result<Dim, String> {
+    if k == 0 || stride == 0 {
+        return Err(format!("window size {k} and stride {stride} must be positive"));
+    }
     match size {
         Dim::Dynamic => Ok(Dim::Dynamic),
         Dim::Static(n) => {
-            let span = dilation * (k - 1) + 1;
-            if n + 2 * pad < span {
+            let span = dilation.checked_mul(k - 1).and_then(|s| s.checked_add(1));
+            let padded = pad.checked_mul(2).and_then(|p| p.checked_add(n));
+            let (Some(span), Some(padded)) = (span, padded) else {
+                return Err(format!("window {k} with dilation {dilation} and padding {pad} overflows 64 bits"));
+            };
+            if padded < span {
                 return Err(format!("window of {span} does not fit input size {n} with padding {pad}"));
             }
-            Ok(Dim::Static((n + 2 * pad - span) / stride + 1))
+            Ok(Dim::Static((padded - span) / stride + 1))
         }
     }
 }
