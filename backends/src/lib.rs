@@ -1,1 +1,12 @@
-//! placeholder during bring-up
+//! dlc's backends. For now, the reference interpreter: the oracle that every
+//! compiled backend (Cranelift JIT, C, CUDA) and every pass is tested against,
+//! plus the run-time [`Tensor`] they all exchange and parameter initialization.
+#![deny(missing_docs)]
+
+pub mod init;
+pub mod interp;
+pub mod tensor;
+
+pub use init::init_params;
+pub use interp::{InterpError, eval_op, run};
+pub use tensor::{Tensor, TensorError};

@@ -1,0 +1,71 @@
+//! Pooling windows over `[N, C, H, W]`, as PyTorch's `max_pool2d` and
+//! `avg_pool2d` with `ceil_mode = False`.
+//!
+//! Max-pooling pads with -inf (padding never wins) and propagates NaN, as
+//! PyTorch's CPU kernel does. Average-pooling counts the padding zeros
+//! (`count_include_pad = True`): every window, padded or not, divides by
+//! `kh * kw`. With `ceil_mode = False` a window never reaches past the padded
+//! input, so PyTorch's divisor is that same constant.
+
+use super::contraction::Window2d;
+use super::error::InterpError;
+use super::scalar::{Real, sum_f64};
+use crate::tensor::Tensor;
+use ndarray::{ArrayD, Ix4, IxDyn};
+
+/// Which pooling.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// Maximum of the window.
+    Max,
+    /// Mean of the window, padding counted as zeros.
+    Avg,
+}
+
+fn pool_real<T: Real>(op: &str, x: &ArrayD<T>, pool: Pool, win: Window2d) -> Result<ArrayD<T>, InterpError> {
+    let Ok(x) = x.view().into_dimensionality::<Ix4>() else {
+        return Err(InterpError::malformed(op, format!("needs [N, C, H, W], got {:?}", x.shape())));
+    };
+    let (n, c, h, w) = x.dim();
+    let [kh, kw] = win.kernel;
+    let (Some(oh), Some(ow)) = (win.out_size(0, h), win.out_size(1, w)) else {
+        return Err(InterpError::malformed(op, format!("a {kh}x{kw} window does not fit the {h}x{w} input")));
+    };
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    let mut window = Vec::with_capacity(kh * kw);
+    for img in 0..n {
+        for ch in 0..c {
+            for oi in 0..oh {
+                for oj in 0..ow {
+                    window.clear();
+                    for ki in 0..kh {
+                        for kj in 0..kw {
+                            let (ii, jj) = (win.source(0, oi, ki, h), win.source(1, oj, kj, w));
+                            window.push(match (ii, jj) {
+                                (Some(i), Some(j)) => Some(x[[img, ch, i, j]]),
+                                _ => None,
+                            });
+                        }
+                    }
+                    out.push(match pool {
+                        Pool::Max => window.iter().fold(T::NEG_INFINITY, |m, v| m.nan_max(v.unwrap_or(T::NEG_INFINITY))),
+                        Pool::Avg => {
+                            let sum = sum_f64(window.iter().map(|v| v.map_or(0.0, |t| t.to_f64())));
+                            T::of(sum / (kh * kw) as f64)
+                        }
+                    });
+                }
+            }
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&[n, c, oh, ow]), out).expect("N*C*OH*OW elements"))
+}
+
+/// `dl.max_pool2d` and `dl.avg_pool2d` (the window's dilation is 1).
+pub fn pool2d(op: &str, x: &Tensor, pool: Pool, win: Window2d) -> Result<Tensor, InterpError> {
+    match x {
+        Tensor::F32(a) => Ok(Tensor::F32(pool_real(op, a, pool, win)?)),
+        Tensor::F64(a) => Ok(Tensor::F64(pool_real(op, a, pool, win)?)),
+        _ => Err(InterpError::unsupported(op, format!("needs a float tensor, got {}", x.describe()))),
+    }
+}
