@@ -69,16 +69,21 @@ fn static_shape(ty: &TensorType) -> Vec<usize> {
 /// others (see the module docs). Draws are made in f64 and converted to the
 /// parameter's dtype as `dl.cast` converts.
 pub fn init_params(sig: &Signature, seed: u64) -> Vec<(String, Tensor)> {
-    sig.params()
-        .map(|(arg, init)| {
-            let shape = static_shape(&arg.ty);
-            let n = shape.iter().product();
-            let values = draw(init, n, &mut stream(seed, &arg.name));
-            let t = Tensor::from_f64_values(&shape, &values, arg.ty.dtype)
-                .unwrap_or_else(|_| Tensor::zeros(&shape, arg.ty.dtype));
-            (arg.name.clone(), t)
-        })
-        .collect()
+    sig.params().map(|(arg, init)| (arg.name.clone(), init_tensor(&arg.name, &arg.ty, init, seed))).collect()
+}
+
+/// Initial values of the optimizer state of `sig` (zeros or constants, by its
+/// `dl.init`), in argument order.
+pub fn init_state(sig: &Signature, seed: u64) -> Vec<(String, Tensor)> {
+    sig.state().map(|(arg, init)| (arg.name.clone(), init_tensor(&arg.name, &arg.ty, init, seed))).collect()
+}
+
+/// One tensor drawn from `init`, from the stream of `name` under `seed`.
+pub fn init_tensor(name: &str, ty: &TensorType, init: &Init, seed: u64) -> Tensor {
+    let shape = static_shape(ty);
+    let n = shape.iter().product();
+    let values = draw(init, n, &mut stream(seed, name));
+    Tensor::from_f64_values(&shape, &values, ty.dtype).unwrap_or_else(|_| Tensor::zeros(&shape, ty.dtype))
 }
 
 #[cfg(test)]

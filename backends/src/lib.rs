@@ -7,6 +7,6 @@ pub mod init;
 pub mod interp;
 pub mod tensor;
 
-pub use init::init_params;
+pub use init::{init_params, init_state, init_tensor};
 pub use interp::{InterpError, eval_op, run};
 pub use tensor::{Tensor, TensorError};

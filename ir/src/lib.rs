@@ -9,6 +9,7 @@
 
 pub mod attr;
 pub mod builder;
+pub mod inline;
 pub mod module;
 pub mod parse;
 pub mod print;

@@ -4,8 +4,8 @@
 //! `dlc run` works on a `.mlir` file as well as on a `.dl` model.
 //!
 //! Conventions, written by the frontend and read here:
-//! - each argument has `dl.role = "input"` or `dl.role = "param"`;
-//! - a parameter has `dl.init = {kind = "uniform", low = …, high = …}` (see [`Init`]);
+//! - each argument has `dl.role = "input"`, `"param"` or `"state"` (optimizer state);
+//! - a parameter or state has `dl.init = {kind = "uniform", low = …, high = …}` (see [`Init`]);
 //! - the function has `dl.outputs = ["logits", …]`, one name per result.
 
 use crate::attr::{Attr, Attrs};
@@ -90,6 +90,8 @@ pub enum Role {
     Input,
     /// A trainable parameter with its initializer.
     Param(Init),
+    /// Optimizer state carried between training steps, with its initial value.
+    State(Init),
 }
 
 /// One function argument.
@@ -129,11 +131,12 @@ impl Signature {
             let attrs = f.arg_attrs(i).unwrap_or(&empty);
             let role = match attrs.get("dl.role").map(|a| a.as_str()) {
                 None | Some(Some("input")) => Role::Input,
-                Some(Some("param")) => {
-                    let init = attrs.get("dl.init").ok_or_else(|| format!("parameter %{name} has no dl.init"))?;
-                    Role::Param(Init::from_attr(init).map_err(|e| format!("parameter %{name}: {e}"))?)
+                Some(Some(role @ ("param" | "state"))) => {
+                    let init = attrs.get("dl.init").ok_or_else(|| format!("{role} %{name} has no dl.init"))?;
+                    let init = Init::from_attr(init).map_err(|e| format!("{role} %{name}: {e}"))?;
+                    if role == "param" { Role::Param(init) } else { Role::State(init) }
                 }
-                Some(_) => return Err(format!("argument %{name}: dl.role must be \"input\" or \"param\"")),
+                Some(_) => return Err(format!("argument %{name}: dl.role must be \"input\", \"param\" or \"state\"")),
             };
             args.push(Arg { name, ty, role });
         }
@@ -161,7 +164,15 @@ impl Signature {
     pub fn params(&self) -> impl Iterator<Item = (&Arg, &Init)> {
         self.args.iter().filter_map(|a| match &a.role {
             Role::Param(i) => Some((a, i)),
-            Role::Input => None,
+            Role::Input | Role::State(_) => None,
+        })
+    }
+
+    /// The optimizer-state arguments with their initial values.
+    pub fn state(&self) -> impl Iterator<Item = (&Arg, &Init)> {
+        self.args.iter().filter_map(|a| match &a.role {
+            Role::State(i) => Some((a, i)),
+            Role::Input | Role::Param(_) => None,
         })
     }
 }
@@ -170,6 +181,14 @@ impl Signature {
 pub fn param_attrs(init: &Init) -> Attrs {
     let mut a = Attrs::new();
     a.insert("dl.role".into(), Attr::Str("param".into()));
+    a.insert("dl.init".into(), init.to_attr());
+    a
+}
+
+/// The `dl.role`/`dl.init` attributes of an optimizer-state argument.
+pub fn state_attrs(init: &Init) -> Attrs {
+    let mut a = Attrs::new();
+    a.insert("dl.role".into(), Attr::Str("state".into()));
     a.insert("dl.init".into(), init.to_attr());
     a
 }
