@@ -132,8 +132,9 @@ impl Signature {
             let role = match attrs.get("dl.role").map(|a| a.as_str()) {
                 None | Some(Some("input")) => Role::Input,
                 Some(Some(role @ ("param" | "state"))) => {
-                    let init = attrs.get("dl.init").ok_or_else(|| format!("{role} %{name} has no dl.init"))?;
-                    let init = Init::from_attr(init).map_err(|e| format!("{role} %{name}: {e}"))?;
+                    let what = if role == "param" { "parameter" } else { "optimizer state" };
+                    let init = attrs.get("dl.init").ok_or_else(|| format!("{what} %{name} has no dl.init"))?;
+                    let init = Init::from_attr(init).map_err(|e| format!("{what} %{name}: {e}"))?;
                     if role == "param" { Role::Param(init) } else { Role::State(init) }
                 }
                 Some(_) => return Err(format!("argument %{name}: dl.role must be \"input\", \"param\" or \"state\"")),

@@ -206,8 +206,9 @@ fn signature_conventions_are_checked() {
     let sig = |arg_attrs: &str, fn_attrs: &str| {
         errors_of(&format!("func.func @f(%x: tensor<4xf32> {arg_attrs}) -> tensor<4xf32> {fn_attrs} {{\n  return %x : tensor<4xf32>\n}}"))
     };
-    assert_eq!(sig(r#"{dl.role = "weird"}"#, ""), [r#"in @f: argument %x: dl.role must be "input" or "param""#]);
+    assert_eq!(sig(r#"{dl.role = "weird"}"#, ""), [r#"in @f: argument %x: dl.role must be "input", "param" or "state""#]);
     assert_eq!(sig(r#"{dl.role = "param"}"#, ""), ["in @f: parameter %x has no dl.init"]);
+    assert_eq!(sig(r#"{dl.role = "state"}"#, ""), ["in @f: optimizer state %x has no dl.init"]);
     assert_eq!(sig("", r#"attributes {dl.outputs = ["a", "b"]}"#), ["in @f: dl.outputs names 2 results, the function returns 1"]);
     assert!(sig(r#"{dl.init = {kind = "zeros"}, dl.role = "param"}"#, r#"attributes {dl.outputs = ["y"]}"#).is_empty());
     assert_eq!(

@@ -14,6 +14,7 @@ mod movement;
 mod nn;
 mod reduce;
 pub mod shape;
+pub mod vjp;
 
 use crate::attr::{Attr, Attrs, DenseAttr};
 use crate::types::{DType, Type};
@@ -150,12 +151,12 @@ pub struct AttrSpec {
     pub doc: &'static str,
 }
 
-/// Whether reverse-mode autodiff can pass through an op. The training work
-/// replaces `Yes` by the op's VJP rule, kept here beside its shape rule.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// Whether reverse-mode autodiff can pass through an op, and how: the op's
+/// VJP rule, kept beside its shape rule (see [`vjp`]).
+#[derive(Copy, Clone, Debug)]
 pub enum Grad {
-    /// Differentiable in its float operands.
-    Yes,
+    /// Differentiable in its float operands, by this rule.
+    Vjp(vjp::VjpFn),
     /// Not differentiable (integer or boolean results, or a terminator).
     No,
 }
@@ -180,7 +181,7 @@ pub struct OpDef {
     pub attrs: &'static [AttrSpec],
     /// Its shape and dtype rule.
     pub infer: InferFn,
-    /// Its differentiability.
+    /// Its differentiability and VJP rule.
     pub grad: Grad,
     /// `f(a, b) == f(b, a)`.
     pub commutative: bool,
@@ -346,7 +347,7 @@ impl OpKind {
 
     /// True when autodiff can pass through the op.
     pub fn is_differentiable(self) -> bool {
-        self.def().grad == Grad::Yes
+        matches!(self.def().grad, Grad::Vjp(_))
     }
 
     /// Checks operand count and attributes (unknown names, kinds, missing

@@ -1,8 +1,25 @@
 //! Movement ops: they rearrange, copy or index elements; no arithmetic.
+//!
+//! Their gradients move the cotangent back: the inverse reshape or
+//! permutation, a sum over broadcast dims, slices for concat, zero padding
+//! for slice, and a scatter-add for gather (one-hot rows times the cotangent).
 
 use super::shape::{axis, broadcast, dims_from_attr, dims_str, int_tensor, one, same_dtype, tensor};
-use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef};
+use super::vjp::{self, VjpArgs, binary as bin, tensor_type, unary_rule, unbroadcast};
+use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef, OpKind};
+use crate::builder::{BuildError, Builder};
+use crate::module::ValueId;
 use crate::types::{DType, Dim, TensorType, Type};
+
+/// The result of a VJP rule.
+type Grads = Result<Vec<Option<ValueId>>, BuildError>;
+
+fn reshape_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    unary_rule(b, a, |b, a| {
+        let t = tensor_type(b, a.x(0))?;
+        vjp::reshape(b, a.grad, &t.shape)
+    })
+}
 
 /// The number of `?` dims and the product of the static ones (`None` when it
 /// overflows: shapes come from parsed text and must not panic the verifier).
@@ -32,7 +49,7 @@ pub const RESHAPE: OpDef = OpDef {
     operands: Arity::Exact(1),
     attrs: &[AttrSpec { name: "shape", kind: AttrKind::Ints, default: Default::Required, doc: "the new dims; -1 is ?" }],
     infer: reshape,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(reshape_vjp),
     commutative: false,
 };
 
@@ -55,6 +72,18 @@ fn transpose(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     one(TensorType::new(shape, x.dtype))
 }
 
+/// Transposes back by the inverse permutation.
+fn transpose_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    unary_rule(b, a, |b, a| {
+        let perm = a.view(OpKind::Transpose).ints("perm").map_err(|m| vjp::error(OpKind::Transpose, m))?;
+        let mut inverse = vec![0; perm.len()];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p as usize] = i;
+        }
+        vjp::transpose(b, a.grad, &inverse)
+    })
+}
+
 /// `dl.transpose`.
 pub const TRANSPOSE: OpDef = OpDef {
     name: "dl.transpose",
@@ -64,7 +93,7 @@ pub const TRANSPOSE: OpDef = OpDef {
     operands: Arity::Exact(1),
     attrs: &[AttrSpec { name: "perm", kind: AttrKind::Ints, default: Default::Required, doc: "a permutation of 0..rank" }],
     infer: transpose,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(transpose_vjp),
     commutative: false,
 };
 
@@ -78,6 +107,13 @@ fn broadcast_to(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     one(TensorType::new(shape, x.dtype))
 }
 
+fn broadcast_to_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    unary_rule(b, a, |b, a| {
+        let t = tensor_type(b, a.x(0))?;
+        unbroadcast(b, a.grad, &t)
+    })
+}
+
 /// `dl.broadcast_to`.
 pub const BROADCAST_TO: OpDef = OpDef {
     name: "dl.broadcast_to",
@@ -87,7 +123,7 @@ pub const BROADCAST_TO: OpDef = OpDef {
     operands: Arity::Exact(1),
     attrs: &[AttrSpec { name: "shape", kind: AttrKind::Ints, default: Default::Required, doc: "the target dims; -1 is ?" }],
     infer: broadcast_to,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(broadcast_to_vjp),
     commutative: false,
 };
 
@@ -114,6 +150,23 @@ fn concat(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     one(TensorType::new(shape, d))
 }
 
+/// Each operand gets its own stretch of the cotangent along the axis.
+fn concat_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    if !vjp::is_float(b, a.y()) {
+        return Ok(vec![None; a.operands.len()]);
+    }
+    let rank = tensor_type(b, a.y())?.rank();
+    let ax = a.view(OpKind::Concat).int("axis").and_then(|x| axis(x, rank)).map_err(|m| vjp::error(OpKind::Concat, m))?;
+    let mut start = 0;
+    let mut out = Vec::with_capacity(a.operands.len());
+    for &x in a.operands {
+        let n = vjp::static_dim(b, x, ax)?;
+        out.push(Some(if a.operands.len() == 1 { a.grad } else { vjp::slice(b, a.grad, ax, start, start + n, 1)? }));
+        start += n;
+    }
+    Ok(out)
+}
+
 /// `dl.concat`.
 pub const CONCAT: OpDef = OpDef {
     name: "dl.concat",
@@ -123,7 +176,7 @@ pub const CONCAT: OpDef = OpDef {
     operands: Arity::AtLeast(1),
     attrs: &[AttrSpec { name: "axis", kind: AttrKind::Int, default: Default::Required, doc: "the axis to join along" }],
     infer: concat,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(concat_vjp),
     commutative: false,
 };
 
@@ -140,6 +193,22 @@ fn slice(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     one(TensorType::new(shape, x.dtype))
 }
 
+/// Puts the cotangent back at `start, start+step, …`, zeros elsewhere: spread
+/// by the step, then padded to the operand's size.
+fn slice_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    unary_rule(b, a, |b, a| {
+        let view = a.view(OpKind::Slice);
+        let t = tensor_type(b, a.x(0))?;
+        let get = |name: &str| view.int(name).map_err(|m| vjp::error(OpKind::Slice, m));
+        let ax = axis(get("axis")?, t.rank()).map_err(|m| vjp::error(OpKind::Slice, m))?;
+        let (start, step) = (get("start")?, get("step")?);
+        let size = vjp::static_dim(b, a.x(0), ax)? as i64;
+        let n = vjp::static_dim(b, a.grad, ax)? as i64;
+        let spread = vjp::dilate_axis(b, a.grad, ax, step as u64)?;
+        vjp::pad_axis(b, spread, ax, start, size - start - n * step, 0.0)
+    })
+}
+
 /// `dl.slice`.
 pub const SLICE: OpDef = OpDef {
     name: "dl.slice",
@@ -154,7 +223,7 @@ pub const SLICE: OpDef = OpDef {
         AttrSpec { name: "step", kind: AttrKind::Int, default: Default::Int(1), doc: "stride, >= 1" },
     ],
     infer: slice,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(slice_vjp),
     commutative: false,
 };
 
@@ -171,6 +240,51 @@ fn gather(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     one(TensorType::new(shape, table.dtype))
 }
 
+/// Scatter-add of the cotangent into the table: row `v` of the gradient is
+/// the sum of the cotangent rows whose index is `v`, i.e. `one_hot(idx)ᵀ · g`.
+///
+/// For the embedding case (axis 0, static row shape) that is one matmul over
+/// the flattened indices — batched over `?` and then summed when the indices
+/// carry the batch dim, since `?` cannot be merged into a static dim. Other
+/// axes use the broadcast form: one-hot `[.., I, V, ..]` times the cotangent,
+/// summed over the index dims, which handles any placement of `?`.
+fn gather_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    let (table, idx) = (a.x(0), a.x(1));
+    if !vjp::is_float(b, table) {
+        return Ok(vec![None, None]);
+    }
+    let (tt, it) = (tensor_type(b, table)?, tensor_type(b, idx)?);
+    let ax = a.view(OpKind::Gather).int("axis").and_then(|x| axis(x, tt.rank())).map_err(|m| vjp::error(OpKind::Gather, m))?;
+    let v = vjp::static_dim(b, table, ax)?;
+    let hot = b.op(OpKind::OneHot, &[idx], crate::attrs! {"num_classes" => v as i64, "dtype" => tt.dtype})?;
+    let rest = &tt.shape[ax + 1..];
+    let row = rest.iter().try_fold(1u64, |n, d| d.as_static().map(|d| n * d));
+    let dynamic = it.shape.iter().filter(|d| **d == Dim::Dynamic).count();
+    let m = Dim::Static(it.shape.iter().filter_map(|d| d.as_static()).product());
+    let grad = match row {
+        Some(r) if ax == 0 && dynamic <= 1 => {
+            let r = Dim::Static(r);
+            let lead: &[Dim] = if dynamic == 1 { &[Dim::Dynamic] } else { &[] };
+            let hot = vjp::reshape(b, hot, &[lead, &[m, Dim::Static(v)]].concat())?;
+            let g = vjp::reshape(b, a.grad, &[lead, &[m, r]].concat())?;
+            let mut attrs = crate::Attrs::new();
+            attrs.insert("transpose_a".into(), crate::Attr::Bool(true));
+            let per = b.op(OpKind::Matmul, &[hot, g], attrs)?;
+            vjp::reduce_sum(b, per, &(0..lead.len()).collect::<Vec<_>>(), false)?
+        }
+        _ => {
+            let k = it.rank();
+            let ones = |n: usize| vec![Dim::Static(1); n];
+            let hot = vjp::reshape(b, hot, &[ones(ax), it.shape.clone(), vec![Dim::Static(v)], ones(rest.len())].concat())?;
+            let gt = tensor_type(b, a.grad)?;
+            let g = vjp::reshape(b, a.grad, &[&gt.shape[..ax + k], &[Dim::Static(1)], &gt.shape[ax + k..]].concat())?;
+            let prod = bin(b, OpKind::Mul, hot, g)?;
+            vjp::reduce_sum(b, prod, &(ax..ax + k).collect::<Vec<_>>(), false)?
+        }
+    };
+    Ok(vec![Some(vjp::reshape(b, grad, &tt.shape)?), None])
+}
+
 /// `dl.gather`.
 pub const GATHER: OpDef = OpDef {
     name: "dl.gather",
@@ -180,7 +294,7 @@ pub const GATHER: OpDef = OpDef {
     operands: Arity::Exact(2),
     attrs: &[AttrSpec { name: "axis", kind: AttrKind::Int, default: Default::Int(0), doc: "the table axis the indices select along" }],
     infer: gather,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(gather_vjp),
     commutative: false,
 };
 

@@ -6,10 +6,31 @@
 //! emit as one kernel and what gives cross-entropy its simple gradient
 //! `softmax(x) - onehot`. The composite form would leave every backend to
 //! rediscover the pattern.
+//!
+//! Pooling gradients are written with registry ops as sums over the kernel
+//! taps: each tap's share of the cotangent is put back where the tap read
+//! ([`place_tap`]: spread by the stride, shifted by the tap offset). Taps are
+//! placed along W first, then the K_h row sums along H, so a k×k window
+//! costs 2k placements rather than k².
 
 use super::shape::{axis, float_tensor, non_negative, one, positive, window_out};
-use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef};
-use crate::types::{TensorType, Type};
+use super::vjp::{self, VjpArgs, WindowAxis, accumulate, binary as bin, cmp, place_tap, scalar_like, select, tensor_type};
+use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef, OpKind};
+use crate::builder::{BuildError, Builder};
+use crate::module::ValueId;
+use crate::types::{DType, Dim, TensorType, Type};
+
+/// The result of a VJP rule.
+type Grads = Result<Vec<Option<ValueId>>, BuildError>;
+
+/// The window geometry of a pooling op.
+fn pool_axes(b: &Builder<'_>, a: &VjpArgs<'_>, kind: OpKind) -> Result<[WindowAxis; 2], BuildError> {
+    let view = a.view(kind);
+    let k = view.ints("kernel").map_err(|m| vjp::error(kind, m))?;
+    let t = tensor_type(b, a.x(0))?;
+    let [kh, kw] = [0, 1].map(|i| Dim::from_attr_int(k[i]).unwrap_or(Dim::Static(1)));
+    WindowAxis::both(kind, &view, &t, [kh, kw])
+}
 
 const POOL_ATTRS: &[AttrSpec] = &[
     AttrSpec { name: "kernel", kind: AttrKind::Ints, default: Default::Required, doc: "window size [kh, kw]" },
@@ -33,6 +54,65 @@ fn pool(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     one(TensorType::new(vec![x.shape[0], x.shape[1], oh, ow], x.dtype))
 }
 
+/// The cotangent of each window goes to its maximum; on a tie, to the first
+/// maximum in row-major window order, as PyTorch's max_pool2d (which routes
+/// to its saved argmax). Taps read the input padded with -inf, so padding
+/// never wins. `taken` marks windows whose maximum an earlier tap already had.
+fn max_pool2d_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    let axes = pool_axes(b, a, OpKind::MaxPool2d)?;
+    let (x, y, g) = (a.x(0), a.y(), a.grad);
+    let xp = vjp::pad_spatial(b, x, &axes, f64::NEG_INFINITY)?;
+    let zero = scalar_like(b, 0.0, g)?;
+    let (no, yes) = (b.scalar(0.0, DType::I1), b.scalar(1.0, DType::I1));
+    let [kh, kw] = [axes[0].kernel, axes[1].kernel];
+    let mut taken: Option<ValueId> = None;
+    let mut dx = None;
+    for i in 0..kh {
+        let mut row = None;
+        for j in 0..kw {
+            let tap = vjp::window_taps(b, xp, &axes, i, j)?;
+            let hit = cmp(b, "eq", tap, y)?;
+            let first = match taken {
+                None => hit,
+                Some(t) => select(b, t, no, hit)?,
+            };
+            if (i, j) != (kh - 1, kw - 1) {
+                taken = Some(match taken {
+                    None => hit,
+                    Some(t) => select(b, hit, yes, t)?,
+                });
+            }
+            let share = select(b, first, g, zero)?;
+            let placed = place_tap(b, share, 3, axes[1], j)?;
+            row = Some(accumulate(b, row, placed)?);
+        }
+        let placed = place_tap(b, row.expect("kernel width >= 1"), 2, axes[0], i)?;
+        dx = Some(accumulate(b, dx, placed)?);
+    }
+    Ok(vec![dx])
+}
+
+/// Every tap gets `g / (kh·kw)` (padding counts in the divisor, as the
+/// forward's count_include_pad); the W-placed row is the same for every `i`.
+fn avg_pool2d_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    let axes = pool_axes(b, a, OpKind::AvgPool2d)?;
+    let [kh, kw] = [axes[0].kernel, axes[1].kernel];
+    let k = scalar_like(b, 1.0 / (kh * kw) as f64, a.grad)?;
+    let share = bin(b, OpKind::Mul, a.grad, k)?;
+    let mut row = None;
+    for j in 0..kw {
+        let placed = place_tap(b, share, 3, axes[1], j)?;
+        row = Some(accumulate(b, row, placed)?);
+    }
+    let row = row.expect("kernel width >= 1");
+    let mut dx = None;
+    for i in 0..kh {
+        let placed = place_tap(b, row, 2, axes[0], i)?;
+        dx = Some(accumulate(b, dx, placed)?);
+    }
+    Ok(vec![dx])
+}
+
 /// `dl.max_pool2d`.
 pub const MAX_POOL2D: OpDef = OpDef {
     name: "dl.max_pool2d",
@@ -42,7 +122,7 @@ pub const MAX_POOL2D: OpDef = OpDef {
     operands: Arity::Exact(1),
     attrs: POOL_ATTRS,
     infer: pool,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(max_pool2d_vjp),
     commutative: false,
 };
 
@@ -55,7 +135,7 @@ pub const AVG_POOL2D: OpDef = OpDef {
     operands: Arity::Exact(1),
     attrs: POOL_ATTRS,
     infer: pool,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(avg_pool2d_vjp),
     commutative: false,
 };
 
@@ -67,6 +147,22 @@ fn normalize(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
 
 const AXIS: &[AttrSpec] = &[AttrSpec { name: "axis", kind: AttrKind::Int, default: Default::Required, doc: "the axis to normalize over" }];
 
+/// The normalized axis of a softmax or log_softmax.
+fn norm_axis(b: &Builder<'_>, a: &VjpArgs<'_>, kind: OpKind) -> Result<usize, BuildError> {
+    let rank = tensor_type(b, a.x(0))?.rank();
+    let ax = a.view(kind).int("axis").map_err(|m| vjp::error(kind, m))?;
+    axis(ax, rank).map_err(|m| vjp::error(kind, m))
+}
+
+/// `y · (g - Σ g·y)`, the sum along the axis.
+fn softmax_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    let ax = norm_axis(b, a, OpKind::Softmax)?;
+    let gy = bin(b, OpKind::Mul, a.grad, a.y())?;
+    let s = vjp::reduce_sum(b, gy, &[ax], true)?;
+    let d = bin(b, OpKind::Sub, a.grad, s)?;
+    Ok(vec![Some(bin(b, OpKind::Mul, a.y(), d)?)])
+}
+
 /// `dl.softmax`.
 pub const SOFTMAX: OpDef = OpDef {
     name: "dl.softmax",
@@ -76,9 +172,18 @@ pub const SOFTMAX: OpDef = OpDef {
     operands: Arity::Exact(1),
     attrs: AXIS,
     infer: normalize,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(softmax_vjp),
     commutative: false,
 };
+
+/// `g - softmax(x) · Σ g`, with softmax(x) = exp(y) from the forward result.
+fn log_softmax_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    let ax = norm_axis(b, a, OpKind::LogSoftmax)?;
+    let p = vjp::unary(b, OpKind::Exp, a.y())?;
+    let s = vjp::reduce_sum(b, a.grad, &[ax], true)?;
+    let ps = bin(b, OpKind::Mul, p, s)?;
+    Ok(vec![Some(bin(b, OpKind::Sub, a.grad, ps)?)])
+}
 
 /// `dl.log_softmax`.
 pub const LOG_SOFTMAX: OpDef = OpDef {
@@ -89,6 +194,6 @@ pub const LOG_SOFTMAX: OpDef = OpDef {
     operands: Arity::Exact(1),
     attrs: AXIS,
     infer: normalize,
-    grad: Grad::Yes,
+    grad: Grad::Vjp(log_softmax_vjp),
     commutative: false,
 };
