@@ -33,8 +33,10 @@ pub struct TrainProgram {
     /// The number of classes when the loss classifies (cross-entropy: the logits'
     /// last dim; binary losses: 2); `None` for regression. Labels are checked against it.
     pub classes: Option<u64>,
-    /// The label argument's type.
-    pub label: TensorType,
+    /// The label argument's name and type.
+    pub label: (String, TensorType),
+    /// The input fed with data features (every input but the label).
+    pub features: Vec<String>,
 }
 
 /// Why a train step could not be built.
@@ -66,23 +68,40 @@ fn label_type(kind: LossKind, pred: &TensorType) -> Result<TensorType, TrainStep
     }
 }
 
-/// Builds `@loss`: forward, then the loss of output `output` against a new
-/// `label` argument, and for classification the number of correct predictions.
-fn loss_function(forward: &Function, sig: &Signature, output: usize, spec: &LossSpec) -> Result<(Function, TensorType, Option<u64>), TrainStepError> {
+/// Builds `@loss`: forward, then the loss of output `output` against the label
+/// — the model input named `label_input`, or else a new `label` argument — and
+/// for classification the number of correct predictions.
+fn loss_function(
+    forward: &Function,
+    sig: &Signature,
+    output: usize,
+    label_input: Option<&str>,
+    spec: &LossSpec,
+) -> Result<(Function, (String, TensorType), Option<u64>), TrainStepError> {
     let pred_ty = sig.outputs[output].1.as_tensor().ok_or_else(|| e("the loss output must be a tensor"))?.clone();
     if !pred_ty.dtype.is_float() {
         return Err(e(format!("the loss needs a float output, '{}' is {pred_ty}", sig.outputs[output].0)));
     }
-    let label_ty = label_type(spec.kind, &pred_ty)?;
     let mut f = Function::new("loss");
     let mut args = Vec::new();
     let mut label = None;
+    let (label_name, label_ty) = match label_input {
+        Some(n) => {
+            let a = sig.inputs().find(|a| a.name == n).ok_or_else(|| e(format!("the label '{n}' is not a model input")))?;
+            (n.to_string(), a.ty.clone())
+        }
+        None => ("label".to_string(), label_type(spec.kind, &pred_ty)?),
+    };
     for (i, a) in sig.args.iter().enumerate() {
         let attrs = forward.arg_attrs(i).cloned().unwrap_or_default();
-        if label.is_none() && !matches!(a.role, Role::Input) {
+        if label_input.is_none() && label.is_none() && !matches!(a.role, Role::Input) {
             label = Some(f.add_arg(label_ty.clone().into(), Some("label"), input_attrs()));
         }
-        args.push(f.add_arg(a.ty.clone().into(), Some(&a.name), attrs));
+        let v = f.add_arg(a.ty.clone().into(), Some(&a.name), attrs);
+        if label_input == Some(a.name.as_str()) {
+            label = Some(v);
+        }
+        args.push(v);
     }
     let label = match label {
         Some(l) => l,
@@ -115,7 +134,7 @@ fn loss_function(forward: &Function, sig: &Signature, output: usize, spec: &Loss
     b.ret(&results);
     let names: Vec<&str> = if correct.is_some() { vec!["loss", "correct"] } else { vec!["loss"] };
     set_output_names(&mut f, &names);
-    Ok((f, label_ty, classes))
+    Ok((f, (label_name, label_ty), classes))
 }
 
 /// `reduce_sum(cast(a == b))` over all axes, in `dtype`.
@@ -127,14 +146,16 @@ fn count_equal(b: &mut Builder, x: ValueId, y: ValueId, dtype: DType) -> Result<
     Ok(b.name(s, "correct"))
 }
 
-/// Builds the training program for `forward`, training output `output` (by name).
-pub fn build(forward: &Function, output: &str, spec: &LossSpec, opt: &Optimizer) -> Result<TrainProgram, TrainStepError> {
+/// Builds the training program for `forward`, training output `output` (by
+/// name) against the model input `label_input`, or a new `label` argument.
+pub fn build(forward: &Function, output: &str, label_input: Option<&str>, spec: &LossSpec, opt: &Optimizer) -> Result<TrainProgram, TrainStepError> {
     let sig = Signature::of(forward).map_err(e)?;
     let out = sig.outputs.iter().position(|(n, _)| n == output).ok_or_else(|| {
         let names: Vec<&str> = sig.outputs.iter().map(|(n, _)| n.as_str()).collect();
         e(format!("the model has no output '{output}' (outputs: {})", names.join(", ")))
     })?;
-    let (mut loss_fn, label_ty, classes) = loss_function(forward, &sig, out, spec)?;
+    let (mut loss_fn, label, classes) = loss_function(forward, &sig, out, label_input, spec)?;
+    let features = sig.inputs().filter(|a| a.name != label.0).map(|a| a.name.clone()).collect();
     let loss_sig = Signature::of(&loss_fn).map_err(e)?;
     let param_idx: Vec<usize> = loss_sig.args.iter().enumerate().filter(|(_, a)| matches!(a.role, Role::Param(_))).map(|(i, _)| i).collect();
     if param_idx.is_empty() {
@@ -195,7 +216,8 @@ pub fn build(forward: &Function, output: &str, spec: &LossSpec, opt: &Optimizer)
         params: params.into_iter().map(|(n, _, _)| n).collect(),
         state: state_names,
         classes,
-        label: label_ty,
+        label,
+        features,
     })
 }
 

@@ -1,0 +1,48 @@
+//! `dlc compile` and `dlc check`.
+
+use clap::{Args, ValueEnum};
+use dlc::{Error, Program, SourceKind};
+use std::path::PathBuf;
+
+/// What `dlc compile` prints.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// The parsed syntax tree of a `.dl` file.
+    Ast,
+    /// The `dl` dialect IR (MLIR generic syntax).
+    Dl,
+}
+
+#[derive(Args)]
+pub struct CompileArgs {
+    /// The model: a `.dl` file, or `.mlir` IR text.
+    file: PathBuf,
+    /// The stage to print.
+    #[arg(long, value_enum, default_value_t = Emit::Dl)]
+    emit: Emit,
+    /// Write the output to this file (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The model: a `.dl` file, or `.mlir` IR text.
+    file: PathBuf,
+}
+
+pub fn compile(a: &CompileArgs) -> Result<(), Error> {
+    if a.emit == Emit::Ast && SourceKind::of_path(&a.file) == SourceKind::Mlir {
+        return Err(Error::Input(format!("{}: --emit ast needs a .dl file; IR text has no syntax tree", a.file.display())));
+    }
+    let program = Program::load(&a.file)?;
+    let text = match a.emit {
+        Emit::Ast => dlc_frontend::dump_ast(&program.compiled.as_ref().expect("a .dl source keeps its AST").ast),
+        Emit::Dl => dlc_ir::print::print_module(&program.module),
+    };
+    super::emit(&text, a.output.as_deref())
+}
+
+pub fn check(a: &CheckArgs) -> Result<(), Error> {
+    Program::load(&a.file).map(|_| ())
+}

@@ -1,0 +1,81 @@
+//! A loaded program: a `.dl` model compiled to IR, or IR text parsed and
+//! verified. Either way the rest of the pipeline sees only the IR module.
+
+use crate::error::Error;
+use dlc_ir::{Function, Module, Signature};
+use std::path::Path;
+
+/// What a source text is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The model language.
+    Dl,
+    /// IR text (`.mlir`).
+    Mlir,
+}
+
+impl SourceKind {
+    /// Picks the kind from a file extension: `.mlir` is IR, anything else `.dl`.
+    pub fn of_path(path: &Path) -> SourceKind {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("mlir") => SourceKind::Mlir,
+            _ => SourceKind::Dl,
+        }
+    }
+}
+
+/// A model ready for the backends.
+#[derive(Debug)]
+pub struct Program {
+    /// Where it came from (for messages).
+    pub name: String,
+    /// The verified `dl` module.
+    pub module: Module,
+    /// The frontend's result (AST, model info, train block), for `.dl` sources.
+    pub compiled: Option<dlc_frontend::Compiled>,
+}
+
+impl Program {
+    /// Reads and compiles a file (`.mlir` as IR text, otherwise `.dl`).
+    pub fn load(path: &Path) -> Result<Program, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        Program::from_source(&path.display().to_string(), &text, SourceKind::of_path(path))
+    }
+
+    /// Compiles source text; `name` labels diagnostics.
+    pub fn from_source(name: &str, text: &str, kind: SourceKind) -> Result<Program, Error> {
+        match kind {
+            SourceKind::Dl => {
+                let compiled = dlc_frontend::compile(name, text).map_err(|d| Error::Diagnostics(Box::new(d)))?;
+                let module = compiled.module.clone();
+                Program::verified(name, module, Some(compiled))
+            }
+            SourceKind::Mlir => {
+                let module = dlc_ir::parse::parse_module(text).map_err(|error| Error::IrParse { path: name.to_string(), error })?;
+                Program::verified(name, module, None)
+            }
+        }
+    }
+
+    fn verified(name: &str, module: Module, compiled: Option<dlc_frontend::Compiled>) -> Result<Program, Error> {
+        dlc_ir::verify::verify_module(&module).map_err(|errors| Error::Verify { path: name.to_string(), errors })?;
+        Ok(Program { name: name.to_string(), module, compiled })
+    }
+
+    /// The model function: `@forward`, or the module's only function.
+    pub fn forward(&self) -> Result<&Function, Error> {
+        if let Some(f) = self.module.function("forward") {
+            return Ok(f);
+        }
+        match self.module.functions.as_slice() {
+            [f] => Ok(f),
+            [] => Err(Error::Input(format!("{}: the module has no function", self.name))),
+            _ => Err(Error::Input(format!("{}: the module has several functions and none is named @forward", self.name))),
+        }
+    }
+
+    /// The model function's inputs, parameters and outputs.
+    pub fn signature(&self) -> Result<Signature, Error> {
+        Signature::of(self.forward()?).map_err(|e| Error::Input(format!("{}: {e}", self.name)))
+    }
+}
