@@ -126,7 +126,7 @@ fn f32_tensor(shape: &[usize], fill: impl Fn(usize) -> f32) -> Tensor {
 fn run_writes_outputs_and_follows_weights_and_seed() {
     let d = temp_dir("run");
     let x = d.join("x.npy");
-    npy::write(&x, &f32_tensor(&[3, 32], |i| (i as f32 * 0.37).sin())).unwrap();
+    npy::write(&x, &f32_tensor(&[3, 10], |i| (i as f32 * 0.37).sin())).unwrap();
     let out = d.join("out");
     let o = dlc(&["run", "examples/fcn.dl", "--input", &format!("x={}", s(&x)), "-o", s(&out), "--seed", "7"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -166,16 +166,16 @@ fn run_writes_outputs_and_follows_weights_and_seed() {
 fn run_rejects_bad_inputs_and_weights_clearly() {
     let d = temp_dir("runbad");
     let good = d.join("x.npy");
-    npy::write(&good, &f32_tensor(&[2, 32], |_| 1.0)).unwrap();
+    npy::write(&good, &f32_tensor(&[2, 10], |_| 1.0)).unwrap();
     let x = format!("x={}", s(&good));
 
     let wrong_shape = d.join("shape.npy");
-    npy::write(&wrong_shape, &f32_tensor(&[2, 31], |_| 1.0)).unwrap();
-    assert_user_error(&dlc(&["run", "examples/fcn.dl", "--input", &format!("x={}", s(&wrong_shape))]), "is f32[2, 31], the model expects f32[?, 32]");
+    npy::write(&wrong_shape, &f32_tensor(&[2, 11], |_| 1.0)).unwrap();
+    assert_user_error(&dlc(&["run", "examples/fcn.dl", "--input", &format!("x={}", s(&wrong_shape))]), "is f32[2, 11], the model expects f32[?, 10]");
 
     let wrong_dtype = d.join("dtype.npy");
-    npy::write(&wrong_dtype, &Tensor::I64(ArrayD::zeros(IxDyn(&[2, 32])))).unwrap();
-    assert_user_error(&dlc(&["run", "examples/fcn.dl", "--input", &format!("x={}", s(&wrong_dtype))]), "is i64[2, 32]");
+    npy::write(&wrong_dtype, &Tensor::I64(ArrayD::zeros(IxDyn(&[2, 10])))).unwrap();
+    assert_user_error(&dlc(&["run", "examples/fcn.dl", "--input", &format!("x={}", s(&wrong_dtype))]), "is i64[2, 10]");
 
     let truncated = d.join("trunc.npy");
     let bytes = std::fs::read(&good).unwrap();

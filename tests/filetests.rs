@@ -107,35 +107,63 @@ fn line_of(src: &str, offset: usize) -> usize {
     src[..offset.min(src.len())].matches('\n').count() + 1
 }
 
+/// FileCheck-style matching: each CHECK searches forward from the end of the
+/// previous match (the rest of the same line included); CHECK-NEXT must match
+/// on the line after the previous match's line; CHECK-NOT must not occur between
+/// the previous match and the next one (or the end).
 fn match_checks(output: &str, checks: &[Expect]) -> Result<(), String> {
     let lines: Vec<&str> = output.lines().collect();
-    let mut pos = 0usize; // next line to search from
-    let mut last: Option<usize> = None;
+    let (mut line, mut col) = (0usize, 0usize);
+    let mut matched_any = false;
     let mut pending_not: Vec<&str> = Vec::new();
+    let region = |from: (usize, usize), to: (usize, usize)| -> String {
+        let mut s = String::new();
+        for i in from.0..=to.0.min(lines.len().saturating_sub(1)) {
+            let l = lines.get(i).copied().unwrap_or("");
+            let a = if i == from.0 { from.1.min(l.len()) } else { 0 };
+            let b = if i == to.0 { to.1.min(l.len()) } else { l.len() };
+            if a <= b {
+                s.push_str(&l[a..b]);
+            }
+            s.push('\n');
+        }
+        s
+    };
     for c in checks {
         match c {
             Expect::CheckNot(t) => pending_not.push(t),
             Expect::Check(t) => {
-                let found = (pos..lines.len()).find(|&i| lines[i].contains(t.as_str()));
-                let Some(i) = found else { return Err(format!("CHECK: '{t}' not found after line {pos}")) };
-                if let Some(n) = pending_not.iter().find(|n| lines[pos..i].iter().any(|l| l.contains(**n))) {
+                let mut found = None;
+                for i in line..lines.len() {
+                    let from = if i == line { col.min(lines[i].len()) } else { 0 };
+                    if let Some(p) = lines[i][from..].find(t.as_str()) {
+                        found = Some((i, from + p));
+                        break;
+                    }
+                }
+                let Some((i, p)) = found else { return Err(format!("CHECK: '{t}' not found after line {}", line + 1)) };
+                let between = region((line, col), (i, p));
+                if let Some(n) = pending_not.iter().find(|n| between.contains(**n)) {
                     return Err(format!("CHECK-NOT: '{n}' found before '{t}'"));
                 }
                 pending_not.clear();
-                last = Some(i);
-                pos = i + 1;
+                (line, col) = (i, p + t.len());
+                matched_any = true;
             }
             Expect::CheckNext(t) => {
-                let i = last.map(|l| l + 1).ok_or("CHECK-NEXT without a preceding CHECK")?;
-                if i >= lines.len() || !lines[i].contains(t.as_str()) {
-                    return Err(format!("CHECK-NEXT: '{t}' is not on line {} (found '{}')", i + 1, lines.get(i).unwrap_or(&"<end>")));
+                if !matched_any {
+                    return Err("CHECK-NEXT without a preceding CHECK".into());
                 }
-                last = Some(i);
-                pos = i + 1;
+                let i = line + 1;
+                let Some(p) = lines.get(i).and_then(|l| l.find(t.as_str())) else {
+                    return Err(format!("CHECK-NEXT: '{t}' is not on line {} (found '{}')", i + 1, lines.get(i).unwrap_or(&"<end>")));
+                };
+                (line, col) = (i, p + t.len());
             }
         }
     }
-    if let Some(n) = pending_not.iter().find(|n| lines[pos..].iter().any(|l| l.contains(**n))) {
+    let rest = region((line, col), (lines.len(), 0));
+    if let Some(n) = pending_not.iter().find(|n| rest.contains(**n)) {
         return Err(format!("CHECK-NOT: '{n}' found"));
     }
     Ok(())

@@ -142,13 +142,14 @@ fn every_example_reads_as_intended() {
     let keras = t("keras_dense");
     assert_eq!(
         (keras.loss.kind, keras.loss.label.source, keras.features.clone()),
-        (LossKind::Bce, LabelSource::Input, vec!["x".to_string()])
+        (LossKind::Bce, LabelSource::Column, vec!["x".to_string()])
     );
     let fcn = t("fcn");
     assert_eq!(
         (fcn.loss.kind, fcn.loss.output.as_str(), fcn.loss.label.name.as_str()),
-        (LossKind::Mse, "pred", "target")
+        (LossKind::Mse, "y", "target")
     );
+    assert_eq!(fcn.data.unwrap().label_scale, Some(1.0 / 100.0));
 }
 
 #[test]

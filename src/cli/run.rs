@@ -41,9 +41,17 @@ fn describe_tensor(t: &Tensor) -> String {
     format!("{}[{}]", t.dtype(), t.shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
 
+/// Inputs no op reads (a label declared for training only): the forward pass
+/// does not need them, so they may be left out.
+fn unused_inputs(f: &dlc::ir::Function, sig: &Signature) -> Vec<String> {
+    let used: std::collections::HashSet<_> = f.walk().iter().flat_map(|&o| f.op(o).operands.clone()).collect();
+    sig.args.iter().zip(f.args()).filter(|(a, v)| a.role == dlc::ir::Role::Input && !used.contains(v)).map(|(a, _)| a.name.clone()).collect()
+}
+
 /// Matches the given files to the model's inputs by name and checks each one's
 /// dtype and shape, so a mistake is reported against the file, not deep in the run.
-fn gather_inputs(sig: &Signature, given: &[(String, PathBuf)]) -> Result<BTreeMap<String, Tensor>, Error> {
+/// Inputs in `optional` that are not given are fed zeros.
+fn gather_inputs(sig: &Signature, given: &[(String, PathBuf)], optional: &[String]) -> Result<BTreeMap<String, Tensor>, Error> {
     let expected: Vec<&str> = sig.inputs().map(|a| a.name.as_str()).collect();
     let mut out = BTreeMap::new();
     for (name, path) in given {
@@ -67,6 +75,12 @@ fn gather_inputs(sig: &Signature, given: &[(String, PathBuf)]) -> Result<BTreeMa
         }
         out.insert(name.clone(), t);
     }
+    let batch = out.values().next().and_then(|t| t.shape().first().copied()).unwrap_or(1);
+    let absent: Vec<_> = sig.inputs().filter(|a| optional.contains(&a.name) && !out.contains_key(&a.name)).collect();
+    for arg in absent {
+        let shape: Vec<usize> = arg.ty.shape.iter().map(|d| d.as_static().map_or(batch, |n| n as usize)).collect();
+        out.insert(arg.name.clone(), Tensor::zeros(&shape, arg.ty.dtype));
+    }
     let missing: Vec<&str> = expected.iter().copied().filter(|n| !out.contains_key(*n)).collect();
     if !missing.is_empty() {
         return Err(Error::Input(format!("missing input(s): {} (give each as --input NAME=FILE.npy)", missing.join(", "))));
@@ -77,7 +91,7 @@ fn gather_inputs(sig: &Signature, given: &[(String, PathBuf)]) -> Result<BTreeMa
 pub fn run(a: &RunArgs) -> Result<(), Error> {
     let program = Program::load(&a.file)?;
     let sig = program.signature()?;
-    let mut inputs = gather_inputs(&sig, &a.inputs)?;
+    let mut inputs = gather_inputs(&sig, &a.inputs, &unused_inputs(program.forward()?, &sig))?;
     let mut params: BTreeMap<String, Tensor> = match &a.weights {
         Some(p) => weights::bind(p, &sig, weights::read(p)?)?.into_iter().collect(),
         None => dlc::backends::init_params(&sig, a.seed).into_iter().collect(),

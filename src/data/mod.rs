@@ -52,12 +52,14 @@ pub struct DataSpec {
     pub scale: Option<f64>,
     /// For npz: the features and labels array names (default `x`, `y`).
     pub arrays: (String, String),
+    /// Multiply every label by this (regression targets far from unit scale).
+    pub label_scale: Option<f64>,
 }
 
 impl DataSpec {
     /// A spec for `path` with the format picked from its name and no scaling.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        DataSpec { path: path.into(), format: None, label: "label".into(), labels_path: None, scale: None, arrays: ("x".into(), "y".into()) }
+        DataSpec { path: path.into(), format: None, label: "label".into(), labels_path: None, scale: None, arrays: ("x".into(), "y".into()), label_scale: None }
     }
 
     /// The format, from the spec or the file name.
@@ -152,6 +154,9 @@ pub fn load(spec: &DataSpec) -> Result<Dataset, DataError> {
     if let Some(s) = spec.scale {
         let s = s as f32;
         d.x.iter_mut().for_each(|v| *v *= s);
+    }
+    if let Some(s) = spec.label_scale {
+        d.y.iter_mut().for_each(|v| *v *= s);
     }
     Ok(d)
 }

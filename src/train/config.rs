@@ -51,6 +51,7 @@ pub fn with_lr(o: Optimizer, new: f64) -> Optimizer {
 pub fn data(d: &fe::DataSpec) -> DataSpec {
     let mut spec = DataSpec::new(&d.path);
     spec.scale = d.scale;
+    spec.label_scale = d.label_scale;
     match d.format {
         fe::DataFormat::Csv => {
             spec.format = Some(Format::Csv);

@@ -276,7 +276,7 @@ impl Checker {
 
     fn data(&mut self, e: &Expr) -> Option<DataSpec> {
         const FORMATS: [(&str, DataFormat); 3] = [("csv", DataFormat::Csv), ("npz", DataFormat::Npz), ("idx", DataFormat::Idx)];
-        const OPTS: &[&str] = &["path", "label", "features", "split", "test", "stratify", "scale", "standardize"];
+        const OPTS: &[&str] = &["path", "label", "features", "split", "test", "stratify", "scale", "standardize", "label_scale"];
         let Some((name, nspan, args)) = call_parts(e) else {
             self.bad(
                 "`data` is a reader call such as `csv(\"train.csv\", label: \"label\")`",
@@ -353,6 +353,17 @@ impl Checker {
             None => None,
         };
         let standardize = slots[7].map(|x| self.flag(x, "standardize")).unwrap_or(Some(false));
+        let label_scale = match slots[8] {
+            Some(x) => match self.number(x, "label_scale") {
+                Some(v) if v != 0.0 && v.is_finite() => Some(v),
+                Some(_) => {
+                    self.bad("`label_scale` must be a finite, nonzero number", &x.span, "bad scale");
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
         if self.diags.len() > errors {
             return None;
         }
@@ -366,6 +377,7 @@ impl Checker {
             stratify: stratify?,
             scale,
             standardize: standardize?,
+            label_scale,
             span: e.span.clone(),
         })
     }

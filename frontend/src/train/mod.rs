@@ -242,6 +242,8 @@ pub struct DataSpec {
     pub scale: Option<f64>,
     /// Standardize each feature to mean 0, std 1 (statistics of the training rows).
     pub standardize: bool,
+    /// Every label is multiplied by this (regression targets far from unit scale).
+    pub label_scale: Option<f64>,
     /// The data expression.
     pub span: Span,
 }
