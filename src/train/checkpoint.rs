@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 const FORMAT: &str = "dlc-checkpoint-1";
 
 /// Where a run stood when a checkpoint was taken.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Position {
     /// Completed epochs.
     pub epoch: usize,
@@ -21,6 +21,9 @@ pub struct Position {
     pub batch: usize,
     /// Optimizer steps taken in total.
     pub step: u64,
+    /// The current epoch's loss so far (weighted as the epoch mean needs) and
+    /// its row count, so an epoch resumed halfway reports the same mean.
+    pub partial: (f64, u64),
 }
 
 /// A checkpoint's contents.
@@ -72,6 +75,8 @@ pub fn save(dir: &Path, c: &Checkpoint) -> Result<PathBuf, weights::WeightsError
         ("epoch", c.position.epoch.to_string()),
         ("batch", c.position.batch.to_string()),
         ("step", c.position.step.to_string()),
+        ("partial_loss_bits", c.position.partial.0.to_bits().to_string()),
+        ("partial_rows", c.position.partial.1.to_string()),
         ("seed", c.seed.to_string()),
         ("fingerprint", c.fingerprint.clone()),
         ("history", c.history.clone()),
@@ -97,7 +102,12 @@ pub fn load(path: &Path) -> Result<Checkpoint, weights::WeightsError> {
     }
     let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| e(format!("checkpoint metadata '{k}' is missing or not a number")));
     Ok(Checkpoint {
-        position: Position { epoch: num("epoch")? as usize, batch: num("batch")? as usize, step: num("step")? },
+        position: Position {
+            epoch: num("epoch")? as usize,
+            batch: num("batch")? as usize,
+            step: num("step")?,
+            partial: (f64::from_bits(num("partial_loss_bits")?), num("partial_rows")?),
+        },
         seed: num("seed")?,
         fingerprint: m.get("fingerprint").cloned().unwrap_or_default(),
         tensors: weights::parse(path, &bytes)?,
@@ -132,14 +142,14 @@ mod tests {
         assert_eq!(newest(&dir).unwrap(), None);
         let t = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.5, -2.0]).unwrap());
         let mut c = Checkpoint {
-            position: Position { epoch: 1, batch: 0, step: 45 },
+            position: Position { epoch: 1, batch: 0, step: 45, partial: (0.0, 0) },
             seed: 3,
             fingerprint: fingerprint(&[("w".into(), "f32[2]".into())], "adam"),
             tensors: [("w".to_string(), t)].into_iter().collect(),
             history: "1,0.5,,,0.1\n".into(),
         };
         save(&dir, &c).unwrap();
-        c.position = Position { epoch: 10, batch: 3, step: 453 };
+        c.position = Position { epoch: 10, batch: 3, step: 453, partial: (1.25, 96) };
         let p = save(&dir, &c).unwrap();
         assert_eq!(newest(&dir).unwrap(), Some(p.clone()));
         let back = load(&p).unwrap();

@@ -185,7 +185,7 @@ impl Trainer {
             None => dlc_backends::init_params(&sig, cfg.seed).into_iter().collect(),
         };
         let mut state: BTreeMap<String, Tensor> = dlc_backends::init_state(&sig, cfg.seed).into_iter().collect();
-        let mut position = Position { epoch: 0, batch: 0, step: 0 };
+        let mut position = Position { epoch: 0, batch: 0, step: 0, partial: (0.0, 0) };
         let mut history = Vec::new();
         if cfg.resume {
             let dir = cfg.checkpoint_dir.as_ref().ok_or_else(|| input_err("--resume needs --checkpoint-dir"))?;
@@ -338,9 +338,8 @@ impl Trainer {
             let epoch = self.position.epoch;
             let order = self.order(epoch);
             let t0 = Instant::now();
-            // A resumed epoch restarts its running mean from the batches it redoes; the
-            // checkpoint of an interrupted epoch records how far it got.
-            let (mut total, mut seen) = (0.0f64, 0usize);
+            // An epoch interrupted halfway resumes its running mean from the checkpoint.
+            let (mut total, mut seen) = (self.position.partial.0, self.position.partial.1 as usize);
             for b in self.position.batch..batches {
                 let rows = &order[b * bs..((b + 1) * bs).min(n)];
                 let (loss, _) = self.step(rows)?;
@@ -355,6 +354,7 @@ impl Trainer {
                 total += loss * self.loss_weight(rows.len());
                 seen += rows.len();
                 self.position.batch = b + 1;
+                self.position.partial = (total, seen as u64);
                 obs.step(epoch, b, batches, loss);
                 if self.interrupt.load(Ordering::SeqCst) && b + 1 < batches {
                     interrupted = true;
@@ -373,7 +373,7 @@ impl Trainer {
                 None => (None, None),
             };
             let m = EpochMetrics { epoch: epoch + 1, train_loss: total / seen.max(1) as f64, val_loss, val_accuracy, seconds: t0.elapsed().as_secs_f64() };
-            self.position = Position { epoch: epoch + 1, batch: 0, step: self.position.step };
+            self.position = Position { epoch: epoch + 1, batch: 0, step: self.position.step, partial: (0.0, 0) };
             self.history.push(m.clone());
             obs.epoch(&m, self.cfg.epochs);
             self.save(obs)?;
