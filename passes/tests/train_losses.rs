@@ -18,6 +18,7 @@ mod train_common;
 
 use dlc_backends::{Tensor, run};
 use dlc_ir::{Attrs, Builder, DType, Dim, Function, TensorType};
+use dlc_passes::gradient;
 use dlc_passes::train::{LossKind, LossSpec, Reduction, build_loss};
 use safetensors::SafeTensors;
 use std::collections::BTreeSet;
@@ -147,4 +148,22 @@ fn loss_derivatives_match_pytorch_gradients_by_finite_differences() {
     }
     assert!(checked >= 10, "only {checked} gradient cases checked");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn loss_gradients_match_pytorch() {
+    let mut failures = Vec::new();
+    for c in load() {
+        for dynamic_batch in [false, true] {
+            let f = loss_fn(&c, dynamic_batch);
+            let g = gradient(&f, 0, &[0]).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            let mut out = run(&g, &[c.pred.clone(), c.target.clone()]).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+            let got = out.remove(1);
+            let err0 = max_rel_err(&got, &c.grad, 0.0);
+            let abs = got.max_abs_diff(&c.grad).unwrap();
+            println!("{:<40} {} rel {err0:.2e} abs {abs:.2e}", c.name, dynamic_batch);
+            if err0 > 1e-5 { failures.push(format!("{}: {:?} vs {:?}", c.name, got.to_f64_vec(), c.grad.to_f64_vec())); }
+        }
+    }
+    println!("{}", failures.join("\n"));
 }
