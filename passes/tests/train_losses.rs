@@ -5,11 +5,22 @@
 //! for f64 and 1e-6 for f32. Each case runs twice: with static shapes, and
 //! with the batch dim as `?`.
 //!
-//! The fixtures also hold PyTorch's gradient w.r.t. the prediction. Until the
-//! autodiff pass exists, it is checked against central finite differences of
-//! dlc's own loss in f64, which tests the formulas' derivatives (the
-//! clamped BCE cases are left out: there PyTorch's backward uses its own
-//! `1e-12` guard, not the derivative of the clamped function).
+//! The fixtures also hold PyTorch's gradient w.r.t. the prediction. It is
+//! checked twice: against central finite differences of dlc's own loss in f64
+//! (the formulas' derivatives), and against the autodiff pass
+//! (`gradient(loss_fn, 0, &[pred])`, run on the interpreter; relative error at
+//! most 1e-10 for f64, 1e-5 for f32, both with a floor below which an element
+//! is judged on the scale of the case's largest gradient).
+//!
+//! BCE near 0 and 1: PyTorch's backward is not the derivative of its clamped
+//! loss but `g·(x - t) / max((1 - x)·x, ε)` with `ε = 1e-12` (a C `float`,
+//! 9.99999996e-13). Where `(1 - x)·x >= ε` that is the derivative and dlc must
+//! match it; where it is below `ε` (x within ~1e-12 of 0 or 1) PyTorch's value
+//! is an artifact of the guard (`±1e12·g` at x = 0 or 1, `1e-18` instead of 1
+//! at x = 1e-30), dlc's is the derivative of the clamped formula, and the two
+//! are only logged. dlc's gradient is NaN at exactly x = 0 and x = 1, for
+//! every target (`0·∞` in the VJPs of `log`/`log1p` behind the clamp): see
+//! the ignored test `bce_gradient_is_finite_at_probabilities_0_and_1`.
 //!
 //! Fails (never skips) when the fixtures are missing, and when a loss kind
 //! or reduction has no case.
@@ -150,20 +161,101 @@ fn loss_derivatives_match_pytorch_gradients_by_finite_differences() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// PyTorch's `EPSILON` in `binary_cross_entropy_backward`: `1e-12` as a C
+/// `float`, used as such in f32 and widened in f64.
+const BCE_EPS: f32 = 1e-12;
+
+/// Whether PyTorch's BCE backward clamps the denominator at element `x`:
+/// `(1 - x)·x < ε`, computed in the case's dtype.
+fn in_bce_guard(x: f64, dtype: DType) -> bool {
+    match dtype {
+        DType::F32 => {
+            let x = x as f32;
+            (1.0 - x) * x < BCE_EPS
+        }
+        _ => (1.0 - x) * x < f64::from(BCE_EPS),
+    }
+}
+
 #[test]
-fn loss_gradients_match_pytorch() {
+fn loss_gradients_from_autodiff_match_pytorch() {
+    // (kind, dtype) -> largest error seen
+    let mut worst: std::collections::BTreeMap<(String, DType), f64> = Default::default();
     let mut failures = Vec::new();
+    let mut guarded = Vec::new();
     for c in load() {
+        let f64_case = c.pred.dtype() == DType::F64;
+        let tol = if f64_case { 1e-10 } else { 1e-5 };
+        let (x, want) = (c.pred.to_f64_vec(), c.grad.to_f64_vec());
+        // The elements compared: all but BCE's guard region (see the module doc).
+        let keep: Vec<bool> = x.iter().map(|&v| c.spec.kind != LossKind::Bce || !in_bce_guard(v, c.pred.dtype())).collect();
+        let pick = |v: &[f64]| Tensor::from_f64(&[keep.iter().filter(|&&k| k).count()], v.iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect()).unwrap();
+        let want_kept = pick(&want);
+        let scale = want_kept.to_f64_vec().iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        let floor = scale * if f64_case { 1e-6 } else { 1e-2 };
         for dynamic_batch in [false, true] {
-            let f = loss_fn(&c, dynamic_batch);
-            let g = gradient(&f, 0, &[0]).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-            let mut out = run(&g, &[c.pred.clone(), c.target.clone()]).unwrap_or_else(|e| panic!("{}: {e}", g.name));
-            let got = out.remove(1);
-            let err0 = max_rel_err(&got, &c.grad, 0.0);
-            let abs = got.max_abs_diff(&c.grad).unwrap();
-            println!("{:<40} {} rel {err0:.2e} abs {abs:.2e}", c.name, dynamic_batch);
-            if err0 > 1e-5 { failures.push(format!("{}: {:?} vs {:?}", c.name, got.to_f64_vec(), c.grad.to_f64_vec())); }
+            let batch = if dynamic_batch { "?" } else { "static" };
+            let g = gradient(&loss_fn(&c, dynamic_batch), 0, &[0]).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            dlc_ir::verify_function(&g).unwrap_or_else(|e| panic!("{}: gradient function does not verify: {e:?}", c.name));
+            let out = run(&g, &[c.pred.clone(), c.target.clone()]).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+            assert_eq!(out.len(), 2, "{}: expected (loss, grad.pred)", c.name);
+            let loss_err = max_rel_err(&out[0], &c.loss, 0.0);
+            let got = &out[1];
+            assert_eq!((got.dtype(), got.shape()), (c.grad.dtype(), c.grad.shape()), "{}: gradient type", c.name);
+            let err = max_rel_err(&pick(&got.to_f64_vec()), &want_kept, floor);
+            let w = worst.entry((format!("{:?}", c.spec.kind), c.pred.dtype())).or_default();
+            *w = w.max(err);
+            println!("{:<40} batch {batch:<6} grad rel err {err:.2e} (loss {loss_err:.2e})", c.name);
+            if err > tol || loss_err > tol {
+                failures.push(format!(
+                    "{} (batch {batch}): gradient rel err {err:.2e}, loss rel err {loss_err:.2e} > {tol:e}\n  dlc:     {:?}\n  PyTorch: {:?}",
+                    c.name,
+                    got.to_f64_vec(),
+                    want
+                ));
+            }
+            if !dynamic_batch {
+                for (i, _) in keep.iter().enumerate().filter(|(_, k)| !**k) {
+                    let t = c.target.to_f64_vec()[i];
+                    guarded.push(format!("{:<22} x = {:<12e} t = {t:<4} dlc {:<12e} PyTorch {:e}", c.name, x[i], got.to_f64_vec()[i], want[i]));
+                }
+            }
         }
     }
-    println!("{}", failures.join("\n"));
+    println!("\nlargest gradient error per loss and dtype (BCE's guard region excluded):");
+    for ((kind, dtype), err) in &worst {
+        println!("  {kind:<14} {dtype}  {err:.2e}");
+    }
+    println!("\nBCE elements in PyTorch's eps guard, not compared:");
+    guarded.iter().for_each(|l| println!("  {l}"));
+    assert!(worst.len() == 2 * LossKind::ALL.len(), "gradient cases missing: only {:?}", worst.keys().collect::<Vec<_>>());
+    // The guard region is the clamp cases' first elements, nothing more: a
+    // wider exemption would hide real differences.
+    assert!(guarded.iter().all(|l| l.starts_with("bce_clamp_")), "unexpected elements in BCE's guard region:\n{}", guarded.join("\n"));
+    assert!(failures.is_empty(), "{} gradient case(s) differ from PyTorch:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// A probability of exactly 0 or 1 (an f32 sigmoid saturates to 1.0 from
+/// logits above ~17) must not give a NaN gradient, whatever the target:
+/// PyTorch's is finite there (`(x - t) / max((1 - x)·x, 1e-12)`).
+#[test]
+#[ignore = "known bug: dlc's BCE gradient is NaN at x = 0 and x = 1 (0·inf in the VJPs of log/log1p behind the -100 clamp)"]
+fn bce_gradient_is_finite_at_probabilities_0_and_1() {
+    for dtype in [DType::F32, DType::F64] {
+        for reduction in [Reduction::Mean, Reduction::Sum] {
+            let x = [0.0, 0.0, 1.0, 1.0];
+            let t = [0.0, 1.0, 0.0, 1.0];
+            let c = Case {
+                name: format!("bce_saturated_{dtype}"),
+                spec: LossSpec { kind: LossKind::Bce, reduction },
+                pred: Tensor::from_f64_values(&[4], &x, dtype).unwrap(),
+                target: Tensor::from_f64_values(&[4], &t, dtype).unwrap(),
+                loss: Tensor::zeros(&[], dtype),
+                grad: Tensor::zeros(&[4], dtype),
+            };
+            let g = gradient(&loss_fn(&c, false), 0, &[0]).unwrap();
+            let got = run(&g, &[c.pred.clone(), c.target.clone()]).unwrap()[1].to_f64_vec();
+            assert!(got.iter().all(|v| v.is_finite()), "{} {reduction:?}: gradient {got:?} at x = {x:?}, t = {t:?}", c.name);
+        }
+    }
 }

@@ -11,6 +11,10 @@ pub enum Emit {
     Ast,
     /// The `dl` dialect IR (MLIR generic syntax).
     Dl,
+    /// The loss and its gradient with respect to every parameter (after autodiff).
+    Grad,
+    /// The whole training step: forward, loss, gradient and optimizer update.
+    Train,
 }
 
 #[derive(Args)]
@@ -36,9 +40,20 @@ pub fn compile(a: &CompileArgs) -> Result<(), Error> {
         return Err(Error::Input(format!("{}: --emit ast needs a .dl file; IR text has no syntax tree", a.file.display())));
     }
     let program = Program::load(&a.file)?;
+    let train_spec = || {
+        program.compiled.as_ref().and_then(|c| c.model.train.as_ref()).ok_or_else(|| {
+            Error::Input(format!("{}: --emit grad and --emit train need a .dl model with a train block", a.file.display()))
+        })
+    };
+    let module = |functions: Vec<dlc_ir::Function>| dlc_ir::print::print_module(&dlc_ir::Module { functions });
     let text = match a.emit {
         Emit::Ast => dlc_frontend::dump_ast(&program.compiled.as_ref().expect("a .dl source keeps its AST").ast),
         Emit::Dl => dlc_ir::print::print_module(&program.module),
+        Emit::Grad => module(vec![dlc::train::config::gradient(program.forward()?, train_spec()?)?]),
+        Emit::Train => {
+            let p = dlc::train::config::program(program.forward()?, train_spec()?)?;
+            module(vec![p.step, p.eval])
+        }
     };
     super::emit(&text, a.output.as_deref())
 }

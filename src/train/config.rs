@@ -104,3 +104,19 @@ pub fn from_spec(t: &fe::TrainSpec, data_override: Option<DataSpec>) -> Result<T
         resume: false,
     })
 }
+
+/// Compiles a train block's training program (`@train_step` and `@eval`) for
+/// `forward`, without touching any data: what `dlc compile --emit train` prints.
+pub fn program(forward: &dlc_ir::Function, t: &fe::TrainSpec) -> Result<dlc_passes::train_step::TrainProgram, Error> {
+    let label = (t.loss.label.source == fe::LabelSource::Input).then_some(t.loss.label.name.as_str());
+    dlc_passes::train_step::build(forward, &t.loss.output, label, &loss(&t.loss), &optimizer(&t.optimizer.kind)).map_err(|e| Error::Input(e.0))
+}
+
+/// The gradient function of a train block's loss with respect to every
+/// parameter: what `dlc compile --emit grad` prints.
+pub fn gradient(forward: &dlc_ir::Function, t: &fe::TrainSpec) -> Result<dlc_ir::Function, Error> {
+    let p = program(forward, t)?;
+    let sig = dlc_ir::Signature::of(&p.eval).map_err(Error::Input)?;
+    let params: Vec<usize> = sig.args.iter().enumerate().filter(|(_, a)| matches!(a.role, dlc_ir::Role::Param(_))).map(|(i, _)| i).collect();
+    dlc_passes::gradient(&p.eval, 0, &params).map_err(|e| Error::Input(e.to_string()))
+}
