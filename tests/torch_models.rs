@@ -19,8 +19,8 @@
 use dlc::backends::{Tensor, run};
 use dlc::ir::signature::Role;
 use dlc::{Program, io::weights};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 const RTOL: f64 = 1e-5;
 const ATOL: f64 = 1e-5;
@@ -95,8 +95,8 @@ fn check(name: &str) -> Result<Vec<String>, String> {
     if !inputs.is_empty() {
         return Err(format!("{}: inputs the model does not have: {:?}", fixture.display(), inputs.keys().collect::<Vec<_>>()));
     }
-    let names: Vec<&str> = sig.outputs.iter().map(|(n, _)| n.as_str()).collect();
-    if want32.keys().map(String::as_str).collect::<Vec<_>>() != { let mut n = names.clone(); n.sort(); n } {
+    let names: BTreeSet<&str> = sig.outputs.iter().map(|(n, _)| n.as_str()).collect();
+    if want32.keys().map(String::as_str).collect::<BTreeSet<_>>() != names {
         return Err(format!("{}: outputs {:?} in the file, the model has {names:?}", fixture.display(), want32.keys().collect::<Vec<_>>()));
     }
 
@@ -152,7 +152,7 @@ fn every_fixture_belongs_to_an_example() {
         if p.extension().is_some_and(|x| x == "safetensors") {
             let stem = p.file_stem().expect("file stem").to_string_lossy().into_owned();
             if !examples.contains(&stem) {
-                orphans.push(Path::new(&p).display().to_string());
+                orphans.push(p.display().to_string());
             }
         }
     }

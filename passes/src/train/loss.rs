@@ -123,11 +123,21 @@ fn elementwise(e: &mut Emit, kind: LossKind, x: ValueId, t: ValueId) -> Result<V
         }
         LossKind::Bce => {
             // (t - 1) * max(log1p(-x), -100) - t * max(log(x), -100)
-            let (one, floor) = (e.c(1.0), e.c(-100.0));
+            // The logs only see arguments in their domain (x > 0, x < 1); outside
+            // it the -100 floor is selected directly. The clamp alone would keep
+            // the value finite but not the gradient (0 · ∞ at x = 0 or 1, where an
+            // f32 sigmoid lands for logits past ±17).
+            let (zero, one, floor) = (e.c(0.0), e.c(1.0), e.c(-100.0));
             let neg_x = e.neg(x)?;
-            let log_1mx = e.log1p(neg_x)?;
+            let below_one = e.cmp("lt", x, one)?;
+            let safe_neg_x = e.select(below_one, neg_x, zero)?;
+            let log_1mx = e.log1p(safe_neg_x)?;
+            let log_1mx = e.select(below_one, log_1mx, floor)?;
             let log_1mx = e.maximum(log_1mx, floor)?;
-            let log_x = e.log(x)?;
+            let above_zero = e.cmp("gt", x, zero)?;
+            let safe_x = e.select(above_zero, x, one)?;
+            let log_x = e.log(safe_x)?;
+            let log_x = e.select(above_zero, log_x, floor)?;
             let log_x = e.maximum(log_x, floor)?;
             let tm1 = e.sub(t, one)?;
             let a = e.mul(tm1, log_1mx)?;
