@@ -20,6 +20,7 @@
 pub mod data;
 pub mod error;
 pub mod io;
+pub mod model;
 pub mod program;
 pub mod train;
 
@@ -30,4 +31,5 @@ pub use dlc_passes as passes;
 
 pub use backends::Tensor;
 pub use error::Error;
+pub use model::{Model, Options, StepResult, StepTrainer};
 pub use program::{Program, SourceKind};

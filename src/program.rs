@@ -74,6 +74,21 @@ impl Program {
         }
     }
 
+    /// Inputs of the model function that no op reads (a label declared for
+    /// training only): running the forward pass does not need them.
+    pub fn unused_inputs(&self) -> Result<Vec<String>, Error> {
+        let f = self.forward()?;
+        let sig = self.signature()?;
+        let used: std::collections::HashSet<_> = f.walk().iter().flat_map(|&o| f.op(o).operands.clone()).collect();
+        Ok(sig
+            .args
+            .iter()
+            .zip(f.args())
+            .filter(|(a, v)| a.role == dlc_ir::Role::Input && !used.contains(v))
+            .map(|(a, _)| a.name.clone())
+            .collect())
+    }
+
     /// The model function's inputs, parameters and outputs.
     pub fn signature(&self) -> Result<Signature, Error> {
         Signature::of(self.forward()?).map_err(|e| Error::Input(format!("{}: {e}", self.name)))

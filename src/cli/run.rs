@@ -41,13 +41,6 @@ fn describe_tensor(t: &Tensor) -> String {
     format!("{}[{}]", t.dtype(), t.shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
 
-/// Inputs no op reads (a label declared for training only): the forward pass
-/// does not need them, so they may be left out.
-fn unused_inputs(f: &dlc::ir::Function, sig: &Signature) -> Vec<String> {
-    let used: std::collections::HashSet<_> = f.walk().iter().flat_map(|&o| f.op(o).operands.clone()).collect();
-    sig.args.iter().zip(f.args()).filter(|(a, v)| a.role == dlc::ir::Role::Input && !used.contains(v)).map(|(a, _)| a.name.clone()).collect()
-}
-
 /// Matches the given files to the model's inputs by name and checks each one's
 /// dtype and shape, so a mistake is reported against the file, not deep in the run.
 /// Inputs in `optional` that are not given are fed zeros.
@@ -91,7 +84,7 @@ fn gather_inputs(sig: &Signature, given: &[(String, PathBuf)], optional: &[Strin
 pub fn run(a: &RunArgs) -> Result<(), Error> {
     let program = Program::load(&a.file)?;
     let sig = program.signature()?;
-    let mut inputs = gather_inputs(&sig, &a.inputs, &unused_inputs(program.forward()?, &sig))?;
+    let mut inputs = gather_inputs(&sig, &a.inputs, &program.unused_inputs()?)?;
     let mut params: BTreeMap<String, Tensor> = match &a.weights {
         Some(p) => weights::bind(p, &sig, weights::read(p)?)?.into_iter().collect(),
         None => dlc::backends::init_params(&sig, a.seed).into_iter().collect(),

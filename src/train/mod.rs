@@ -408,16 +408,21 @@ impl Trainer {
 
 /// What feeds one argument of the step or eval function.
 #[derive(Clone, Copy, Debug)]
-enum Slot {
+pub(crate) enum Slot {
+    /// The data's features (a model input).
     Features,
+    /// The labels.
     Label,
+    /// A parameter, by position in the program's list.
     Param(usize),
+    /// An optimizer state slot, by position.
     State(usize),
+    /// The 1-based step count.
     Step,
 }
 
 /// Maps each argument of a training function to what feeds it, by name.
-fn slots(sig: &Signature, p: &TrainProgram) -> Result<Vec<Slot>, Error> {
+pub(crate) fn slots(sig: &Signature, p: &TrainProgram) -> Result<Vec<Slot>, Error> {
     sig.args
         .iter()
         .map(|a| {

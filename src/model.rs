@@ -1,0 +1,252 @@
+//! The host API: compile a model, feed it tensors, read tensors, train it step
+//! by step, load and save its weights.
+//!
+//! ```
+//! use dlc::{Model, Options, Tensor};
+//! let src = "model Affine {
+//!     input x: f32[batch, 3]
+//!     fc = Linear(3, 2)
+//!     output y = fc(x)
+//!     train { loss: mse(y, target), optimizer: sgd(lr: 0.1) }
+//!     input target: f32[batch, 2]
+//! }";
+//! let mut model = Model::compile_str("affine.dl", src, &Options::default())?;
+//! let x = Tensor::from_f32(&[4, 3], vec![0.5; 12])?;
+//! let y = model.forward(&[("x", &x)])?;
+//! assert_eq!(y[0].0, "y");
+//! assert_eq!(y[0].1.shape(), &[4, 2]);
+//!
+//! let target = Tensor::from_f32(&[4, 2], vec![1.0; 8])?;
+//! let mut trainer = model.trainer()?;
+//! let first = trainer.step(&[("x", &x)], &target)?.loss;
+//! for _ in 0..50 {
+//!     trainer.step(&[("x", &x)], &target)?;
+//! }
+//! assert!(trainer.step(&[("x", &x)], &target)?.loss < first / 10.0);
+//! model.set_params(trainer.params())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::error::Error;
+use crate::program::{Program, SourceKind};
+use crate::train::{Slot, config, slots};
+use crate::{Tensor, io};
+use dlc_ir::{Dim, Signature, TensorType};
+use dlc_passes::train_step::TrainProgram;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How a model is compiled and run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Seeds parameter initialization.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { seed: 0 }
+    }
+}
+
+/// A compiled model with its parameters.
+#[derive(Debug)]
+pub struct Model {
+    program: Program,
+    sig: Signature,
+    params: BTreeMap<String, Tensor>,
+}
+
+fn describe(t: &TensorType) -> String {
+    format!("{}[{}]", t.dtype, t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// Checks a tensor against an argument type; all `?` dims must agree on one batch size.
+pub(crate) fn check_arg(what: &str, t: &Tensor, ty: &TensorType, batch: &mut Option<usize>) -> Result<(), Error> {
+    let fits = t.dtype() == ty.dtype
+        && t.rank() == ty.rank()
+        && t.shape().iter().zip(&ty.shape).all(|(&n, d)| match d {
+            Dim::Static(s) => *s == n as u64,
+            Dim::Dynamic => *batch.get_or_insert(n) == n,
+        });
+    if !fits {
+        return Err(Error::Input(format!("{what} is {}, the model expects {}{}", t.describe(), describe(ty), match batch {
+            Some(b) => format!(" (with ? = {b})"),
+            None => String::new(),
+        })));
+    }
+    Ok(())
+}
+
+impl Model {
+    /// Compiles a `.dl` file (or `.mlir` IR text) and initializes its parameters.
+    pub fn compile_file(path: impl AsRef<Path>, options: &Options) -> Result<Model, Error> {
+        Model::new(Program::load(path.as_ref())?, options)
+    }
+
+    /// Compiles `.dl` source text; `name` labels diagnostics.
+    pub fn compile_str(name: &str, src: &str, options: &Options) -> Result<Model, Error> {
+        Model::new(Program::from_source(name, src, SourceKind::Dl)?, options)
+    }
+
+    fn new(program: Program, options: &Options) -> Result<Model, Error> {
+        let sig = program.signature()?;
+        let params = dlc_backends::init_params(&sig, options.seed).into_iter().collect();
+        Ok(Model { program, sig, params })
+    }
+
+    /// The model's inputs, parameters and outputs.
+    pub fn signature(&self) -> &Signature {
+        &self.sig
+    }
+
+    /// The compiled program (IR module, and for `.dl` sources the AST and train block).
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Runs the forward pass; inputs by name, outputs in declaration order.
+    /// Names, dtypes and shapes are checked first; a mistake is an error.
+    pub fn forward(&self, inputs: &[(&str, &Tensor)]) -> Result<Vec<(String, Tensor)>, Error> {
+        let given: BTreeMap<&str, &Tensor> = inputs.iter().copied().collect();
+        if given.len() != inputs.len() {
+            return Err(Error::Input("an input is given twice".into()));
+        }
+        let known: Vec<&str> = self.sig.inputs().map(|a| a.name.as_str()).collect();
+        if let Some((n, _)) = inputs.iter().find(|(n, _)| !known.contains(n)) {
+            return Err(Error::Input(format!("the model has no input '{n}' (its inputs: {})", known.join(", "))));
+        }
+        let mut batch = None;
+        let mut args = Vec::with_capacity(self.sig.args.len());
+        let unused = self.program.unused_inputs()?;
+        // The batch size, from the first given input with a `?` dim, so that a
+        // left-out input declared before it is sized right.
+        let seen = self.sig.inputs().filter_map(|a| {
+            let t = given.get(a.name.as_str())?;
+            let i = a.ty.shape.iter().position(|d| *d == Dim::Dynamic)?;
+            t.shape().get(i).copied()
+        });
+        let fill_batch = seen.into_iter().next().unwrap_or(1);
+        for a in &self.sig.args {
+            let t = match (&a.role, given.get(a.name.as_str())) {
+                (dlc_ir::Role::Input, Some(t)) => (*t).clone(),
+                // An input no op reads (a training label) may be left out.
+                (dlc_ir::Role::Input, None) if unused.contains(&a.name) => {
+                    Tensor::zeros(&a.ty.shape.iter().map(|d| d.as_static().map_or(fill_batch, |n| n as usize)).collect::<Vec<_>>(), a.ty.dtype)
+                }
+                (dlc_ir::Role::Input, None) => return Err(Error::Input(format!("missing input '{}'", a.name))),
+                _ => self.params[&a.name].clone(),
+            };
+            check_arg(&format!("input '{}'", a.name), &t, &a.ty, &mut batch)?;
+            args.push(t);
+        }
+        let out = dlc_backends::run(self.program.forward()?, &args)?;
+        Ok(self.sig.outputs.iter().map(|(n, _)| n.clone()).zip(out).collect())
+    }
+
+    /// The parameters, by name.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.params.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Replaces parameters by name; each must exist and keep its dtype and shape.
+    pub fn set_params(&mut self, params: impl IntoIterator<Item = (String, Tensor)>) -> Result<(), Error> {
+        for (name, t) in params {
+            let arg = self.sig.params().find(|(a, _)| a.name == name).map(|(a, _)| a).ok_or_else(|| Error::Input(format!("the model has no parameter '{name}'")))?;
+            check_arg(&format!("parameter '{name}'"), &t, &arg.ty, &mut None)?;
+            self.params.insert(name, t);
+        }
+        Ok(())
+    }
+
+    /// Loads every parameter from a safetensors file (names as in the IR).
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let p = path.as_ref();
+        let bound = io::weights::bind(p, &self.sig, io::weights::read(p)?)?;
+        self.params = bound.into_iter().collect();
+        Ok(())
+    }
+
+    /// Saves the parameters to a safetensors file, atomically.
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let list: Vec<(String, Tensor)> = self.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(io::weights::write(path.as_ref(), &list)?)
+    }
+
+    /// A step-by-step trainer for the model's `train` block, starting from the
+    /// current parameters.
+    pub fn trainer(&self) -> Result<StepTrainer, Error> {
+        let spec = self
+            .program
+            .compiled
+            .as_ref()
+            .and_then(|c| c.model.train.as_ref())
+            .ok_or_else(|| Error::Input(format!("{}: the model has no train block", self.program.name)))?;
+        let program = config::program(self.program.forward()?, spec)?;
+        let sig = Signature::of(&program.step).map_err(Error::Input)?;
+        let slots = slots(&sig, &program)?;
+        let params = program.params.iter().map(|n| self.params[n].clone()).collect();
+        let state = dlc_backends::init_state(&sig, 0).into_iter().map(|(_, t)| t).collect();
+        Ok(StepTrainer { program, sig, slots, params, state, step: 0 })
+    }
+}
+
+/// What one training step reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepResult {
+    /// The batch's loss before the update.
+    pub loss: f64,
+    /// Correct predictions in the batch, for classification losses.
+    pub correct: Option<f64>,
+}
+
+/// Trains a model one batch at a time (see [`Model::trainer`]).
+#[derive(Debug)]
+pub struct StepTrainer {
+    program: TrainProgram,
+    sig: Signature,
+    slots: Vec<Slot>,
+    params: Vec<Tensor>,
+    state: Vec<Tensor>,
+    step: u64,
+}
+
+impl StepTrainer {
+    /// One optimizer step on a batch: the model's inputs by name, and the labels.
+    pub fn step(&mut self, inputs: &[(&str, &Tensor)], label: &Tensor) -> Result<StepResult, Error> {
+        let step = Tensor::from_f64_values(&[], &[(self.step + 1) as f64], self.params[0].dtype()).map_err(|e| Error::Input(e.to_string()))?;
+        let mut batch = None;
+        let mut args = Vec::with_capacity(self.slots.len());
+        for (slot, a) in self.slots.iter().zip(&self.sig.args) {
+            let t = match slot {
+                Slot::Features => inputs.iter().find(|(n, _)| *n == a.name).map(|(_, t)| (*t).clone()).ok_or_else(|| Error::Input(format!("missing input '{}'", a.name)))?,
+                Slot::Label => label.clone(),
+                Slot::Param(i) => self.params[*i].clone(),
+                Slot::State(i) => self.state[*i].clone(),
+                Slot::Step => step.clone(),
+            };
+            check_arg(&format!("'{}'", a.name), &t, &a.ty, &mut batch)?;
+            args.push(t);
+        }
+        let mut out = dlc_backends::run(&self.program.step, &args)?.into_iter();
+        for p in &mut self.params {
+            *p = out.next().expect("one result per parameter");
+        }
+        for s in &mut self.state {
+            *s = out.next().expect("one result per state slot");
+        }
+        self.step += 1;
+        let loss = out.next().expect("the loss").to_f64_vec()[0];
+        Ok(StepResult { loss, correct: out.next().map(|c| c.to_f64_vec()[0]) })
+    }
+
+    /// The current parameters, by name.
+    pub fn params(&self) -> Vec<(String, Tensor)> {
+        self.program.params.iter().cloned().zip(self.params.iter().cloned()).collect()
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+}
