@@ -6,14 +6,34 @@
 //! The run goes through the library API exactly as `dlc train` builds it from
 //! the CLI flags `--init --train-indices --val-indices --batch-order`.
 
-use dlc::train::report::EpochMetrics;
 use dlc::train::{Observer, Split, Trainer, config};
 use dlc::Program;
-use dlc_passes::train::Optimizer;
+use dlc::passes::train::Optimizer;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+// Tolerances, from measurements (tests/fixtures/mnist_cnn/README.md, spread.py).
+// dlc sums every conv and matmul in f64 and rounds once to f32; PyTorch (oneDNN)
+// sums in f32 in another order. The runs agree to ~1e-7 for 24 steps; then the
+// training dynamics amplify the rounding differences and the run moves onto a
+// neighbouring trajectory. PyTorch does the same when its initial weights move by
+// one ulp: over 32 such runs the epoch-1 mean train loss moved by up to 3.5e-4
+// (relative), the epoch-2 mean by up to 2.7e-3 (4.5e-3 with oneDNN switched off),
+// the test loss by up to 2.1e-2 (4.8e-2), and test accuracy stayed in 90.6-91.3%
+// (PyTorch's reference: 91.1%). Two of the 32 landed on dlc's trajectory, same
+// figures to 6 digits (dlc: 9.9e-5, 5.8e-4, 4.6e-3, 91.0%). PyTorch with conv and
+// linear summed in f64 and rounded to f32 tracks dlc's batch losses to 1 ulp for
+// 44 steps and leaves the reference at step 25, as dlc does.
+/// Steps whose batch losses must agree to 1e-5 relative (measured: 1.1e-7).
+const EARLY_STEPS: usize = 8;
+/// Relative tolerance on epoch 1's mean train loss (measured: 9.9e-5; PyTorch's own spread 3.5e-4).
+const EPOCH1_TOL: f64 = 1e-3;
+/// Relative tolerance on every later epoch's mean train loss (measured: 5.8e-4; spread 2.7e-3-4.5e-3).
+const LATER_TOL: f64 = 1e-2;
+/// Relative tolerance on the final test loss (measured: 4.6e-3; spread 2.1e-2-4.8e-2).
+const TEST_LOSS_TOL: f64 = 0.1;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(ROOT).join("tests/fixtures/mnist_cnn").join(name)
@@ -64,9 +84,6 @@ impl Observer for Steps {
     fn step(&mut self, _epoch: usize, _batch: usize, _batches: usize, loss: f64) {
         self.0.push(loss);
     }
-    fn epoch(&mut self, m: &EpochMetrics, epochs: usize) {
-        eprintln!("epoch {}/{epochs}: train loss {:.6}  test loss {:.6?}  test acc {:?}  {:.1}s", m.epoch, m.train_loss, m.val_loss, m.val_accuracy, m.seconds);
-    }
 }
 
 fn rel(got: f64, want: f64) -> f64 {
@@ -105,12 +122,24 @@ fn mnist_cnn_trained_by_dlc_matches_pytorch() {
     assert_eq!(steps.0.len(), r.step_loss.len());
     assert_eq!(steps.0.len(), r.epochs * r.n_train.div_ceil(r.batch));
 
-    for (i, (got, want)) in steps.0.iter().zip(&r.step_loss).enumerate() {
-        eprintln!("step {:3}: {got:.8} vs {want:.8}  rel {:.2e}", i + 1, rel(*got, *want));
-    }
+    let (first, early) = (rel(steps.0[0], r.step_loss[0]), (1..EARLY_STEPS).map(|i| rel(steps.0[i], r.step_loss[i])).fold(0.0, f64::max));
+    eprintln!("batch loss vs PyTorch: step 1 rel {first:.1e}, steps 2-{EARLY_STEPS} max rel {early:.1e}");
     for (m, want) in report.history.iter().zip(&r.epoch_loss) {
-        eprintln!("epoch {}: {} vs {} rel {:.2e}", m.epoch, m.train_loss, want, rel(m.train_loss, *want));
+        eprintln!("epoch {}: mean train loss {:.6} (PyTorch {want:.6}, rel {:.1e}), {:.1}s", m.epoch, m.train_loss, rel(m.train_loss, *want), m.seconds);
     }
     let last = report.history.last().unwrap();
-    eprintln!("test loss {:?} vs {} ; acc {:?} vs {}", last.val_loss, r.test_loss, last.val_accuracy, r.test_accuracy);
+    let (loss, acc) = (last.val_loss.unwrap(), last.val_accuracy.unwrap());
+    eprintln!("test: loss {loss:.6} (PyTorch {:.6}), accuracy {:.2}% (PyTorch {:.2}%)", r.test_loss, acc * 100.0, r.test_accuracy * 100.0);
+
+    // Before rounding differences have had time to grow, the runs agree to the last bits.
+    assert!(first < 1e-6, "step 1 (PyTorch's init, first batch): batch loss {} vs PyTorch {}", steps.0[0], r.step_loss[0]);
+    assert!(early < 1e-5, "steps 2-{EARLY_STEPS}: batch losses differ from PyTorch's by up to {early:.2e} (relative)");
+    for (m, want) in report.history.iter().zip(&r.epoch_loss) {
+        let tol = if m.epoch == 1 { EPOCH1_TOL } else { LATER_TOL };
+        assert!(rel(m.train_loss, *want) < tol, "epoch {}: mean train loss {} vs PyTorch {want} (relative tolerance {tol})", m.epoch, m.train_loss);
+    }
+    // Within 1 percentage point: 10 of the 1,000 test images.
+    let (ours, theirs) = ((acc * r.n_test as f64).round() as i64, (r.test_accuracy * r.n_test as f64).round() as i64);
+    assert!((ours - theirs).abs() * 100 <= r.n_test as i64, "test accuracy {ours}/{n} vs PyTorch {theirs}/{n}: more than 1 point apart", n = r.n_test);
+    assert!(rel(loss, r.test_loss) < TEST_LOSS_TOL, "test loss {loss} vs PyTorch {}", r.test_loss);
 }
