@@ -30,7 +30,7 @@ pub(crate) fn check_train(block: &TrainBlock, model: &ModelView) -> (Option<Trai
 
 /// A compile-time value in a train block.
 #[derive(Clone, Debug)]
-enum K {
+pub(super) enum K {
     Num(f64, bool),
     Bool(bool),
     Str(String),
@@ -38,7 +38,7 @@ enum K {
 }
 
 impl K {
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             K::Num(v, _) => format!("the number {v}"),
             K::Bool(b) => format!("`{b}`"),
@@ -48,8 +48,8 @@ impl K {
     }
 }
 
-struct Checker {
-    diags: Vec<Diagnostic>,
+pub(super) struct Checker {
+    pub(super) diags: Vec<Diagnostic>,
 }
 
 fn name_of(e: &Expr) -> Option<&str> {
@@ -57,7 +57,7 @@ fn name_of(e: &Expr) -> Option<&str> {
 }
 
 /// `kind(args)` or a bare `kind`.
-fn call_parts(e: &Expr) -> Option<(&str, &Span, &[crate::ast::Arg])> {
+pub(super) fn call_parts(e: &Expr) -> Option<(&str, &Span, &[crate::ast::Arg])> {
     match &e.kind {
         ExprKind::Call(f, args) => name_of(f).map(|n| (n, &f.span, args.as_slice())),
         ExprKind::Name(n) => Some((n, &e.span, &[][..])),
@@ -66,11 +66,11 @@ fn call_parts(e: &Expr) -> Option<(&str, &Span, &[crate::ast::Arg])> {
 }
 
 impl Checker {
-    fn bad(&mut self, message: impl Into<String>, span: &Span, label: impl Into<String>) {
+    pub(super) fn bad(&mut self, message: impl Into<String>, span: &Span, label: impl Into<String>) {
         self.diags.push(Diagnostic::new(codes::BAD_TRAIN_VALUE, message, span.clone(), label));
     }
 
-    fn konst(&mut self, e: &Expr) -> Option<K> {
+    pub(super) fn konst(&mut self, e: &Expr) -> Option<K> {
         let r = match &e.kind {
             ExprKind::Int(i) => Some(K::Num(*i as f64, true)),
             ExprKind::Float(f) => Some(K::Num(*f, false)),
@@ -105,7 +105,7 @@ impl Checker {
         r
     }
 
-    fn number(&mut self, e: &Expr, what: &str) -> Option<f64> {
+    pub(super) fn number(&mut self, e: &Expr, what: &str) -> Option<f64> {
         match self.konst(e)? {
             K::Num(v, _) => Some(v),
             k => {
@@ -115,7 +115,7 @@ impl Checker {
         }
     }
 
-    fn count(&mut self, e: &Expr, what: &str, min: i64) -> Option<u64> {
+    pub(super) fn count(&mut self, e: &Expr, what: &str, min: i64) -> Option<u64> {
         match self.konst(e)? {
             K::Num(v, true) if v >= min as f64 => Some(v as u64),
             K::Num(v, true) => {
@@ -129,7 +129,7 @@ impl Checker {
         }
     }
 
-    fn flag(&mut self, e: &Expr, what: &str) -> Option<bool> {
+    pub(super) fn flag(&mut self, e: &Expr, what: &str) -> Option<bool> {
         match self.konst(e)? {
             K::Bool(b) => Some(b),
             k => {
@@ -139,7 +139,7 @@ impl Checker {
         }
     }
 
-    fn string(&mut self, e: &Expr, what: &str) -> Option<String> {
+    pub(super) fn string(&mut self, e: &Expr, what: &str) -> Option<String> {
         match self.konst(e)? {
             K::Str(s) => Some(s),
             k => {
@@ -150,7 +150,7 @@ impl Checker {
     }
 
     /// Binds `args` to `params`; an unknown keyword is an unknown option.
-    fn bind_args<'e>(&mut self, callee: &str, params: &[&str], args: &'e [crate::ast::Arg]) -> Option<Vec<Option<&'e Expr>>> {
+    pub(super) fn bind_args<'e>(&mut self, callee: &str, params: &[&str], args: &'e [crate::ast::Arg]) -> Option<Vec<Option<&'e Expr>>> {
         let given = args
             .iter()
             .map(|a| (a.name.as_ref().map(|n| (n.name.clone(), n.span.clone())), &a.value, a.span.clone()))
@@ -272,114 +272,6 @@ impl Checker {
             )
             .with_help(format!("add `{example}`")),
         );
-    }
-
-    fn data(&mut self, e: &Expr) -> Option<DataSpec> {
-        const FORMATS: [(&str, DataFormat); 3] = [("csv", DataFormat::Csv), ("npz", DataFormat::Npz), ("idx", DataFormat::Idx)];
-        const OPTS: &[&str] = &["path", "label", "features", "split", "test", "stratify", "scale", "standardize", "label_scale"];
-        let Some((name, nspan, args)) = call_parts(e) else {
-            self.bad(
-                "`data` is a reader call such as `csv(\"train.csv\", label: \"label\")`",
-                &e.span,
-                "not a data reader",
-            );
-            return None;
-        };
-        let Some(format) = FORMATS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f) else {
-            let mut d = Diagnostic::new(
-                codes::BAD_TRAIN_VALUE,
-                format!("unknown data format `{name}`"),
-                nspan.clone(),
-                "not a data format",
-            )
-            .with_note("formats: csv, npz, idx");
-            if let Some(s) = did_you_mean(name, FORMATS.iter().map(|(n, _)| *n)) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            self.diags.push(d);
-            return None;
-        };
-        let slots = self.bind_args(name, OPTS, args)?;
-        let errors = self.diags.len();
-        let Some(path_e) = slots[0] else {
-            self.diags.push(
-                Diagnostic::new(codes::ARITY, format!("`{name}` needs the data file's path"), e.span.clone(), "no path")
-                    .with_help(format!("`{name}(\"data/train.{name}\")`")),
-            );
-            return None;
-        };
-        let path = self.string(path_e, "path")?;
-        if path.is_empty() {
-            self.bad("the data path is empty", &path_e.span, "empty path");
-        }
-        let label = slots[1].and_then(|x| self.string(x, "label"));
-        let features = slots[2].and_then(|x| self.string(x, "features"));
-        let fraction = |c: &mut Self, x: &Expr, what: &str| -> Option<f64> {
-            let v = c.number(x, what)?;
-            if v > 0.0 && v < 1.0 {
-                Some(v)
-            } else {
-                c.bad(format!("`{what}` is a fraction strictly between 0 and 1, found {v}"), &x.span, "out of range");
-                None
-            }
-        };
-        let split = match (slots[3], slots[4]) {
-            (Some(s), Some(t)) => {
-                self.diags.push(
-                    Diagnostic::new(
-                        codes::BAD_TRAIN_VALUE,
-                        "give either `split` (the training fraction) or `test` (the held-out fraction), not both",
-                        t.span.clone(),
-                        "second split",
-                    )
-                    .with_secondary(s.span.clone(), "first split"),
-                );
-                None
-            }
-            (Some(s), None) => fraction(self, s, "split"),
-            (None, Some(t)) => fraction(self, t, "test").map(|t| 1.0 - t),
-            (None, None) => None,
-        };
-        let stratify = slots[5].map(|x| self.flag(x, "stratify")).unwrap_or(Some(false));
-        let scale = match slots[6] {
-            Some(x) => match self.number(x, "scale") {
-                Some(v) if v != 0.0 => Some(v),
-                Some(_) => {
-                    self.bad("`scale` must not be 0", &x.span, "zero scale");
-                    None
-                }
-                None => None,
-            },
-            None => None,
-        };
-        let standardize = slots[7].map(|x| self.flag(x, "standardize")).unwrap_or(Some(false));
-        let label_scale = match slots[8] {
-            Some(x) => match self.number(x, "label_scale") {
-                Some(v) if v != 0.0 && v.is_finite() => Some(v),
-                Some(_) => {
-                    self.bad("`label_scale` must be a finite, nonzero number", &x.span, "bad scale");
-                    None
-                }
-                None => None,
-            },
-            None => None,
-        };
-        if self.diags.len() > errors {
-            return None;
-        }
-        Some(DataSpec {
-            format,
-            path,
-            path_span: path_e.span.clone(),
-            label,
-            features,
-            split,
-            stratify: stratify?,
-            scale,
-            standardize: standardize?,
-            label_scale,
-            span: e.span.clone(),
-        })
     }
 
     fn loss(&mut self, e: &Expr, model: &ModelView, data: Option<&DataSpec>, data_failed: bool) -> Option<LossSpec> {
@@ -618,139 +510,4 @@ impl Checker {
         }
     }
 
-    fn optimizer(&mut self, e: &Expr) -> Option<OptimizerSpec> {
-        const OPTS: [(&str, &[&str]); 5] = [
-            ("sgd", &["lr", "momentum", "dampening", "nesterov", "weight_decay"]),
-            ("adagrad", &["lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"]),
-            ("rmsprop", &["lr", "alpha", "eps", "weight_decay", "momentum", "centered"]),
-            ("adam", &["lr", "betas", "eps", "weight_decay", "amsgrad"]),
-            ("adamw", &["lr", "betas", "eps", "weight_decay", "amsgrad"]),
-        ];
-        let Some((name, nspan, args)) = call_parts(e) else {
-            self.bad("an optimizer is a call such as `adam(lr: 1e-3)`", &e.span, "not an optimizer");
-            return None;
-        };
-        let Some((_, params)) = OPTS.iter().find(|(n, _)| *n == name) else {
-            let names: Vec<&str> = OPTS.iter().map(|(n, _)| *n).collect();
-            let mut d = Diagnostic::new(
-                codes::UNKNOWN_OPTIMIZER,
-                format!("unknown optimizer `{name}`"),
-                nspan.clone(),
-                "not an optimizer",
-            )
-            .with_note(format!("optimizers: {}", names.join(", ")));
-            let lower = name.to_ascii_lowercase();
-            if let Some(s) = names
-                .iter()
-                .find(|n| **n == lower)
-                .map(|n| n.to_string())
-                .or_else(|| did_you_mean(name, names.iter().copied()))
-            {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            self.diags.push(d);
-            return None;
-        };
-        let slots = self.bind_args(name, params, args)?;
-        let errors = self.diags.len();
-        let num = |c: &mut Self, key: &str, default: f64, min: f64| -> f64 {
-            let Some(i) = params.iter().position(|p| *p == key) else { return default };
-            let Some(x) = slots[i] else { return default };
-            match c.number(x, key) {
-                Some(v) if v >= min => v,
-                Some(v) => {
-                    c.bad(format!("`{key}` must be at least {min}, found {v}"), &x.span, "out of range");
-                    default
-                }
-                None => default,
-            }
-        };
-        let boolean = |c: &mut Self, key: &str| -> bool {
-            let i = params.iter().position(|p| *p == key).unwrap_or(0);
-            slots[i].and_then(|x| c.flag(x, key)).unwrap_or(false)
-        };
-        let lr_default = if matches!(name, "adagrad" | "rmsprop") { 1e-2 } else { 1e-3 };
-        let lr = num(self, "lr", lr_default, 0.0);
-        let kind = match name {
-            "sgd" => {
-                let (momentum, dampening, weight_decay) = (
-                    num(self, "momentum", 0.0, 0.0),
-                    num(self, "dampening", 0.0, f64::MIN),
-                    num(self, "weight_decay", 0.0, 0.0),
-                );
-                let nesterov = boolean(self, "nesterov");
-                if nesterov && (momentum <= 0.0 || dampening != 0.0) {
-                    self.bad(
-                        "Nesterov momentum needs `momentum` > 0 and `dampening: 0`",
-                        &e.span,
-                        "nesterov without momentum",
-                    );
-                }
-                Optimizer::Sgd {
-                    lr,
-                    momentum,
-                    dampening,
-                    nesterov,
-                    weight_decay,
-                }
-            }
-            "adagrad" => Optimizer::Adagrad {
-                lr,
-                lr_decay: num(self, "lr_decay", 0.0, 0.0),
-                weight_decay: num(self, "weight_decay", 0.0, 0.0),
-                initial_accumulator_value: num(self, "initial_accumulator_value", 0.0, 0.0),
-                eps: num(self, "eps", 1e-10, 0.0),
-            },
-            "rmsprop" => Optimizer::RmsProp {
-                lr,
-                alpha: num(self, "alpha", 0.99, 0.0),
-                eps: num(self, "eps", 1e-8, 0.0),
-                weight_decay: num(self, "weight_decay", 0.0, 0.0),
-                momentum: num(self, "momentum", 0.0, 0.0),
-                centered: boolean(self, "centered"),
-            },
-            _ => {
-                let betas = self.betas(slots[1]);
-                let eps = num(self, "eps", 1e-8, 0.0);
-                let weight_decay = num(self, "weight_decay", if name == "adamw" { 1e-2 } else { 0.0 }, 0.0);
-                let amsgrad = boolean(self, "amsgrad");
-                if name == "adamw" {
-                    Optimizer::AdamW {
-                        lr,
-                        betas,
-                        eps,
-                        weight_decay,
-                        amsgrad,
-                    }
-                } else {
-                    Optimizer::Adam {
-                        lr,
-                        betas,
-                        eps,
-                        weight_decay,
-                        amsgrad,
-                    }
-                }
-            }
-        };
-        (self.diags.len() == errors).then(|| OptimizerSpec { kind, span: e.span.clone() })
-    }
-
-    fn betas(&mut self, e: Option<&Expr>) -> (f64, f64) {
-        let Some(e) = e else { return (0.9, 0.999) };
-        match self.konst(e) {
-            Some(K::List(v)) if v.len() == 2 => match (&v[0], &v[1]) {
-                (K::Num(a, _), K::Num(b, _)) if (0.0..1.0).contains(a) && (0.0..1.0).contains(b) => (*a, *b),
-                _ => {
-                    self.bad("`betas` must be two numbers in [0, 1)", &e.span, "out of range");
-                    (0.9, 0.999)
-                }
-            },
-            Some(k) => {
-                self.bad(format!("`betas` is a pair such as (0.9, 0.999), found {}", k.describe()), &e.span, "not a pair");
-                (0.9, 0.999)
-            }
-            None => (0.9, 0.999),
-        }
-    }
 }

@@ -20,6 +20,8 @@
 //! for `cross_entropy`, the output's own type otherwise).
 
 mod check;
+mod data;
+mod optim;
 
 pub(crate) use check::{ModelView, check_train};
 
