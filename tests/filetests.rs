@@ -2,7 +2,9 @@
 //! expectations, in the spirit of Cranelift's filetests and MLIR's lit tests.
 //!
 //! A file starts with `// RUN: dlc compile [--emit ast]` (print the IR or AST and
-//! match it) or `// RUN: dlc check` (expect exactly the annotated errors).
+//! match it), `// RUN: dlc opt --pass NAME…` (also `--NAME`, `--pipeline NAME`:
+//! run those passes through the pass manager, verifying after each, and match
+//! the IR they print) or `// RUN: dlc check` (expect exactly the annotated errors).
 //! `// -----` separates independent cases; line numbers stay those of the file.
 //!
 //! Expectations:
@@ -192,17 +194,33 @@ fn run_file(path: &Path, bless: bool) -> (Vec<String>, Option<String>) {
                         continue;
                     }
                 };
-                let checks: Vec<Expect> = case_lines
-                    .iter()
-                    .filter_map(|l| {
-                        directive(l, "CHECK-NEXT:").map(|t| Expect::CheckNext(t.trim().into()))
-                            .or_else(|| directive(l, "CHECK-NOT:").map(|t| Expect::CheckNot(t.trim().into())))
-                            .or_else(|| directive(l, "CHECK:").map(|t| Expect::Check(t.trim().into())))
-                    })
-                    .collect();
-                if let Err(e) = match_checks(&out, &checks) {
-                    failures.push(format!("{at}: {e}\n--- output ---\n{out}"));
-                }
+                check_output(&at, &case_lines, &out, &mut failures);
+                outputs.push_str(&out);
+            }
+            opt if opt.split_whitespace().take(2).eq(["dlc", "opt"]) => {
+                let out = match (result, opt_passes(opt)) {
+                    (Ok(mut p), Ok(names)) => {
+                        let dir = std::env::temp_dir().join(format!("dlc-filetests-{}", std::process::id()));
+                        let options = dlc::passes::Options { verify_each: true, reproducer_dir: Some(dir), ..Default::default() };
+                        let run = dlc::passes::PassManager::with_passes(options, &names).map_err(|e| e.to_string());
+                        match run.and_then(|pm| pm.run(&mut p.module, &mut std::io::sink()).map_err(|e| e.to_string())) {
+                            Ok(_) => dlc::ir::print::print_module(&p.module),
+                            Err(e) => {
+                                failures.push(format!("{at}: the passes failed:\n{e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    (Err(e), _) => {
+                        failures.push(format!("{at}: expected to parse and verify, got:\n{}", e.render(false)));
+                        continue;
+                    }
+                    (_, Err(e)) => {
+                        failures.push(format!("{}: {e}", path.display()));
+                        break;
+                    }
+                };
+                check_output(&at, &case_lines, &out, &mut failures);
                 outputs.push_str(&out);
             }
             "dlc check" => failures.extend(check_errors(&at, kind, &case.text, &case_src, case.first_line, result.err())),
@@ -215,7 +233,7 @@ fn run_file(path: &Path, bless: bool) -> (Vec<String>, Option<String>) {
     let mut blessed = None;
     if has_out {
         let got: Vec<&str> = outputs.lines().collect();
-        if got != expected && run.starts_with("dlc compile") {
+        if got != expected && (run.starts_with("dlc compile") || run.starts_with("dlc opt")) {
             if bless {
                 let mut t: String = text.lines().filter(|l| !l.trim_start().starts_with("// OUT:")).map(|l| format!("{l}\n")).collect();
                 while t.ends_with("\n\n") {
@@ -239,6 +257,36 @@ fn run_file(path: &Path, bless: bool) -> (Vec<String>, Option<String>) {
         }
     }
     (failures, blessed)
+}
+
+/// Matches the case's CHECK lines against its output.
+fn check_output(at: &str, case_lines: &[&str], out: &str, failures: &mut Vec<String>) {
+    let checks: Vec<Expect> = case_lines
+        .iter()
+        .filter_map(|l| {
+            directive(l, "CHECK-NEXT:").map(|t| Expect::CheckNext(t.trim().into()))
+                .or_else(|| directive(l, "CHECK-NOT:").map(|t| Expect::CheckNot(t.trim().into())))
+                .or_else(|| directive(l, "CHECK:").map(|t| Expect::Check(t.trim().into())))
+        })
+        .collect();
+    if let Err(e) = match_checks(out, &checks) {
+        failures.push(format!("{at}: {e}\n--- output ---\n{out}"));
+    }
+}
+
+/// The pass names of a `dlc opt` RUN line, pipelines expanded.
+fn opt_passes(run: &str) -> Result<Vec<&'static str>, String> {
+    let mut words = run.split_whitespace().skip(2);
+    let mut names = Vec::new();
+    while let Some(w) = words.next() {
+        let e = |e: dlc::passes::registry::UnknownName| format!("RUN line: {e}");
+        match w {
+            "--pass" => names.push(dlc::passes::registry::lookup(words.next().unwrap_or("")).map_err(e)?.name),
+            "--pipeline" => names.extend(dlc::passes::registry::pipeline(words.next().unwrap_or("")).map_err(e)?),
+            flag => names.push(dlc::passes::registry::lookup(flag.trim_start_matches("--")).map_err(e)?.name),
+        }
+    }
+    Ok(names)
 }
 
 fn check_errors(at: &str, kind: SourceKind, text: &str, case_src: &str, first_line: usize, err: Option<Error>) -> Vec<String> {

@@ -6,7 +6,13 @@
 #![deny(missing_docs)]
 
 pub mod autodiff;
+pub mod canonicalize;
+pub mod cse;
 pub mod dce;
+pub mod fold;
+pub mod manager;
+pub mod registry;
+mod rewrite;
 pub mod train_step;
 pub mod train;
 
@@ -20,7 +26,17 @@ pub trait Pass {
     fn summary(&self) -> &'static str;
     /// Runs on `f`; returns true when the IR changed.
     fn run(&self, f: &mut Function) -> bool;
+    /// Runs on `f`, or says why it cannot; the pass manager calls this. A
+    /// pass that can fail overrides it; the others are [`Pass::run`].
+    fn try_run(&self, f: &mut Function) -> Result<bool, String> {
+        Ok(self.run(f))
+    }
 }
 
 pub use autodiff::{AutodiffError, gradient};
+pub use canonicalize::Canonicalize;
+pub use cse::Cse;
 pub use dce::Dce;
+pub use fold::Fold;
+pub use manager::{Options, PassManager, PipelineError};
+pub use registry::{DEFAULT_PIPELINE, PASSES, PassInfo};

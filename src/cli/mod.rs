@@ -3,6 +3,7 @@
 //! user can fix, which is printed on stderr with exit code 1.
 
 mod compile;
+mod opt;
 mod run;
 mod train;
 
@@ -24,6 +25,8 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Check a model: exit 0 and print nothing when it is valid; print diagnostics and exit 1 when not.
     Check(compile::CheckArgs),
+    /// Run passes over IR (or a model) and print the result.
+    Opt(opt::OptArgs),
     /// Run a model's forward pass on inputs from .npy files.
     Run(run::RunArgs),
     /// Train a model as its train block says (flags override it).
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compile(a) => compile::compile(&a),
         Command::Check(a) => compile::check(&a),
+        Command::Opt(a) => opt::opt(&a),
         Command::Run(a) => run::run(&a),
         Command::Train(a) => train::train(&a),
         Command::Eval(a) => train::eval(&a),
