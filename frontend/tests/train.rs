@@ -51,7 +51,8 @@ fn defaults_follow_pytorch_and_keras() {
         opt("adam()"),
         Optimizer::Adam {
             lr: 1e-3,
-            betas: (0.9, 0.999),
+            beta1: 0.9,
+            beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
             amsgrad: false
@@ -61,7 +62,8 @@ fn defaults_follow_pytorch_and_keras() {
         opt("adamw()"),
         Optimizer::AdamW {
             lr: 1e-3,
-            betas: (0.9, 0.999),
+            beta1: 0.9,
+            beta2: 0.999,
             eps: 1e-8,
             weight_decay: 1e-2,
             amsgrad: false
@@ -102,7 +104,8 @@ fn defaults_follow_pytorch_and_keras() {
         opt("adam(lr: 3e-4, betas: (0.8, 0.99), eps: 1e-6, amsgrad: true)"),
         Optimizer::Adam {
             lr: 3e-4,
-            betas: (0.8, 0.99),
+            beta1: 0.8,
+            beta2: 0.99,
             eps: 1e-6,
             weight_decay: 0.0,
             amsgrad: true

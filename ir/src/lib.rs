@@ -15,6 +15,7 @@ pub mod parse;
 pub mod print;
 pub mod registry;
 pub mod signature;
+pub mod train;
 pub mod types;
 pub mod verify;
 

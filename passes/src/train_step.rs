@@ -14,7 +14,7 @@
 //! feeds each result back into the argument of the same name.
 
 use crate::autodiff;
-use crate::train::{LossKind, LossSpec, Optimizer, build_loss};
+use crate::train::{BuildUpdate, LossKind, LossSpec, Optimizer, build_loss};
 use dlc_ir::inline::inline;
 use dlc_ir::signature::{input_attrs, set_output_names, state_attrs};
 use dlc_ir::{Attrs, Builder, DType, Dim, Function, OpKind, Role, Signature, TensorType, Type, ValueId, attrs};

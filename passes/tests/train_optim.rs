@@ -17,7 +17,7 @@ mod train_common;
 
 use dlc_backends::{Tensor, run};
 use dlc_ir::{Attrs, Builder, DType, Function, Init, TensorType, Type};
-use dlc_passes::train::Optimizer;
+use dlc_passes::train::{BuildUpdate, Optimizer};
 use safetensors::SafeTensors;
 use std::collections::{BTreeMap, BTreeSet};
 use train_common::{cases, max_rel_err, read_fixture, tensor};

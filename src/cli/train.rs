@@ -139,7 +139,7 @@ pub fn train(a: &TrainArgs) -> Result<(), Error> {
         cfg.batch_size = b;
     }
     if let Some(lr) = a.lr {
-        cfg.optimizer = config::with_lr(cfg.optimizer, lr);
+        cfg.optimizer = cfg.optimizer.with_lr(lr);
     }
     if let Some(s) = a.seed {
         cfg.seed = s;

@@ -1,50 +1,15 @@
-//! From a model's checked `train { … }` block to a [`TrainConfig`]: the
-//! frontend's names and defaults mapped onto the trainer's, one place.
+//! From a model's checked `train { … }` block to a [`TrainConfig`] and the
+//! compiled training program. The loss and optimizer vocabulary is shared with
+//! the frontend (`dlc_ir::train`); what maps here is data sources and splits.
 
 use super::{Split, TrainConfig};
 use crate::data::{DataSpec, Format};
 use crate::error::Error;
 use dlc_frontend::train as fe;
-use dlc_passes::train::{LossKind, LossSpec, Optimizer, Reduction};
+use dlc_passes::train::LossSpec;
 
 fn loss(l: &fe::LossSpec) -> LossSpec {
-    let kind = match l.kind {
-        fe::LossKind::Mse => LossKind::Mse,
-        fe::LossKind::L1 => LossKind::L1,
-        fe::LossKind::CrossEntropy => LossKind::CrossEntropy,
-        fe::LossKind::Bce => LossKind::Bce,
-        fe::LossKind::BceWithLogits => LossKind::BceWithLogits,
-    };
-    let reduction = match l.reduction {
-        fe::Reduction::Mean => Reduction::Mean,
-        fe::Reduction::Sum => Reduction::Sum,
-    };
-    LossSpec { kind, reduction }
-}
-
-fn optimizer(o: &fe::Optimizer) -> Optimizer {
-    match *o {
-        fe::Optimizer::Sgd { lr, momentum, dampening, nesterov, weight_decay } => Optimizer::Sgd { lr, momentum, dampening, nesterov, weight_decay },
-        fe::Optimizer::Adagrad { lr, lr_decay, weight_decay, initial_accumulator_value, eps } => {
-            Optimizer::Adagrad { lr, lr_decay, weight_decay, initial_accumulator_value, eps }
-        }
-        fe::Optimizer::RmsProp { lr, alpha, eps, weight_decay, momentum, centered } => Optimizer::RmsProp { lr, alpha, eps, weight_decay, momentum, centered },
-        fe::Optimizer::Adam { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad } => Optimizer::Adam { lr, beta1, beta2, eps, weight_decay, amsgrad },
-        fe::Optimizer::AdamW { lr, betas: (beta1, beta2), eps, weight_decay, amsgrad } => Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay, amsgrad },
-    }
-}
-
-/// Replaces the learning rate.
-pub fn with_lr(o: Optimizer, new: f64) -> Optimizer {
-    match o {
-        Optimizer::Sgd { momentum, dampening, nesterov, weight_decay, .. } => Optimizer::Sgd { lr: new, momentum, dampening, nesterov, weight_decay },
-        Optimizer::Adagrad { lr_decay, weight_decay, initial_accumulator_value, eps, .. } => {
-            Optimizer::Adagrad { lr: new, lr_decay, weight_decay, initial_accumulator_value, eps }
-        }
-        Optimizer::RmsProp { alpha, eps, weight_decay, momentum, centered, .. } => Optimizer::RmsProp { lr: new, alpha, eps, weight_decay, momentum, centered },
-        Optimizer::Adam { beta1, beta2, eps, weight_decay, amsgrad, .. } => Optimizer::Adam { lr: new, beta1, beta2, eps, weight_decay, amsgrad },
-        Optimizer::AdamW { beta1, beta2, eps, weight_decay, amsgrad, .. } => Optimizer::AdamW { lr: new, beta1, beta2, eps, weight_decay, amsgrad },
-    }
+    LossSpec { kind: l.kind, reduction: l.reduction }
 }
 
 /// The data spec of a train block's `data:` entry.
@@ -90,7 +55,7 @@ pub fn from_spec(t: &fe::TrainSpec, data_override: Option<DataSpec>) -> Result<T
         output: t.loss.output.clone(),
         label_input: (t.loss.label.source == fe::LabelSource::Input).then(|| t.loss.label.name.clone()),
         loss: loss(&t.loss),
-        optimizer: optimizer(&t.optimizer.kind),
+        optimizer: t.optimizer.kind.clone(),
         epochs: t.epochs as usize,
         batch_size: t.batch_size as usize,
         seed: t.seed,
@@ -109,7 +74,7 @@ pub fn from_spec(t: &fe::TrainSpec, data_override: Option<DataSpec>) -> Result<T
 /// `forward`, without touching any data: what `dlc compile --emit train` prints.
 pub fn program(forward: &dlc_ir::Function, t: &fe::TrainSpec) -> Result<dlc_passes::train_step::TrainProgram, Error> {
     let label = (t.loss.label.source == fe::LabelSource::Input).then_some(t.loss.label.name.as_str());
-    dlc_passes::train_step::build(forward, &t.loss.output, label, &loss(&t.loss), &optimizer(&t.optimizer.kind)).map_err(|e| Error::Input(e.0))
+    dlc_passes::train_step::build(forward, &t.loss.output, label, &loss(&t.loss), &t.optimizer.kind).map_err(|e| Error::Input(e.0))
 }
 
 /// The gradient function of a train block's loss with respect to every

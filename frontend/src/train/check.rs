@@ -279,8 +279,8 @@ impl Checker {
             self.bad("a loss is a call such as `cross_entropy(logits, label)`", &e.span, "not a loss");
             return None;
         };
-        let Some(kind) = LossKind::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k) else {
-            let names: Vec<&str> = LossKind::ALL.iter().map(|(n, _)| *n).collect();
+        let Some(kind) = LossKind::from_name(name) else {
+            let names: Vec<&str> = LossKind::ALL.iter().map(|k| k.name()).collect();
             let mut d = Diagnostic::new(codes::UNKNOWN_LOSS, format!("unknown loss `{name}`"), nspan.clone(), "not a loss")
                 .with_note(format!("losses: {}", names.join(", ")));
             if let Some(s) = did_you_mean(name, names.iter().copied()) {

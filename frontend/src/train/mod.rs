@@ -26,6 +26,7 @@ mod optim;
 pub(crate) use check::{ModelView, check_train};
 
 use crate::ast::Span;
+pub use dlc_ir::train::{LossKind, Optimizer, Reduction};
 use dlc_ir::TensorType;
 
 /// A checked train block.
@@ -68,46 +69,6 @@ pub struct LossSpec {
     pub span: Span,
 }
 
-/// The loss functions (PyTorch's definitions).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LossKind {
-    /// Mean squared error, `nn.MSELoss`.
-    Mse,
-    /// Mean absolute error, `nn.L1Loss`.
-    L1,
-    /// Softmax cross-entropy from logits and class indices, `nn.CrossEntropyLoss`.
-    CrossEntropy,
-    /// Binary cross-entropy of probabilities, `nn.BCELoss`.
-    Bce,
-    /// Binary cross-entropy from logits (stable form), `nn.BCEWithLogitsLoss`.
-    BceWithLogits,
-}
-
-impl LossKind {
-    /// Every loss with its name in the language.
-    pub const ALL: [(&'static str, LossKind); 5] = [
-        ("mse", LossKind::Mse),
-        ("l1", LossKind::L1),
-        ("cross_entropy", LossKind::CrossEntropy),
-        ("bce", LossKind::Bce),
-        ("bce_with_logits", LossKind::BceWithLogits),
-    ];
-
-    /// The name in the language.
-    pub fn name(self) -> &'static str {
-        LossKind::ALL.iter().find(|(_, k)| *k == self).map(|(n, _)| *n).unwrap_or("?")
-    }
-}
-
-/// How per-example losses are combined.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Reduction {
-    /// The mean (PyTorch's default).
-    Mean,
-    /// The sum.
-    Sum,
-}
-
 /// The target of a loss.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Label {
@@ -135,91 +96,6 @@ pub struct OptimizerSpec {
     pub kind: Optimizer,
     /// The optimizer expression.
     pub span: Span,
-}
-
-/// The optimizers, with PyTorch's hyper-parameters and defaults.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Optimizer {
-    /// `torch.optim.SGD`.
-    Sgd {
-        /// Learning rate (default 1e-3).
-        lr: f64,
-        /// Momentum factor (default 0).
-        momentum: f64,
-        /// Dampening for momentum (default 0).
-        dampening: f64,
-        /// Nesterov momentum (default false).
-        nesterov: bool,
-        /// L2 penalty (default 0).
-        weight_decay: f64,
-    },
-    /// `torch.optim.Adagrad`.
-    Adagrad {
-        /// Learning rate (default 1e-2).
-        lr: f64,
-        /// Learning-rate decay (default 0).
-        lr_decay: f64,
-        /// L2 penalty (default 0).
-        weight_decay: f64,
-        /// Starting value of the accumulators (default 0).
-        initial_accumulator_value: f64,
-        /// Added to the denominator (default 1e-10).
-        eps: f64,
-    },
-    /// `torch.optim.RMSprop`.
-    RmsProp {
-        /// Learning rate (default 1e-2).
-        lr: f64,
-        /// Smoothing constant (default 0.99).
-        alpha: f64,
-        /// Added to the denominator (default 1e-8).
-        eps: f64,
-        /// L2 penalty (default 0).
-        weight_decay: f64,
-        /// Momentum factor (default 0).
-        momentum: f64,
-        /// Normalize by the estimated variance (default false).
-        centered: bool,
-    },
-    /// `torch.optim.Adam`.
-    Adam {
-        /// Learning rate (default 1e-3).
-        lr: f64,
-        /// Decay rates of the moment estimates (default (0.9, 0.999)).
-        betas: (f64, f64),
-        /// Added to the denominator (default 1e-8).
-        eps: f64,
-        /// L2 penalty added to the gradient (default 0).
-        weight_decay: f64,
-        /// The AMSGrad variant (default false).
-        amsgrad: bool,
-    },
-    /// `torch.optim.AdamW`.
-    AdamW {
-        /// Learning rate (default 1e-3).
-        lr: f64,
-        /// Decay rates of the moment estimates (default (0.9, 0.999)).
-        betas: (f64, f64),
-        /// Added to the denominator (default 1e-8).
-        eps: f64,
-        /// Decoupled weight decay (default 1e-2).
-        weight_decay: f64,
-        /// The AMSGrad variant (default false).
-        amsgrad: bool,
-    },
-}
-
-impl Optimizer {
-    /// The learning rate.
-    pub fn lr(&self) -> f64 {
-        match self {
-            Optimizer::Sgd { lr, .. }
-            | Optimizer::Adagrad { lr, .. }
-            | Optimizer::RmsProp { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::AdamW { lr, .. } => *lr,
-        }
-    }
 }
 
 /// Where training data comes from.

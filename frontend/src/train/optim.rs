@@ -100,14 +100,15 @@ impl Checker {
                 centered: boolean(self, "centered"),
             },
             _ => {
-                let betas = self.betas(slots[1]);
+                let (beta1, beta2) = self.betas(slots[1]);
                 let eps = num(self, "eps", 1e-8, 0.0);
                 let weight_decay = num(self, "weight_decay", if name == "adamw" { 1e-2 } else { 0.0 }, 0.0);
                 let amsgrad = boolean(self, "amsgrad");
                 if name == "adamw" {
                     Optimizer::AdamW {
                         lr,
-                        betas,
+                        beta1,
+                        beta2,
                         eps,
                         weight_decay,
                         amsgrad,
@@ -115,7 +116,8 @@ impl Checker {
                 } else {
                     Optimizer::Adam {
                         lr,
-                        betas,
+                        beta1,
+                        beta2,
                         eps,
                         weight_decay,
                         amsgrad,

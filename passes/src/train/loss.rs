@@ -4,57 +4,8 @@
 
 use super::emit::Emit;
 use dlc_ir::registry::shape::dims_str;
+use dlc_ir::train::{LossKind, LossSpec, Reduction};
 use dlc_ir::{BuildError, Builder, DType, Dim, OpKind, TensorType, ValueId, attrs};
-
-/// Which loss.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum LossKind {
-    /// Mean squared error, `F.mse_loss`.
-    Mse,
-    /// Mean absolute error, `F.l1_loss`.
-    L1,
-    /// Cross-entropy of logits `[N, C]` against class indices `[N]`, `F.cross_entropy`.
-    CrossEntropy,
-    /// Binary cross-entropy of probabilities, `F.binary_cross_entropy`.
-    Bce,
-    /// Binary cross-entropy of logits, `F.binary_cross_entropy_with_logits`.
-    BceWithLogits,
-}
-
-impl LossKind {
-    /// Every loss, in declaration order.
-    pub const ALL: [LossKind; 5] = [LossKind::Mse, LossKind::L1, LossKind::CrossEntropy, LossKind::Bce, LossKind::BceWithLogits];
-
-    /// PyTorch's function name (`mse_loss`), used in error messages.
-    pub fn torch_name(self) -> &'static str {
-        match self {
-            LossKind::Mse => "mse_loss",
-            LossKind::L1 => "l1_loss",
-            LossKind::CrossEntropy => "cross_entropy",
-            LossKind::Bce => "binary_cross_entropy",
-            LossKind::BceWithLogits => "binary_cross_entropy_with_logits",
-        }
-    }
-}
-
-/// How per-element (or per-sample) losses become one number: PyTorch's
-/// `reduction` argument (`"none"` is not offered: training needs a scalar).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Reduction {
-    /// The mean (PyTorch's default); for cross-entropy, over the batch.
-    Mean,
-    /// The sum.
-    Sum,
-}
-
-/// A loss and its reduction.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LossSpec {
-    /// Which loss.
-    pub kind: LossKind,
-    /// How to reduce it.
-    pub reduction: Reduction,
-}
 
 /// Appends the loss of `pred` against `target` and returns a rank-0 value of
 /// `pred`'s dtype.

@@ -7,7 +7,7 @@
 //!
 //! - [`build_loss`] appends `F.mse_loss`, `F.l1_loss`, `F.cross_entropy`,
 //!   `F.binary_cross_entropy` or `F.binary_cross_entropy_with_logits`;
-//! - [`Optimizer::build_update`] appends one step of `torch.optim.SGD`,
+//! - [`BuildUpdate::build_update`] appends one step of `torch.optim.SGD`,
 //!   `Adagrad`, `RMSprop`, `Adam` or `AdamW` for one parameter, with the
 //!   optimizer's state as explicit values in and out (see
 //!   [`Optimizer::state_slots`]), so the IR has no mutation and no control
@@ -26,5 +26,6 @@ mod emit;
 pub mod loss;
 pub mod optim;
 
-pub use loss::{LossKind, LossSpec, Reduction, build_loss};
-pub use optim::Optimizer;
+pub use dlc_ir::train::{LossKind, LossSpec, Optimizer, Reduction};
+pub use loss::build_loss;
+pub use optim::BuildUpdate;

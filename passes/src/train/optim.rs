@@ -3,7 +3,7 @@
 //!
 //! An update is a pure function `(param, grad, state…, step) → (param',
 //! state'…)`: the optimizer's state (momentum buffers, running averages) is
-//! passed in and returned as values, in [`Optimizer::state_slots`] order, so
+//! passed in and returned as values, in `Optimizer::state_slots` order, so
 //! a training step is one SSA function a backend can compile and run in a
 //! loop, feeding each step's outputs back as the next step's inputs.
 //!
@@ -16,209 +16,13 @@
 //! differ in the last bit or two per step, f64 results agree to ~1e-15.
 
 use super::emit::Emit;
-use dlc_ir::{BuildError, Builder, DType, Init, ValueId};
+use dlc_ir::train::Optimizer;
+use dlc_ir::{BuildError, Builder, DType, ValueId};
 
-/// An optimizer and its hyper-parameters, with PyTorch's names and meaning.
-/// The constructors ([`Optimizer::sgd`], …) give PyTorch's defaults.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Optimizer {
-    /// `torch.optim.SGD`.
-    Sgd {
-        /// Learning rate.
-        lr: f64,
-        /// Momentum factor (0 disables the buffer).
-        momentum: f64,
-        /// Dampening of the gradient's share in the momentum buffer.
-        dampening: f64,
-        /// Nesterov momentum: step along `g + momentum·buf` instead of `buf`.
-        nesterov: bool,
-        /// L2 penalty added to the gradient (`g + wd·p`).
-        weight_decay: f64,
-    },
-    /// `torch.optim.Adagrad`.
-    Adagrad {
-        /// Learning rate.
-        lr: f64,
-        /// Learning-rate decay: step t uses `lr / (1 + (t - 1)·lr_decay)`.
-        lr_decay: f64,
-        /// L2 penalty added to the gradient.
-        weight_decay: f64,
-        /// Initial value of the sum of squared gradients.
-        initial_accumulator_value: f64,
-        /// Added to the square root of the sum, for stability.
-        eps: f64,
-    },
-    /// `torch.optim.RMSprop`.
-    RmsProp {
-        /// Learning rate.
-        lr: f64,
-        /// Smoothing constant of the squared-gradient average.
-        alpha: f64,
-        /// Added to the root mean square, for stability.
-        eps: f64,
-        /// L2 penalty added to the gradient.
-        weight_decay: f64,
-        /// Momentum factor (0 disables the buffer).
-        momentum: f64,
-        /// Normalize by the variance estimate `E[g²] - E[g]²` instead of `E[g²]`.
-        centered: bool,
-    },
-    /// `torch.optim.Adam`.
-    Adam {
-        /// Learning rate.
-        lr: f64,
-        /// Decay of the gradient average (PyTorch's `betas[0]`).
-        beta1: f64,
-        /// Decay of the squared-gradient average (`betas[1]`).
-        beta2: f64,
-        /// Added to the denominator, for stability.
-        eps: f64,
-        /// L2 penalty added to the gradient (coupled, unlike AdamW).
-        weight_decay: f64,
-        /// AMSGrad: normalize by the running maximum of the squared-gradient average.
-        amsgrad: bool,
-    },
-    /// `torch.optim.AdamW`: Adam with decoupled weight decay.
-    AdamW {
-        /// Learning rate.
-        lr: f64,
-        /// Decay of the gradient average (`betas[0]`).
-        beta1: f64,
-        /// Decay of the squared-gradient average (`betas[1]`).
-        beta2: f64,
-        /// Added to the denominator, for stability.
-        eps: f64,
-        /// Decoupled decay: the parameter is first scaled by `1 - lr·wd`.
-        weight_decay: f64,
-        /// AMSGrad, as in Adam.
-        amsgrad: bool,
-    },
-}
-
-impl Optimizer {
-    /// SGD with PyTorch's defaults: no momentum, dampening or weight decay.
-    pub fn sgd(lr: f64) -> Self {
-        Optimizer::Sgd { lr, momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 }
-    }
-
-    /// Adagrad with PyTorch's defaults: `eps = 1e-10`, the rest 0.
-    pub fn adagrad(lr: f64) -> Self {
-        Optimizer::Adagrad { lr, lr_decay: 0.0, weight_decay: 0.0, initial_accumulator_value: 0.0, eps: 1e-10 }
-    }
-
-    /// RMSprop with PyTorch's defaults: `alpha = 0.99`, `eps = 1e-8`, not centered.
-    pub fn rmsprop(lr: f64) -> Self {
-        Optimizer::RmsProp { lr, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false }
-    }
-
-    /// Adam with PyTorch's defaults: betas `(0.9, 0.999)`, `eps = 1e-8`, no weight decay.
-    pub fn adam(lr: f64) -> Self {
-        Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, amsgrad: false }
-    }
-
-    /// AdamW with PyTorch's defaults: as Adam, but `weight_decay = 0.01`.
-    pub fn adamw(lr: f64) -> Self {
-        Optimizer::AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2, amsgrad: false }
-    }
-
-    /// The lower-case name (`sgd`, `adagrad`, `rmsprop`, `adam`, `adamw`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Optimizer::Sgd { .. } => "sgd",
-            Optimizer::Adagrad { .. } => "adagrad",
-            Optimizer::RmsProp { .. } => "rmsprop",
-            Optimizer::Adam { .. } => "adam",
-            Optimizer::AdamW { .. } => "adamw",
-        }
-    }
-
-    /// The learning rate.
-    pub fn lr(&self) -> f64 {
-        match *self {
-            Optimizer::Sgd { lr, .. }
-            | Optimizer::Adagrad { lr, .. }
-            | Optimizer::RmsProp { lr, .. }
-            | Optimizer::Adam { lr, .. }
-            | Optimizer::AdamW { lr, .. } => lr,
-        }
-    }
-
-    /// Names and initial values of the per-parameter state slots, in the
-    /// order [`Optimizer::build_update`] takes and returns them; each slot has
-    /// the parameter's type. These are PyTorch's `optimizer.state[p]` keys
-    /// (without `step`, which is shared and passed separately):
-    /// SGD `momentum_buffer` (when momentum ≠ 0); Adagrad `sum`, starting at
-    /// `initial_accumulator_value`; RMSprop `square_avg`, then
-    /// `momentum_buffer` (momentum > 0) and `grad_avg` (centered); Adam and
-    /// AdamW `exp_avg`, `exp_avg_sq`, then `max_exp_avg_sq` (amsgrad).
-    pub fn state_slots(&self) -> Vec<(&'static str, Init)> {
-        let mut s = Vec::new();
-        match *self {
-            Optimizer::Sgd { momentum, .. } => {
-                if momentum != 0.0 {
-                    s.push(("momentum_buffer", Init::Zeros));
-                }
-            }
-            Optimizer::Adagrad { initial_accumulator_value, .. } => s.push(("sum", Init::Constant(initial_accumulator_value))),
-            Optimizer::RmsProp { momentum, centered, .. } => {
-                s.push(("square_avg", Init::Zeros));
-                if momentum > 0.0 {
-                    s.push(("momentum_buffer", Init::Zeros));
-                }
-                if centered {
-                    s.push(("grad_avg", Init::Zeros));
-                }
-            }
-            Optimizer::Adam { amsgrad, .. } | Optimizer::AdamW { amsgrad, .. } => {
-                s.push(("exp_avg", Init::Zeros));
-                s.push(("exp_avg_sq", Init::Zeros));
-                if amsgrad {
-                    s.push(("max_exp_avg_sq", Init::Zeros));
-                }
-            }
-        }
-        s
-    }
-
-    /// The hyper-parameter checks of PyTorch's constructors (`Invalid
-    /// learning rate`, Nesterov's requirements, …); NaN fails every check.
-    pub fn validate(&self) -> Result<(), String> {
-        let non_neg = |name: &str, v: f64| if v >= 0.0 { Ok(()) } else { Err(format!("invalid {name}: {v} (must be >= 0)")) };
-        let beta = |name: &str, v: f64| if (0.0..1.0).contains(&v) { Ok(()) } else { Err(format!("invalid {name}: {v} (must be in [0, 1))")) };
-        non_neg("learning rate", self.lr())?;
-        match *self {
-            Optimizer::Sgd { momentum, dampening, nesterov, weight_decay, .. } => {
-                non_neg("momentum", momentum)?;
-                non_neg("weight_decay", weight_decay)?;
-                if !dampening.is_finite() {
-                    return Err(format!("invalid dampening: {dampening}"));
-                }
-                if nesterov && (momentum <= 0.0 || dampening != 0.0) {
-                    return Err("Nesterov momentum requires a momentum and zero dampening".into());
-                }
-            }
-            Optimizer::Adagrad { lr_decay, weight_decay, initial_accumulator_value, eps, .. } => {
-                non_neg("lr_decay", lr_decay)?;
-                non_neg("weight_decay", weight_decay)?;
-                non_neg("initial_accumulator_value", initial_accumulator_value)?;
-                non_neg("epsilon", eps)?;
-            }
-            Optimizer::RmsProp { alpha, eps, weight_decay, momentum, .. } => {
-                non_neg("alpha", alpha)?;
-                non_neg("epsilon", eps)?;
-                non_neg("weight_decay", weight_decay)?;
-                non_neg("momentum", momentum)?;
-            }
-            Optimizer::Adam { beta1, beta2, eps, weight_decay, .. } | Optimizer::AdamW { beta1, beta2, eps, weight_decay, .. } => {
-                beta("beta1", beta1)?;
-                beta("beta2", beta2)?;
-                non_neg("epsilon", eps)?;
-                non_neg("weight_decay", weight_decay)?;
-            }
-        }
-        Ok(())
-    }
-
+/// Appending an optimizer's update to IR: implemented for
+/// [`dlc_ir::train::Optimizer`], whose data (hyper-parameters, state slots)
+/// lives in the IR crate where the frontend shares it.
+pub trait BuildUpdate {
     /// Appends one update step of one parameter and returns `(new_param,
     /// new_state)`, the state in [`Optimizer::state_slots`] order.
     ///
@@ -227,11 +31,15 @@ impl Optimizer {
     /// this update (PyTorch's `state["step"]` after its `+= 1`), used for
     /// SGD's first step, Adagrad's `lr_decay` and Adam's bias corrections.
     /// The formulas are in the doc of each builder below.
-    pub fn build_update(&self, b: &mut Builder, param: ValueId, grad: ValueId, state: &[ValueId], step: ValueId) -> Result<(ValueId, Vec<ValueId>), BuildError> {
+    fn build_update(&self, b: &mut Builder, param: ValueId, grad: ValueId, state: &[ValueId], step: ValueId) -> Result<(ValueId, Vec<ValueId>), BuildError>;
+}
+
+impl BuildUpdate for Optimizer {
+    fn build_update(&self, b: &mut Builder, param: ValueId, grad: ValueId, state: &[ValueId], step: ValueId) -> Result<(ValueId, Vec<ValueId>), BuildError> {
         let op = self.name();
         let err = |message: String| BuildError { op, message };
         self.validate().map_err(err)?;
-        let dtype = self.check_operands(b, param, grad, state, step).map_err(err)?;
+        let dtype = check_operands(self, b, param, grad, state, step).map_err(err)?;
         let mut e = Emit::new(b, dtype);
         match *self {
             Optimizer::Sgd { lr, momentum, dampening, nesterov, weight_decay } => {
@@ -249,30 +57,30 @@ impl Optimizer {
             }
         }
     }
+}
 
-    /// Checks the operand types; returns the parameter's dtype.
-    fn check_operands(&self, b: &Builder, param: ValueId, grad: ValueId, state: &[ValueId], step: ValueId) -> Result<DType, String> {
-        let f = &*b.func;
-        let pt = f.ty(param).as_tensor().filter(|t| t.dtype.is_float()).ok_or_else(|| format!("parameter must be an f32 or f64 tensor, got {}", f.ty(param)))?;
-        if f.ty(grad) != f.ty(param) {
-            return Err(format!("gradient must have the parameter's type {pt}, got {}", f.ty(grad)));
-        }
-        let slots = self.state_slots();
-        if state.len() != slots.len() {
-            let names: Vec<_> = slots.iter().map(|s| s.0).collect();
-            return Err(format!("expects {} state value(s) [{}], got {}", slots.len(), names.join(", "), state.len()));
-        }
-        for (&(name, _), &s) in slots.iter().zip(state) {
-            if f.ty(s) != f.ty(param) {
-                return Err(format!("state '{name}' must have the parameter's type {pt}, got {}", f.ty(s)));
-            }
-        }
-        let st = f.ty(step).as_tensor();
-        if st.is_none_or(|t| t.rank() != 0 || t.dtype != pt.dtype) {
-            return Err(format!("step must be a rank-0 {} tensor holding the 1-based step count, got {}", pt.dtype, f.ty(step)));
-        }
-        Ok(pt.dtype)
+/// Checks the operand types; returns the parameter's dtype.
+fn check_operands(opt: &Optimizer, b: &Builder, param: ValueId, grad: ValueId, state: &[ValueId], step: ValueId) -> Result<DType, String> {
+    let f = &*b.func;
+    let pt = f.ty(param).as_tensor().filter(|t| t.dtype.is_float()).ok_or_else(|| format!("parameter must be an f32 or f64 tensor, got {}", f.ty(param)))?;
+    if f.ty(grad) != f.ty(param) {
+        return Err(format!("gradient must have the parameter's type {pt}, got {}", f.ty(grad)));
     }
+    let slots = opt.state_slots();
+    if state.len() != slots.len() {
+        let names: Vec<_> = slots.iter().map(|s| s.0).collect();
+        return Err(format!("expects {} state value(s) [{}], got {}", slots.len(), names.join(", "), state.len()));
+    }
+    for (&(name, _), &s) in slots.iter().zip(state) {
+        if f.ty(s) != f.ty(param) {
+            return Err(format!("state '{name}' must have the parameter's type {pt}, got {}", f.ty(s)));
+        }
+    }
+    let st = f.ty(step).as_tensor();
+    if st.is_none_or(|t| t.rank() != 0 || t.dtype != pt.dtype) {
+        return Err(format!("step must be a rank-0 {} tensor holding the 1-based step count, got {}", pt.dtype, f.ty(step)));
+    }
+    Ok(pt.dtype)
 }
 
 /// `p.add_(g, alpha=a)` and `g.add(p, alpha=wd)`: `x + a·y`.
@@ -499,7 +307,7 @@ fn adam(e: &mut Emit, hp: [f64; 5], amsgrad: bool, decoupled: bool, p: ValueId, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dlc_ir::{Attrs, Function, TensorType, Type};
+    use dlc_ir::{Attrs, Function, Init, TensorType, Type};
 
     fn all_kinds() -> Vec<Optimizer> {
         vec![
