@@ -1,0 +1,138 @@
+//! The model benchmark: dlc beside PyTorch eager, torch.compile and
+//! onnxruntime on the MLP (784-256-128-10) and the Keras MNIST CNN — inference
+//! and an Adam train step — plus dlc's compile time for every example model,
+//! forward and train step. Ratios are taken within this one run (reference
+//! time / dlc time: above 1 means dlc is faster); absolute times on a shared
+//! machine mean little.
+//!
+//! `cargo bench --bench models [-- --threads 2] [-- --no-compile]`. The reference
+//! side runs when `python3` can import torch (and onnxruntime for its column):
+//! `pip install torch numpy onnx onnxruntime`; otherwise it is skipped with a message.
+
+use dlc::{Model, Options, Tensor};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// PERF.md's f32 FMA peak of one core (GFLOP/s). The Xeon dev machines measure higher
+/// (184-232 with AVX-512, see the contract crate's bench), so read it as a floor.
+const PEAK_PER_CORE: f64 = 115.0;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Median milliseconds of `calls` calls after 2 warm-up calls.
+fn median_ms(calls: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut ts: Vec<f64> = (0..calls)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ts.sort_by(f64::total_cmp);
+    ts[calls / 2]
+}
+
+/// Multiply-add FLOPs (×2) of one forward pass per example, as PERF.md counts them.
+fn forward_flops(model: &str) -> f64 {
+    match model {
+        "mlp" => 2.0 * (784.0 * 256.0 + 256.0 * 128.0 + 128.0 * 10.0),
+        _ => 2.0 * (26.0 * 26.0 * 32.0 * 9.0 + 11.0 * 11.0 * 64.0 * 32.0 * 9.0 + 3.0 * 3.0 * 64.0 * 64.0 * 9.0 + 576.0 * 64.0 + 64.0 * 10.0),
+    }
+}
+
+fn dlc_times() -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (name, file, shape, batch, calls) in [
+        ("mlp", "mlp.dl", vec![784usize], 64usize, 30usize),
+        ("mlp", "mlp.dl", vec![784], 256, 10),
+        ("cnn", "mnist_cnn.dl", vec![1, 28, 28], 64, 3),
+    ] {
+        let model = Model::compile_file(root().join("examples").join(file), &Options::default()).expect("the example compiles");
+        let input = model.signature().inputs().next().expect("one input").name.clone();
+        let mut full = vec![batch];
+        full.extend(&shape);
+        let n: usize = full.iter().product();
+        let x = Tensor::from_f32(&full, (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect()).expect("shape fits");
+        let y = Tensor::from_i64(&[batch], (0..batch as i64).map(|i| i % 10).collect()).expect("shape fits");
+        let t = median_ms(calls, || {
+            model.forward(&[(input.as_str(), &x)]).expect("forward runs");
+        });
+        out.insert(format!("{name}_b{batch}_infer"), t);
+        let mut trainer = model.trainer().expect("a train block");
+        let t = median_ms(calls, || {
+            trainer.step(&[(input.as_str(), &x)], &y).expect("a step runs");
+        });
+        out.insert(format!("{name}_b{batch}_train"), t);
+    }
+    out
+}
+
+/// `{"workload": …, "framework": …, "ms": …}` lines from the reference script.
+fn reference(threads: usize, compile: bool) -> Result<Vec<(String, String, f64)>, String> {
+    let script = root().join("benches/reference/models_torch.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg("--threads").arg(threads.to_string());
+    if !compile {
+        cmd.arg("--no-compile");
+    }
+    let out = cmd.output().map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
+    }
+    let field = |line: &str, key: &str| -> Option<String> {
+        let rest = line.split(&format!("\"{key}\": ")).nth(1)?;
+        Some(rest.split([',', '}']).next()?.trim().trim_matches('"').to_string())
+    };
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| Some((field(l, "workload")?, field(l, "framework")?, field(l, "ms")?.parse().ok()?)))
+        .collect())
+}
+
+fn compile_times() {
+    println!("\ncompile time (release build; the train step includes autodiff and the optimizer):");
+    for e in ["mlp", "mnist_cnn", "digits_mlp", "logistic", "keras_dense", "fcn"] {
+        let path = root().join(format!("examples/{e}.dl"));
+        let fwd = median_ms(9, || {
+            Model::compile_file(&path, &Options::default()).expect("compiles");
+        });
+        let model = Model::compile_file(&path, &Options::default()).expect("compiles");
+        let train = median_ms(9, || {
+            model.trainer().expect("a train block");
+        });
+        println!("  {e:<12} forward {fwd:>7.2} ms   train step {train:>7.2} ms");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads = args.iter().position(|a| a == "--threads").and_then(|i| args.get(i + 1)).and_then(|t| t.parse().ok()).unwrap_or(1usize);
+    let compile = !args.iter().any(|a| a == "--no-compile");
+    println!("dlc vs references; dlc backend: reference interpreter (1 thread); references at {threads} thread(s)");
+    let dlc = dlc_times();
+    let refs = reference(threads, compile);
+    println!("\n{:<16} {:>10} {:>9} {:>12} {:>12} {:>14} {:>12}", "workload", "dlc ms", "GFLOP/s", "torch ms", "compile ms", "onnxruntime ms", "best ratio");
+    for (w, &ms) in &dlc {
+        let model = w.split('_').next().unwrap_or("mlp");
+        let batch: f64 = w.split('_').nth(1).and_then(|b| b.trim_start_matches('b').parse().ok()).unwrap_or(1.0);
+        let mult = if w.ends_with("train") { 3.0 } else { 1.0 };
+        let gflops = forward_flops(model) * batch * mult / (ms * 1e6);
+        let get = |fw: &str| refs.as_ref().ok().and_then(|r| r.iter().find(|(rw, rf, _)| rw == w && rf == fw).map(|r| r.2));
+        let (t, c, o) = (get("torch"), get("torch.compile"), get("onnxruntime"));
+        let best = [t, c, o].into_iter().flatten().fold(f64::INFINITY, f64::min);
+        let show = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+        let ratio = if best.is_finite() { format!("{:.2}x", best / ms) } else { "-".into() };
+        println!("{w:<16} {ms:>10.3} {gflops:>9.1} {:>12} {:>12} {:>14} {ratio:>12}", show(t), show(c), show(o));
+    }
+    if let Err(e) = &refs {
+        println!("reference side skipped ({e}); install it with `pip install torch numpy onnx onnxruntime`");
+    }
+    println!("(GFLOP/s counts multiply-adds x2, a train step as 3 forward passes; PERF.md gives one core's peak as {PEAK_PER_CORE} GFLOP/s)");
+    compile_times();
+}
