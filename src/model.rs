@@ -43,6 +43,64 @@ pub struct Options {
     pub seed: u64,
 }
 
+/// What executes a model's functions.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The reference interpreter (`dlc_backends::run`): the oracle, slow.
+    Interp,
+    /// `dlc_cpu::CpuExecutable`: fused elementwise kernels (Cranelift),
+    /// gemm contractions with fused epilogues, the interpreter for the rest.
+    #[default]
+    Jit,
+}
+
+/// One function ready to run on a [`Backend`]: compiled once, run many times.
+#[derive(Debug)]
+pub enum Runner {
+    /// Interpreted on every call.
+    Interp(dlc_ir::Function),
+    /// Compiled for the CPU.
+    Jit(Box<dlc_cpu::CpuExecutable>),
+}
+
+impl Runner {
+    /// Prepares `f` for `backend` (for [`Backend::Jit`], compiles it, using
+    /// up to 2 threads for contractions).
+    pub fn new(backend: Backend, f: &dlc_ir::Function) -> Result<Runner, Error> {
+        match backend {
+            Backend::Interp => Ok(Runner::Interp(f.clone())),
+            Backend::Jit => {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+                let exe = dlc_cpu::CpuExecutable::compile(f, &dlc_cpu::CpuOptions { threads }).map_err(cpu_error)?;
+                Ok(Runner::Jit(Box::new(exe)))
+            }
+        }
+    }
+
+    /// Which backend runs it.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Runner::Interp(_) => Backend::Interp,
+            Runner::Jit(_) => Backend::Jit,
+        }
+    }
+
+    /// Runs the function on `args`.
+    pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+        match self {
+            Runner::Interp(f) => Ok(dlc_backends::run(f, args)?),
+            Runner::Jit(exe) => exe.run(args).map_err(cpu_error),
+        }
+    }
+}
+
+fn cpu_error(e: dlc_cpu::CpuError) -> Error {
+    match e {
+        dlc_cpu::CpuError::Interp(i) => Error::Run(i),
+        other => Error::Input(format!("jit backend: {other}")),
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options { seed: 0 }
@@ -55,6 +113,8 @@ pub struct Model {
     program: Program,
     sig: Signature,
     params: BTreeMap<String, Tensor>,
+    backend: Backend,
+    forward: Runner,
 }
 
 fn describe(t: &TensorType) -> String {
@@ -92,7 +152,24 @@ impl Model {
     fn new(program: Program, options: &Options) -> Result<Model, Error> {
         let sig = program.signature()?;
         let params = dlc_backends::init_params(&sig, options.seed).into_iter().collect();
-        Ok(Model { program, sig, params })
+        let backend = Backend::default();
+        let forward = Runner::new(backend, program.forward()?)?;
+        Ok(Model { program, sig, params, backend, forward })
+    }
+
+    /// Runs the forward pass (and trainers made afterwards) on `backend`
+    /// (default [`Backend::Jit`]); compiles the forward function once.
+    pub fn set_backend(&mut self, backend: Backend) -> Result<(), Error> {
+        if backend != self.backend {
+            self.forward = Runner::new(backend, self.program.forward()?)?;
+            self.backend = backend;
+        }
+        Ok(())
+    }
+
+    /// The backend that runs the model.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The model's inputs, parameters and outputs.
@@ -140,7 +217,7 @@ impl Model {
             check_arg(&format!("input '{}'", a.name), &t, &a.ty, &mut batch)?;
             args.push(t);
         }
-        let out = dlc_backends::run(self.program.forward()?, &args)?;
+        let out = self.forward.run(&args)?;
         Ok(self.sig.outputs.iter().map(|(n, _)| n.clone()).zip(out).collect())
     }
 
@@ -188,7 +265,8 @@ impl Model {
         let slots = slots(&sig, &program)?;
         let params = program.params.iter().map(|n| self.params[n].clone()).collect();
         let state = dlc_backends::init_state(&sig, 0).into_iter().map(|(_, t)| t).collect();
-        Ok(StepTrainer { program, sig, slots, params, state, step: 0 })
+        let runner = Runner::new(self.backend, &program.step)?;
+        Ok(StepTrainer { program, sig, slots, params, state, step: 0, runner })
     }
 }
 
@@ -210,6 +288,7 @@ pub struct StepTrainer {
     params: Vec<Tensor>,
     state: Vec<Tensor>,
     step: u64,
+    runner: Runner,
 }
 
 impl StepTrainer {
@@ -229,7 +308,7 @@ impl StepTrainer {
             check_arg(&format!("'{}'", a.name), &t, &a.ty, &mut batch)?;
             args.push(t);
         }
-        let mut out = dlc_backends::run(&self.program.step, &args)?.into_iter();
+        let mut out = self.runner.run(&args)?.into_iter();
         for p in &mut self.params {
             *p = out.next().expect("one result per parameter");
         }

@@ -1,4 +1,5 @@
-//! `dlc run`: the forward pass on the reference interpreter.
+//! `dlc run`: the forward pass, compiled for the CPU (`--backend jit`, the
+//! default) or on the reference interpreter (`--backend interp`).
 
 use clap::Args;
 use dlc::io::{npy, weights};
@@ -23,6 +24,9 @@ pub struct RunArgs {
     /// Write each output as DIR/NAME.npy (created if missing); without it, print a summary.
     #[arg(short, long, value_name = "DIR")]
     output: Option<PathBuf>,
+    /// What runs the model: the CPU JIT or the reference interpreter.
+    #[arg(long, value_enum, default_value = "jit")]
+    backend: dlc::model::Backend,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -94,7 +98,7 @@ pub fn run(a: &RunArgs) -> Result<(), Error> {
         .iter()
         .map(|arg| inputs.remove(&arg.name).or_else(|| params.remove(&arg.name)).expect("every argument was bound above"))
         .collect();
-    let outputs = dlc::backends::run(program.forward()?, &args)?;
+    let outputs = dlc::model::Runner::new(a.backend, program.forward()?)?.run(&args)?;
     match &a.output {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.display().to_string(), source })?;

@@ -53,6 +53,9 @@ pub struct TrainArgs {
     /// Plot the loss and accuracy curves to this SVG file.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+    /// What runs the train step: the CPU JIT or the reference interpreter.
+    #[arg(long, value_enum, default_value = "jit")]
+    backend: dlc::model::Backend,
 }
 
 #[derive(Args)]
@@ -152,6 +155,7 @@ pub fn train(a: &TrainArgs) -> Result<(), Error> {
     cfg.checkpoint_dir = a.checkpoint_dir.clone();
     cfg.resume = a.resume;
     let mut trainer = Trainer::new(program.forward()?, cfg.clone())?;
+    trainer.set_backend(a.backend)?;
     let flag = trainer.interrupt_flag();
     // Ctrl-C: finish the current step, save a checkpoint, exit. A second handler
     // cannot be installed in the same process (e.g. in tests); training then just

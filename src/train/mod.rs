@@ -8,6 +8,7 @@ pub mod report;
 
 use crate::data::{self, DataSpec, Dataset, split};
 use crate::error::Error;
+use crate::model::{Backend, Runner};
 use crate::Tensor;
 use checkpoint::{Checkpoint, Position};
 use dlc_ir::{DType, Function, Signature, TensorType};
@@ -113,6 +114,8 @@ pub struct Trainer {
     cfg: TrainConfig,
     fingerprint: String,
     interrupt: Arc<AtomicBool>,
+    step_runner: Runner,
+    eval_runner: Runner,
 }
 
 fn input_err(m: impl Into<String>) -> Error {
@@ -205,7 +208,12 @@ impl Trainer {
         }
         let params = program.params.iter().map(|n| params.remove(n).expect("every parameter was initialized")).collect();
         let state = program.state.iter().map(|n| state.remove(n).expect("every state slot was initialized")).collect();
+        let backend = Backend::default();
+        let step_runner = Runner::new(backend, &program.step)?;
+        let eval_runner = Runner::new(backend, &program.eval)?;
         Ok(Trainer {
+            step_runner,
+            eval_runner,
             program,
             train,
             val,
@@ -221,6 +229,21 @@ impl Trainer {
             fingerprint,
             interrupt: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Runs the train step and evaluation on `backend` (default
+    /// [`Backend::Jit`]); compiles each function once.
+    pub fn set_backend(&mut self, backend: Backend) -> Result<(), Error> {
+        if backend != self.step_runner.backend() {
+            self.step_runner = Runner::new(backend, &self.program.step)?;
+            self.eval_runner = Runner::new(backend, &self.program.eval)?;
+        }
+        Ok(())
+    }
+
+    /// The backend that runs the train step.
+    pub fn backend(&self) -> Backend {
+        self.step_runner.backend()
     }
 
     /// A flag that, once set (e.g. by a Ctrl-C handler), makes the run save a
@@ -273,7 +296,7 @@ impl Trainer {
         self.position.step += 1;
         let step = Tensor::from_f64_values(&[], &[self.position.step as f64], self.dtype()).map_err(|e| input_err(e.to_string()))?;
         let args = self.args(&self.step_slots, &x, &y, Some(&step));
-        let mut out = dlc_backends::run(&self.program.step, &args)?.into_iter();
+        let mut out = self.step_runner.run(&args)?.into_iter();
         for p in &mut self.params {
             *p = out.next().expect("one result per parameter");
         }
@@ -292,7 +315,7 @@ impl Trainer {
         for chunk in rows.chunks(self.cfg.batch_size.max(256)) {
             let (x, y) = self.batch(d, chunk)?;
             let args = self.args(&self.eval_slots, &x, &y, None);
-            let out = dlc_backends::run(&self.program.eval, &args)?;
+            let out = self.eval_runner.run(&args)?;
             loss += out[0].to_f64_vec()[0] * self.loss_weight(chunk.len());
             if let Some(c) = out.get(1) {
                 *correct.get_or_insert(0.0) += c.to_f64_vec()[0];

@@ -1,0 +1,563 @@
+//! dlc's CPU executable: a whole `dl` function compiled once and run many
+//! times, at any batch size.
+//!
+//! [`CpuExecutable::compile`] partitions the function's ops ([`plan`]):
+//! chains of elementwise ops become fused dlc-jit kernels (Cranelift),
+//! `dl.matmul` and `dl.conv2d` run on dlc-contract's gemm kernels with a
+//! fused bias/ReLU epilogue, and every other op (reductions, softmax, pools,
+//! gather, movement, integer casts, …) falls back to the reference
+//! interpreter's `eval_op`, one op at a time: correct by construction, and
+//! the list of the next kernels to compile ([`CpuExecutable::plan_summary`]
+//! prints which they are). Constants are evaluated at compile time.
+//!
+//! [`CpuExecutable::run`] checks the arguments as the interpreter does
+//! (dtype, rank, static dims, one batch size for every `?`), runs the steps
+//! over a table of value buffers indexed by [`ValueId`], frees each buffer
+//! after its last use and returns the function's results. Contractions use
+//! `threads` workers of a private rayon pool; at a fixed thread count every
+//! run is bit-identical.
+#![deny(missing_docs)]
+
+pub mod plan;
+
+use dlc_backends::{InterpError, Tensor, eval_op};
+use dlc_contract::{Conv2d, ContractError, Epilogue, Transpose, View};
+use dlc_ir::{AttrView, Attrs, DType, Dim, Function, OpKind, TensorType, Type, ValueId};
+use dlc_jit::{Buffer, BufferMut, CompiledKernel, Jit, JitError, Lowered};
+use ndarray::{ArrayD, IxDyn};
+use plan::{PlannedStep, StepKind};
+use std::borrow::Cow;
+
+/// Each step's description and wall time, in execution order.
+pub type StepTimes = Vec<(String, std::time::Duration)>;
+
+/// Options for [`CpuExecutable::compile`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Worker threads for contractions (at least 1).
+    pub threads: usize,
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions { threads: 1 }
+    }
+}
+
+/// What can go wrong compiling or running a function.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuError {
+    /// The caller passed the wrong number of arguments.
+    #[error("@{func} takes {expected} argument(s), got {found}")]
+    ArgCount {
+        /// The function's name.
+        func: String,
+        /// How many it declares.
+        expected: usize,
+        /// How many were passed.
+        found: usize,
+    },
+    /// An argument does not have its declared type.
+    #[error("argument %{name}: expected {expected}, found {found}")]
+    ArgType {
+        /// The argument's name.
+        name: String,
+        /// The declared type.
+        expected: String,
+        /// What was passed.
+        found: String,
+    },
+    /// Two `?` dims were given different sizes.
+    #[error("argument %{name}: dim {dim} is the batch dim ? and has size {found}, but the batch size is {batch}")]
+    BatchMismatch {
+        /// The argument.
+        name: String,
+        /// Which dim.
+        dim: usize,
+        /// Its size.
+        found: usize,
+        /// The batch size bound earlier.
+        batch: usize,
+    },
+    /// Something this backend cannot compile or run.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An interpreter step failed.
+    #[error(transparent)]
+    Interp(#[from] InterpError),
+    /// A JIT kernel failed.
+    #[error("jit: {0}")]
+    Jit(#[from] JitError),
+    /// A contraction failed.
+    #[error("contraction: {0}")]
+    Contract(#[from] ContractError),
+    /// The IR is inconsistent (a value used before its definition, …).
+    #[error("malformed IR: {0}")]
+    Malformed(String),
+}
+
+/// Below this many multiply-adds a contraction runs on one thread
+/// (dlc-contract's own threshold: a second thread costs more than it saves).
+const PAR_MIN_MACS: usize = 1 << 19;
+
+/// A step ready to run.
+enum Exec {
+    /// A fused elementwise kernel.
+    Jit { kernel: Box<CompiledKernel>, lowered: Box<Lowered>, inputs: Vec<ValueId> },
+    /// `dl.matmul` (+ epilogue).
+    Matmul { a: ValueId, b: ValueId, t: Transpose, bias: Option<ValueId>, relu: bool },
+    /// `dl.conv2d` (+ epilogue).
+    Conv2d { x: ValueId, w: ValueId, conv: Conv2d, bias: Option<ValueId>, relu: bool },
+    /// One op through the interpreter.
+    Interp { kind: OpKind, attrs: Attrs, inputs: Vec<ValueId> },
+}
+
+struct Step {
+    exec: Exec,
+    output: ValueId,
+    /// Values whose last use is this step: freed after it.
+    frees: Vec<ValueId>,
+    describe: String,
+}
+
+/// A function compiled for the CPU. See the crate docs.
+pub struct CpuExecutable {
+    name: String,
+    args: Vec<(ValueId, String, TensorType)>,
+    results: Vec<ValueId>,
+    num_values: usize,
+    constants: Vec<(ValueId, Tensor)>,
+    steps: Vec<Step>,
+    threads: usize,
+    pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for CpuExecutable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuExecutable").field("name", &self.name).field("plan", &self.plan_summary()).finish()
+    }
+}
+
+fn tensor_ty(f: &Function, v: ValueId) -> Result<TensorType, CpuError> {
+    f.ty(v).as_tensor().cloned().ok_or_else(|| CpuError::Unsupported(format!("value %{} is not a tensor", v.0)))
+}
+
+/// Builds the dlc-jit kernel for a group: its outside operands become kernel
+/// arguments (first use order), its ops are copied in program order.
+fn compile_group(f: &Function, step: &PlannedStep, jit: &Jit) -> Result<Exec, CpuError> {
+    let inside: Vec<ValueId> = step.ops.iter().flat_map(|&o| f.op(o).results.clone()).collect();
+    let mut inputs: Vec<ValueId> = Vec::new();
+    for &o in &step.ops {
+        for &v in &f.op(o).operands {
+            if !inside.contains(&v) && !inputs.contains(&v) {
+                inputs.push(v);
+            }
+        }
+    }
+    let mut k = Function::new("kernel");
+    let mut map = std::collections::HashMap::new();
+    for &v in &inputs {
+        let a = k.add_arg(f.ty(v).clone(), None, Attrs::new());
+        map.insert(v, a);
+    }
+    let entry = k.entry();
+    for &o in &step.ops {
+        let op = f.op(o);
+        let operands = op.operands.iter().map(|v| map[v]).collect();
+        let types = op.results.iter().map(|&r| f.ty(r).clone()).collect();
+        let id = k.append_op(entry, op.kind, operands, op.attrs.clone(), types, Vec::new());
+        for (&r, &nr) in op.results.iter().zip(&k.op(id).results.clone()) {
+            map.insert(r, nr);
+        }
+    }
+    let out = map[&step.output];
+    k.append_op(entry, OpKind::Return, vec![out], Attrs::new(), Vec::new(), Vec::new());
+    let lowered = dlc_jit::lower_function(&k)?;
+    let kernel = jit.compile(&lowered.spec)?;
+    Ok(Exec::Jit { kernel: Box::new(kernel), lowered: Box::new(lowered), inputs })
+}
+
+fn pair(view: &AttrView, name: &str) -> Result<[usize; 2], CpuError> {
+    match view.ints(name).map_err(CpuError::Malformed)?.as_slice() {
+        &[h, w] if h >= 0 && w >= 0 => Ok([h as usize, w as usize]),
+        other => Err(CpuError::Malformed(format!("attribute '{name}' must be two integers, got {other:?}"))),
+    }
+}
+
+fn compile_step(f: &Function, step: &PlannedStep, jit: &Jit) -> Result<Exec, CpuError> {
+    let first = f.op(step.ops[0]);
+    let view = AttrView::new(first.kind, &first.attrs);
+    Ok(match &step.kind {
+        StepKind::Jit => compile_group(f, step, jit)?,
+        StepKind::Matmul { bias, relu } => Exec::Matmul {
+            a: first.operands[0],
+            b: first.operands[1],
+            t: Transpose::new(
+                view.bool("transpose_a").map_err(CpuError::Malformed)?,
+                view.bool("transpose_b").map_err(CpuError::Malformed)?,
+            ),
+            bias: *bias,
+            relu: *relu,
+        },
+        StepKind::Conv2d { bias, relu } => Exec::Conv2d {
+            x: first.operands[0],
+            w: first.operands[1],
+            conv: Conv2d { stride: pair(&view, "stride")?, padding: pair(&view, "padding")?, dilation: pair(&view, "dilation")? },
+            bias: *bias,
+            relu: *relu,
+        },
+        StepKind::Interp => Exec::Interp { kind: first.kind, attrs: first.attrs.clone(), inputs: first.operands.clone() },
+    })
+}
+
+fn exec_inputs(e: &Exec) -> Vec<ValueId> {
+    match e {
+        Exec::Jit { inputs, .. } | Exec::Interp { inputs, .. } => inputs.clone(),
+        Exec::Matmul { a, b, bias, .. } => [Some(*a), Some(*b), *bias].into_iter().flatten().collect(),
+        Exec::Conv2d { x, w, bias, .. } => [Some(*x), Some(*w), *bias].into_iter().flatten().collect(),
+    }
+}
+
+impl CpuExecutable {
+    /// Compiles `func` (its entry block must end in `func.return`).
+    pub fn compile(func: &Function, options: &CpuOptions) -> Result<CpuExecutable, CpuError> {
+        if func.return_op().is_none() {
+            return Err(CpuError::Malformed(format!("@{} does not end with func.return", func.name)));
+        }
+        let threads = options.threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| CpuError::Unsupported(format!("cannot start {threads} threads: {e}")))?;
+        let jit = Jit::new()?;
+        let plan::Plan { steps: planned, mut constants } = plan::plan(func);
+        // Compile each step; a group the JIT refuses runs op by op instead.
+        let mut ready: Vec<(Exec, ValueId, String)> = Vec::new();
+        for step in &planned {
+            match compile_step(func, step, &jit) {
+                Ok(e) => ready.push((e, step.output, step.describe(func))),
+                Err(CpuError::Jit(_)) if step.kind == StepKind::Jit => {
+                    let mut split = Vec::new();
+                    plan::unfuse(func, step, &mut split, &mut constants);
+                    for s in &split {
+                        ready.push((compile_step(func, s, &jit)?, s.output, s.describe(func)));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let consts = constants
+            .iter()
+            .map(|&o| {
+                let op = func.op(o);
+                Ok((op.results[0], eval_op(op.kind, &op.attrs, &[], None)?))
+            })
+            .collect::<Result<Vec<_>, CpuError>>()?;
+        // Last uses: a value is freed after the last step that reads it,
+        // unless the function returns it.
+        let results = func.returned_values();
+        let mut last: Vec<Option<usize>> = vec![None; func.num_values()];
+        for (i, (e, _, _)) in ready.iter().enumerate() {
+            for v in exec_inputs(e) {
+                last[v.0 as usize] = Some(i);
+            }
+        }
+        for &v in &results {
+            last[v.0 as usize] = None;
+        }
+        let is_const_or_arg = |v: ValueId| func.args().contains(&v) || consts.iter().any(|(c, _)| *c == v);
+        let steps = ready
+            .into_iter()
+            .enumerate()
+            .map(|(i, (exec, output, describe))| {
+                let mut frees: Vec<ValueId> = exec_inputs(&exec).into_iter().filter(|&v| last[v.0 as usize] == Some(i) && !is_const_or_arg(v)).collect();
+                frees.dedup();
+                Step { exec, output, frees, describe }
+            })
+            .collect();
+        let args = func
+            .args()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let name = func.value(v).name.clone().unwrap_or_else(|| format!("arg{i}"));
+                Ok((v, name, tensor_ty(func, v)?))
+            })
+            .collect::<Result<_, CpuError>>()?;
+        Ok(CpuExecutable { name: func.name.clone(), args, results, num_values: func.num_values(), constants: consts, steps, threads, pool })
+    }
+
+    /// The steps in execution order: `jit[add,relu]`, `matmul+bias+relu`,
+    /// `interp[reduce_sum]`, … (constants evaluated at compile time are not steps).
+    pub fn plan_summary(&self) -> Vec<String> {
+        self.steps.iter().map(|s| s.describe.clone()).collect()
+    }
+
+    /// The number of constants evaluated at compile time.
+    pub fn num_constants(&self) -> usize {
+        self.constants.len()
+    }
+
+    /// Runs the function on `args` and returns its results.
+    pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>, CpuError> {
+        self.run_timed(args, None)
+    }
+
+    /// Like [`CpuExecutable::run`], also returning each step's description
+    /// and wall time, in execution order.
+    pub fn run_profiled(&self, args: &[Tensor]) -> Result<(Vec<Tensor>, StepTimes), CpuError> {
+        let mut times = Vec::with_capacity(self.steps.len());
+        let out = self.run_timed(args, Some(&mut times))?;
+        let named = self.steps.iter().map(|s| s.describe.clone()).zip(times).collect();
+        Ok((out, named))
+    }
+
+    fn run_timed(&self, args: &[Tensor], mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
+        if args.len() != self.args.len() {
+            return Err(CpuError::ArgCount { func: self.name.clone(), expected: self.args.len(), found: args.len() });
+        }
+        let mut batch: Option<usize> = None;
+        for ((_, name, ty), t) in self.args.iter().zip(args) {
+            check_arg(name, ty, t, &mut batch)?;
+        }
+        let mut env: Vec<Option<Cow<'_, Tensor>>> = (0..self.num_values).map(|_| None).collect();
+        for ((v, _, _), t) in self.args.iter().zip(args) {
+            env[v.0 as usize] = Some(Cow::Borrowed(t));
+        }
+        for (v, t) in &self.constants {
+            env[v.0 as usize] = Some(Cow::Borrowed(t));
+        }
+        {
+            for step in &self.steps {
+                let start = std::time::Instant::now();
+                let out = self.exec(&step.exec, &env, batch)?;
+                if let Some(t) = times.as_deref_mut() {
+                    t.push(start.elapsed());
+                }
+                for v in &step.frees {
+                    env[v.0 as usize] = None;
+                }
+                env[step.output.0 as usize] = Some(Cow::Owned(out));
+            }
+        }
+        let mut out = Vec::with_capacity(self.results.len());
+        for (i, &v) in self.results.iter().enumerate() {
+            let slot = &mut env[v.0 as usize];
+            let t = if self.results[i + 1..].contains(&v) { slot.clone() } else { slot.take() };
+            let t = t.ok_or_else(|| CpuError::Malformed(format!("result %{} is not defined", v.0)))?;
+            out.push(t.into_owned());
+        }
+        Ok(out)
+    }
+
+    fn exec(&self, e: &Exec, env: &[Option<Cow<'_, Tensor>>], batch: Option<usize>) -> Result<Tensor, CpuError> {
+        let get = |v: ValueId| -> Result<&Tensor, CpuError> {
+            env[v.0 as usize].as_deref().ok_or_else(|| CpuError::Malformed(format!("%{} is used before it is defined", v.0)))
+        };
+        match e {
+            Exec::Interp { kind, attrs, inputs } => {
+                let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
+                if *kind == OpKind::Reshape
+                    && let Some(t) = reshape_contiguous(attrs, ins[0], batch)
+                {
+                    return Ok(t);
+                }
+                Ok(eval_op(*kind, attrs, &ins, batch)?)
+            }
+            Exec::Jit { kernel, lowered, inputs } => {
+                let shape = lowered
+                    .output_shape(batch)
+                    .ok_or_else(|| CpuError::Unsupported("a kernel's output has a ? dim but no argument binds the batch".into()))?;
+                let iter = lowered.iteration_shape(&shape)?;
+                let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
+                let slices: Vec<Contig<'_>> = ins.iter().map(|t| Contig::of(t)).collect::<Result<_, _>>()?;
+                let bufs: Vec<Buffer<'_>> = slices.iter().map(Contig::buffer).collect();
+                let n: usize = shape.iter().product();
+                match lowered.output.dtype {
+                    DType::F32 => {
+                        let mut out = vec![0f32; n];
+                        kernel.run_buffers(&bufs, BufferMut::F32(&mut out), &iter)?;
+                        Ok(Tensor::F32(array(&shape, out)?))
+                    }
+                    DType::F64 => {
+                        let mut out = vec![0f64; n];
+                        kernel.run_buffers(&bufs, BufferMut::F64(&mut out), &iter)?;
+                        Ok(Tensor::F64(array(&shape, out)?))
+                    }
+                    DType::I1 => {
+                        let mut out = vec![false; n];
+                        kernel.run_buffers(&bufs, BufferMut::I1(&mut out), &iter)?;
+                        Ok(Tensor::I1(array(&shape, out)?))
+                    }
+                    d => Err(CpuError::Unsupported(format!("a kernel writing {d}"))),
+                }
+            }
+            Exec::Matmul { a, b, t, bias, relu } => {
+                let (a, b) = (get(*a)?, get(*b)?);
+                let bias = bias.map(get).transpose()?;
+                match (a, b) {
+                    (Tensor::F32(x), Tensor::F32(y)) => self.matmul::<f32>(x, y, *t, bias.map(f32_of).transpose()?, *relu).map(Tensor::F32),
+                    (Tensor::F64(x), Tensor::F64(y)) => self.matmul::<f64>(x, y, *t, bias.map(f64_of).transpose()?, *relu).map(Tensor::F64),
+                    _ => Err(CpuError::Unsupported(format!("matmul of {} and {}", a.describe(), b.describe()))),
+                }
+            }
+            Exec::Conv2d { x, w, conv, bias, relu } => {
+                let (x, w) = (get(*x)?, get(*w)?);
+                let bias = bias.map(get).transpose()?;
+                match (x, w) {
+                    (Tensor::F32(x), Tensor::F32(y)) => self.conv::<f32>(x, y, *conv, bias.map(f32_of).transpose()?, *relu).map(Tensor::F32),
+                    (Tensor::F64(x), Tensor::F64(y)) => self.conv::<f64>(x, y, *conv, bias.map(f64_of).transpose()?, *relu).map(Tensor::F64),
+                    _ => Err(CpuError::Unsupported(format!("conv2d of {} and {}", x.describe(), w.describe()))),
+                }
+            }
+        }
+    }
+
+    fn matmul<T: dlc_contract::Element + Clone>(
+        &self,
+        a: &ArrayD<T>,
+        b: &ArrayD<T>,
+        t: Transpose,
+        bias: Option<Cow<'_, [T]>>,
+        relu: bool,
+    ) -> Result<ArrayD<T>, CpuError> {
+        let (ad, bd) = (contiguous(a), contiguous(b));
+        let shape = dlc_contract::matmul_shape(a.shape(), b.shape(), t)?;
+        let mut out = vec![T::ZERO; shape.iter().product()];
+        let epi = Epilogue { bias: bias.as_deref(), relu };
+        let k = if t.a { a.shape()[a.ndim() - 2] } else { a.shape()[a.ndim() - 1] };
+        self.parallel(out.len() * k, |threads| {
+            dlc_contract::matmul(View::new(&ad, a.shape()), View::new(&bd, b.shape()), &mut out, t, epi, threads)
+        })?;
+        array(&shape, out)
+    }
+
+    fn conv<T: dlc_contract::Element + Clone>(
+        &self,
+        x: &ArrayD<T>,
+        w: &ArrayD<T>,
+        conv: Conv2d,
+        bias: Option<Cow<'_, [T]>>,
+        relu: bool,
+    ) -> Result<ArrayD<T>, CpuError> {
+        let (xd, wd) = (contiguous(x), contiguous(w));
+        let shape = conv.out_shape(x.shape(), w.shape())?;
+        let mut out = vec![T::ZERO; shape.iter().product()];
+        let epi = Epilogue { bias: bias.as_deref(), relu };
+        let taps: usize = w.shape()[1..].iter().product();
+        self.parallel(out.len() * taps, |threads| {
+            let mut scratch = vec![T::ZERO; dlc_contract::conv2d_scratch_len::<T>(x.shape(), w.shape(), conv, threads)?];
+            dlc_contract::conv2d(View::new(&xd, x.shape()), View::new(&wd, w.shape()), &mut out, conv, epi, &mut scratch, threads)
+        })?;
+        array(&shape, out)
+    }
+
+    /// Runs a contraction of `macs` multiply-adds with this executable's
+    /// threads inside its rayon pool, or on the calling thread with one
+    /// thread when it is too small to split (dlc-contract would use one
+    /// anyway, and entering the pool costs a thread hand-off per call).
+    fn parallel<R: Send>(&self, macs: usize, f: impl FnOnce(usize) -> R + Send) -> R {
+        if self.threads > 1 && macs >= PAR_MIN_MACS {
+            self.pool.install(|| f(self.threads))
+        } else {
+            f(1)
+        }
+    }
+}
+
+fn array<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>, CpuError> {
+    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| CpuError::Malformed(e.to_string()))
+}
+
+/// The elements of `a` in row-major order, borrowed when already contiguous
+/// (otherwise copied lane by lane along the last axis).
+fn contiguous<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None if a.ndim() == 0 => Cow::Owned(a.iter().cloned().collect()),
+        None => {
+            let mut v = Vec::with_capacity(a.len());
+            for lane in a.rows() {
+                match lane.as_slice() {
+                    Some(s) => v.extend_from_slice(s),
+                    None => v.extend(lane.iter().cloned()),
+                }
+            }
+            Cow::Owned(v)
+        }
+    }
+}
+
+/// `dl.reshape` of a row-major tensor: one copy of its elements under the
+/// new shape (`None`: leave it to the interpreter, which checks and reports).
+fn reshape_contiguous(attrs: &Attrs, t: &Tensor, batch: Option<usize>) -> Option<Tensor> {
+    let dims = AttrView::new(OpKind::Reshape, attrs).ints("shape").ok()?;
+    let shape: Vec<usize> = dims.iter().map(|&d| if d == -1 { batch } else { usize::try_from(d).ok() }).collect::<Option<_>>()?;
+    if shape.iter().product::<usize>() != t.len() {
+        return None;
+    }
+    fn go<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Option<ArrayD<T>> {
+        ArrayD::from_shape_vec(IxDyn(shape), contiguous(a).into_owned()).ok()
+    }
+    Some(match t {
+        Tensor::F32(a) => Tensor::F32(go(a, &shape)?),
+        Tensor::F64(a) => Tensor::F64(go(a, &shape)?),
+        Tensor::I32(a) => Tensor::I32(go(a, &shape)?),
+        Tensor::I64(a) => Tensor::I64(go(a, &shape)?),
+        Tensor::I1(a) => Tensor::I1(go(a, &shape)?),
+    })
+}
+
+fn f32_of(t: &Tensor) -> Result<Cow<'_, [f32]>, CpuError> {
+    t.as_f32().map(contiguous).ok_or_else(|| CpuError::Unsupported(format!("bias {} for an f32 contraction", t.describe())))
+}
+
+fn f64_of(t: &Tensor) -> Result<Cow<'_, [f64]>, CpuError> {
+    t.as_f64().map(contiguous).ok_or_else(|| CpuError::Unsupported(format!("bias {} for an f64 contraction", t.describe())))
+}
+
+/// A tensor's elements, contiguous, as one of the JIT's buffer types.
+enum Contig<'a> {
+    F32(Cow<'a, [f32]>),
+    F64(Cow<'a, [f64]>),
+    I1(Cow<'a, [bool]>),
+}
+
+impl<'a> Contig<'a> {
+    fn of(t: &'a Tensor) -> Result<Contig<'a>, CpuError> {
+        match t {
+            Tensor::F32(a) => Ok(Contig::F32(contiguous(a))),
+            Tensor::F64(a) => Ok(Contig::F64(contiguous(a))),
+            Tensor::I1(a) => Ok(Contig::I1(contiguous(a))),
+            other => Err(CpuError::Unsupported(format!("a kernel input of {}", other.describe()))),
+        }
+    }
+
+    fn buffer(&self) -> Buffer<'_> {
+        match self {
+            Contig::F32(s) => Buffer::F32(s),
+            Contig::F64(s) => Buffer::F64(s),
+            Contig::I1(s) => Buffer::I1(s),
+        }
+    }
+}
+
+fn check_arg(name: &str, ty: &TensorType, t: &Tensor, batch: &mut Option<usize>) -> Result<(), CpuError> {
+    let conforms = ty.dtype == t.dtype()
+        && ty.rank() == t.rank()
+        && ty.shape.iter().zip(t.shape()).all(|(d, &n)| d.as_static().is_none_or(|s| s == n as u64));
+    if !conforms {
+        return Err(CpuError::ArgType { name: name.to_string(), expected: Type::Tensor(ty.clone()).to_string(), found: t.describe() });
+    }
+    for (dim, (d, &n)) in ty.shape.iter().zip(t.shape()).enumerate() {
+        if *d != Dim::Dynamic {
+            continue;
+        }
+        match *batch {
+            None => *batch = Some(n),
+            Some(b) if b != n => return Err(CpuError::BatchMismatch { name: name.to_string(), dim, found: n, batch: b }),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}

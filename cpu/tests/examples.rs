@@ -1,0 +1,216 @@
+//! Every example model's forward function and training step, run through
+//! `CpuExecutable` and through the reference interpreter on random inputs:
+//! the results agree within 1e-4 relative + 1e-5 absolute (f32).
+
+use dlc_backends::Tensor;
+use dlc_cpu::{CpuError, CpuExecutable, CpuOptions};
+use dlc_ir::{DType, Dim, Function, Role, Signature, TensorType};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Instant;
+
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-5;
+
+struct Example {
+    name: String,
+    forward: Function,
+    step: Option<Function>,
+    /// The label argument of the step, its loss, and the number of classes.
+    label: Option<(String, dlc_ir::train::LossKind, Option<u64>)>,
+}
+
+fn examples() -> Vec<Example> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "dl")).collect();
+    paths.sort();
+    assert!(paths.len() >= 6, "found only {paths:?}");
+    paths
+        .iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().to_string();
+            let src = std::fs::read_to_string(p).unwrap();
+            let compiled = dlc_frontend::compile(&name, &src).unwrap_or_else(|_| panic!("{name} does not compile"));
+            let forward = compiled.module.function("forward").expect("@forward").clone();
+            let (step, label) = match &compiled.model.train {
+                Some(t) => {
+                    let label_input = (t.loss.label.source == dlc_frontend::LabelSource::Input).then_some(t.loss.label.name.as_str());
+                    let loss = dlc_ir::train::LossSpec { kind: t.loss.kind, reduction: t.loss.reduction };
+                    let program = dlc_passes::train_step::build(&forward, &t.loss.output, label_input, &loss, &t.optimizer.kind)
+                        .unwrap_or_else(|e| panic!("{name}: {}", e.0));
+                    (Some(program.step), Some((program.label.0.clone(), t.loss.kind, program.classes)))
+                }
+                None => (None, None),
+            };
+            Example { name, forward, step, label }
+        })
+        .collect()
+}
+
+fn shape(ty: &TensorType, batch: usize) -> Vec<usize> {
+    ty.shape.iter().map(|d| match d {
+        Dim::Static(n) => *n as usize,
+        Dim::Dynamic => batch,
+    }).collect()
+}
+
+/// Random arguments for `f`: inputs uniform in [-1, 1), labels valid for the
+/// loss, parameters and state from their initializers, `step` = 3.
+fn random_args(f: &Function, ex: &Example, batch: usize, seed: u64) -> Vec<Tensor> {
+    let sig = Signature::of(f).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let params = dlc_backends::init_params(&sig, seed);
+    let state = dlc_backends::init_state(&sig, seed);
+    sig.args
+        .iter()
+        .map(|a| {
+            let s = shape(&a.ty, batch);
+            let n: usize = s.iter().product();
+            match &a.role {
+                Role::Param(_) => params.iter().find(|(p, _)| *p == a.name).unwrap().1.clone(),
+                Role::State(_) => state.iter().find(|(p, _)| *p == a.name).unwrap().1.clone(),
+                Role::Input => {
+                    let is_label = ex.label.as_ref().is_some_and(|(l, _, _)| *l == a.name);
+                    let values: Vec<f64> = if a.name == "step" && s.is_empty() {
+                        vec![3.0]
+                    } else if is_label {
+                        let (_, kind, classes) = ex.label.as_ref().unwrap();
+                        use dlc_ir::train::LossKind as L;
+                        match kind {
+                            L::CrossEntropy => (0..n).map(|_| rng.random_range(0..classes.unwrap()) as f64).collect(),
+                            L::Bce | L::BceWithLogits => (0..n).map(|_| rng.random_range(0..2) as f64).collect(),
+                            L::Mse | L::L1 => (0..n).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                        }
+                    } else if a.ty.dtype.is_float() {
+                        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+                    } else {
+                        (0..n).map(|_| rng.random_range(0..2) as f64).collect()
+                    };
+                    Tensor::from_f64_values(&s, &values, a.ty.dtype).unwrap()
+                }
+            }
+        })
+        .collect()
+}
+
+fn compare(what: &str, got: &[Tensor], want: &[Tensor]) {
+    assert_eq!(got.len(), want.len(), "{what}: result count");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.allclose(w, RTOL, ATOL),
+            "{what}: result {i} differs: {} vs {}, max |diff| {:?}",
+            g.describe(),
+            w.describe(),
+            g.max_abs_diff(w)
+        );
+    }
+}
+
+fn check(ex: &Example, f: &Function, kind: &str, batches: &[usize]) {
+    let exe = CpuExecutable::compile(f, &CpuOptions { threads: 2 }).unwrap_or_else(|e| panic!("{} {kind}: {e}", ex.name));
+    for &b in batches {
+        let args = random_args(f, ex, b, 7 + b as u64);
+        let want = dlc_backends::run(f, &args).unwrap_or_else(|e| panic!("{} {kind} interp: {e}", ex.name));
+        let got = exe.run(&args).unwrap_or_else(|e| panic!("{} {kind} cpu: {e}", ex.name));
+        compare(&format!("{} {kind} batch {b}", ex.name), &got, &want);
+    }
+}
+
+#[test]
+fn forward_of_every_example_matches_the_interpreter() {
+    for ex in examples() {
+        check(&ex, &ex.forward, "forward", &[1, 7, 32]);
+    }
+}
+
+#[test]
+fn train_step_of_every_example_matches_the_interpreter() {
+    let mut n = 0;
+    for ex in examples() {
+        if let Some(step) = &ex.step {
+            check(&ex, step, "train_step", &[1, 5, 16]);
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "only {n} examples have a train block");
+}
+
+#[test]
+fn one_and_two_threads_agree_and_runs_are_bit_identical() {
+    for ex in examples() {
+        for f in std::iter::once(&ex.forward).chain(ex.step.as_ref()) {
+            let args = random_args(f, &ex, 64, 11);
+            let one = CpuExecutable::compile(f, &CpuOptions { threads: 1 }).unwrap();
+            let two = CpuExecutable::compile(f, &CpuOptions { threads: 2 }).unwrap();
+            let a = one.run(&args).unwrap();
+            let b = two.run(&args).unwrap();
+            compare(&format!("{} @{} 1 vs 2 threads", ex.name, f.name), &b, &a);
+            assert_eq!(one.run(&args).unwrap(), a, "{} @{}: 1 thread, run to run", ex.name, f.name);
+            assert_eq!(two.run(&args).unwrap(), b, "{} @{}: 2 threads, run to run", ex.name, f.name);
+        }
+    }
+}
+
+#[test]
+fn wrong_arguments_are_errors_not_panics() {
+    let ex = examples().into_iter().find(|e| e.name == "mlp").expect("examples/mlp.dl");
+    let f = &ex.forward;
+    let exe = CpuExecutable::compile(f, &CpuOptions::default()).unwrap();
+    let args = random_args(f, &ex, 4, 1);
+    assert!(matches!(exe.run(&args[1..]), Err(CpuError::ArgCount { .. })));
+    let mut bad = args.clone();
+    bad[0] = Tensor::zeros(&[4, 783], DType::F32);
+    assert!(matches!(exe.run(&bad), Err(CpuError::ArgType { .. })));
+    bad[0] = Tensor::zeros(&[4, 784], DType::F64);
+    assert!(matches!(exe.run(&bad), Err(CpuError::ArgType { .. })));
+    bad[0] = Tensor::zeros(&[784], DType::F32);
+    assert!(matches!(exe.run(&bad), Err(CpuError::ArgType { .. })));
+    // Two `?` dims with different sizes.
+    let step = ex.step.as_ref().unwrap();
+    let exe = CpuExecutable::compile(step, &CpuOptions::default()).unwrap();
+    let mut args = random_args(step, &ex, 4, 1);
+    let sig = Signature::of(step).unwrap();
+    let label = sig.args.iter().position(|a| a.name == ex.label.as_ref().unwrap().0).unwrap();
+    args[label] = Tensor::zeros(&[5], args[label].dtype());
+    assert!(matches!(exe.run(&args), Err(CpuError::BatchMismatch { .. })));
+    // The right arguments still run.
+    assert!(exe.run(&random_args(step, &ex, 4, 1)).is_ok());
+}
+
+fn time(mut f: impl FnMut(), min_runs: usize) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut runs = 0;
+    while runs < min_runs || start.elapsed().as_secs_f64() < 0.2 {
+        f();
+        runs += 1;
+    }
+    start.elapsed().as_secs_f64() / runs as f64
+}
+
+/// Prints each example's plan and the interpreter/cpu time ratio at batch 64
+/// (meaningful with `cargo test -p dlc-cpu --release -- --nocapture`).
+#[test]
+fn plans_and_speed_against_the_interpreter() {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+    for ex in examples() {
+        for f in std::iter::once(&ex.forward).chain(ex.step.as_ref()) {
+            let exe = CpuExecutable::compile(f, &CpuOptions { threads }).unwrap();
+            let plan = exe.plan_summary();
+            let args = random_args(f, &ex, 64, 3);
+            let t_interp = time(|| drop(dlc_backends::run(f, &args).unwrap()), 3);
+            let t_cpu = time(|| drop(exe.run(&args).unwrap()), 3);
+            println!(
+                "{:<12} @{:<10} b64: interp {:>9.3} ms, cpu {:>8.3} ms, speedup {:>5.1}x ({threads} threads); {} steps, {} constants",
+                ex.name,
+                f.name,
+                t_interp * 1e3,
+                t_cpu * 1e3,
+                t_interp / t_cpu,
+                plan.len(),
+                exe.num_constants()
+            );
+            println!("    plan: {}", plan.join(" "));
+        }
+    }
+}
