@@ -6,7 +6,7 @@
 use dlc::{Model, Options, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut model = Model::compile_file("examples/digits_mlp.dl", &Options { seed: 1 })?;
+    let mut model = Model::compile_file("examples/digits_mlp.dl", &Options { seed: 1, ..Options::default() })?;
     let sig = model.signature();
     println!(
         "inputs: {:?}, outputs: {:?}, {} parameters",

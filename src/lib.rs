@@ -31,5 +31,5 @@ pub use dlc_passes as passes;
 
 pub use backends::Tensor;
 pub use error::Error;
-pub use model::{Model, Options, StepResult, StepTrainer};
+pub use model::{Backend, Model, Options, StepResult, StepTrainer};
 pub use program::{Program, SourceKind};

@@ -37,10 +37,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// How a model is compiled and run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Seeds parameter initialization.
     pub seed: u64,
+    /// What runs the model (default [`Backend::Jit`]).
+    pub backend: Backend,
 }
 
 /// What executes a model's functions.
@@ -101,11 +103,6 @@ fn cpu_error(e: dlc_cpu::CpuError) -> Error {
     }
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options { seed: 0 }
-    }
-}
 
 /// A compiled model with its parameters.
 #[derive(Debug)]
@@ -152,7 +149,7 @@ impl Model {
     fn new(program: Program, options: &Options) -> Result<Model, Error> {
         let sig = program.signature()?;
         let params = dlc_backends::init_params(&sig, options.seed).into_iter().collect();
-        let backend = Backend::default();
+        let backend = options.backend;
         let forward = Runner::new(backend, program.forward()?)?;
         Ok(Model { program, sig, params, backend, forward })
     }

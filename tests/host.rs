@@ -43,8 +43,8 @@ fn inputs_are_checked_by_name_dtype_and_shape() {
 fn weights_round_trip_and_foreign_weights_are_refused() {
     let dir = std::env::temp_dir().join(format!("dlc-host-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let a = Model::compile_str("two.dl", SRC, &Options { seed: 1 }).unwrap();
-    let mut b = Model::compile_str("two.dl", SRC, &Options { seed: 2 }).unwrap();
+    let a = Model::compile_str("two.dl", SRC, &Options { seed: 1, ..Options::default() }).unwrap();
+    let mut b = Model::compile_str("two.dl", SRC, &Options { seed: 2, ..Options::default() }).unwrap();
     let p = dir.join("w.safetensors");
     a.save_weights(&p).unwrap();
     b.load_weights(&p).unwrap();

@@ -61,13 +61,22 @@ fn metrics(path: &Path) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn digits_replay_matches_pytorch() {
-    let d = temp("replay");
+fn digits_replay_matches_pytorch_on_the_jit() {
+    digits_replay("jit");
+}
+
+#[test]
+fn digits_replay_matches_pytorch_on_the_interpreter() {
+    digits_replay("interp");
+}
+
+fn digits_replay(backend: &str) {
+    let d = temp(&format!("replay-{backend}"));
     let (m, w) = (d.join("m.csv"), d.join("w.safetensors"));
     let (init, tr, te, perms) = (fixture("init.safetensors"), fixture("train_idx.npy"), fixture("test_idx.npy"), fixture("perms.npy"));
     let out = ok(&dlc(&[
         "train", "examples/digits_mlp.dl", "--init", &init, "--train-indices", &tr, "--val-indices", &te, "--batch-order", &perms,
-        "-o", s(&w), "--metrics", s(&m),
+        "-o", s(&w), "--metrics", s(&m), "--backend", backend,
     ]));
     assert!(out.contains("epoch  20/20"), "{out}");
     let (ref_losses, ref_acc) = reference();
@@ -88,7 +97,7 @@ fn digits_replay_matches_pytorch() {
         assert!(diff < 1e-3, "{name} differs from PyTorch's by {diff}");
     }
     // eval on the same held-out rows agrees with the last epoch's figures.
-    let e = ok(&dlc(&["eval", "examples/digits_mlp.dl", "--weights", s(&w), "--data", "data/digits.csv"]));
+    let e = ok(&dlc(&["eval", "examples/digits_mlp.dl", "--weights", s(&w), "--data", "data/digits.csv", "--backend", backend]));
     assert!(e.starts_with("loss ") && e.contains("accuracy") && e.contains("(1797 rows)"), "{e}");
 }
 

@@ -68,6 +68,9 @@ pub struct EvalArgs {
     /// Data to evaluate on, all rows; without it, the held-out rows of the train block's data.
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
+    /// What runs the model: the CPU JIT or the reference interpreter.
+    #[arg(long, value_enum, default_value = "jit")]
+    backend: dlc::model::Backend,
 }
 
 fn train_spec(program: &Program) -> Result<&dlc_frontend::TrainSpec, Error> {
@@ -209,7 +212,8 @@ pub fn eval(a: &EvalArgs) -> Result<(), Error> {
     let mut cfg = config::from_spec(spec, data_override(&program, &a.data))?;
     cfg.init = Some(a.weights.clone());
     cfg.epochs = 0;
-    let trainer = Trainer::new(program.forward()?, cfg)?;
+    let mut trainer = Trainer::new(program.forward()?, cfg)?;
+    trainer.set_backend(a.backend)?;
     let (loss, acc) = trainer.evaluate_held_out()?;
     print!("loss {loss:.6}");
     if let Some(acc) = acc {
