@@ -46,14 +46,14 @@ fn forward_flops(model: &str) -> f64 {
     }
 }
 
-fn dlc_times() -> BTreeMap<String, f64> {
+fn dlc_times(threads: usize) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (name, file, shape, batch, calls) in [
         ("mlp", "mlp.dl", vec![784usize], 64usize, 30usize),
         ("mlp", "mlp.dl", vec![784], 256, 10),
         ("cnn", "mnist_cnn.dl", vec![1, 28, 28], 64, 3),
     ] {
-        let model = Model::compile_file(root().join("examples").join(file), &Options::default()).expect("the example compiles");
+        let model = Model::compile_file(root().join("examples").join(file), &Options { threads, ..Options::default() }).expect("the example compiles");
         let input = model.signature().inputs().next().expect("one input").name.clone();
         let mut full = vec![batch];
         full.extend(&shape);
@@ -114,8 +114,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = args.iter().position(|a| a == "--threads").and_then(|i| args.get(i + 1)).and_then(|t| t.parse().ok()).unwrap_or(1usize);
     let compile = !args.iter().any(|a| a == "--no-compile");
-    println!("dlc vs references; dlc backend: reference interpreter (1 thread); references at {threads} thread(s)");
-    let dlc = dlc_times();
+    println!("dlc (jit backend) and the references, all at {threads} thread(s)");
+    let dlc = dlc_times(threads);
     let refs = reference(threads, compile);
     println!("\n{:<16} {:>10} {:>9} {:>12} {:>12} {:>14} {:>12}", "workload", "dlc ms", "GFLOP/s", "torch ms", "compile ms", "onnxruntime ms", "best ratio");
     for (w, &ms) in &dlc {

@@ -43,6 +43,8 @@ pub struct Options {
     pub seed: u64,
     /// What runs the model (default [`Backend::Jit`]).
     pub backend: Backend,
+    /// Worker threads for the JIT backend (0, the default: one per core).
+    pub threads: usize,
 }
 
 /// What executes a model's functions.
@@ -66,13 +68,13 @@ pub enum Runner {
 }
 
 impl Runner {
-    /// Prepares `f` for `backend` (for [`Backend::Jit`], compiles it, using
-    /// up to 2 threads for contractions).
-    pub fn new(backend: Backend, f: &dlc_ir::Function) -> Result<Runner, Error> {
+    /// Prepares `f` for `backend`: for [`Backend::Jit`], compiles it to run
+    /// with `threads` worker threads (0: one per core).
+    pub fn new(backend: Backend, f: &dlc_ir::Function, threads: usize) -> Result<Runner, Error> {
         match backend {
             Backend::Interp => Ok(Runner::Interp(f.clone())),
             Backend::Jit => {
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+                let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
                 let exe = dlc_cpu::CpuExecutable::compile(f, &dlc_cpu::CpuOptions { threads }).map_err(cpu_error)?;
                 Ok(Runner::Jit(Box::new(exe)))
             }
@@ -112,6 +114,7 @@ pub struct Model {
     params: BTreeMap<String, Tensor>,
     backend: Backend,
     forward: Runner,
+    threads: usize,
 }
 
 fn describe(t: &TensorType) -> String {
@@ -150,15 +153,15 @@ impl Model {
         let sig = program.signature()?;
         let params = dlc_backends::init_params(&sig, options.seed).into_iter().collect();
         let backend = options.backend;
-        let forward = Runner::new(backend, program.forward()?)?;
-        Ok(Model { program, sig, params, backend, forward })
+        let forward = Runner::new(backend, program.forward()?, options.threads)?;
+        Ok(Model { program, sig, params, backend, forward, threads: options.threads })
     }
 
     /// Runs the forward pass (and trainers made afterwards) on `backend`
     /// (default [`Backend::Jit`]); compiles the forward function once.
     pub fn set_backend(&mut self, backend: Backend) -> Result<(), Error> {
         if backend != self.backend {
-            self.forward = Runner::new(backend, self.program.forward()?)?;
+            self.forward = Runner::new(backend, self.program.forward()?, self.threads)?;
             self.backend = backend;
         }
         Ok(())
@@ -262,7 +265,7 @@ impl Model {
         let slots = slots(&sig, &program)?;
         let params = program.params.iter().map(|n| self.params[n].clone()).collect();
         let state = dlc_backends::init_state(&sig, 0).into_iter().map(|(_, t)| t).collect();
-        let runner = Runner::new(self.backend, &program.step)?;
+        let runner = Runner::new(self.backend, &program.step, self.threads)?;
         Ok(StepTrainer { program, sig, slots, params, state, step: 0, runner })
     }
 }

@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// What runs the model: the CPU JIT or the reference interpreter.
     #[arg(long, value_enum, default_value = "jit")]
     backend: dlc::model::Backend,
+    /// Worker threads for the JIT backend (default: one per core).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    threads: usize,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -98,7 +101,7 @@ pub fn run(a: &RunArgs) -> Result<(), Error> {
         .iter()
         .map(|arg| inputs.remove(&arg.name).or_else(|| params.remove(&arg.name)).expect("every argument was bound above"))
         .collect();
-    let outputs = dlc::model::Runner::new(a.backend, program.forward()?)?.run(&args)?;
+    let outputs = dlc::model::Runner::new(a.backend, program.forward()?, a.threads)?.run(&args)?;
     match &a.output {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.display().to_string(), source })?;

@@ -56,6 +56,9 @@ pub struct TrainArgs {
     /// What runs the train step: the CPU JIT or the reference interpreter.
     #[arg(long, value_enum, default_value = "jit")]
     backend: dlc::model::Backend,
+    /// Worker threads for the JIT backend (default: one per core).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    threads: usize,
 }
 
 #[derive(Args)]
@@ -71,6 +74,9 @@ pub struct EvalArgs {
     /// What runs the model: the CPU JIT or the reference interpreter.
     #[arg(long, value_enum, default_value = "jit")]
     backend: dlc::model::Backend,
+    /// Worker threads for the JIT backend (default: one per core).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    threads: usize,
 }
 
 fn train_spec(program: &Program) -> Result<&dlc_frontend::TrainSpec, Error> {
@@ -157,6 +163,7 @@ pub fn train(a: &TrainArgs) -> Result<(), Error> {
     cfg.init = a.init.clone();
     cfg.checkpoint_dir = a.checkpoint_dir.clone();
     cfg.resume = a.resume;
+    cfg.threads = a.threads;
     let mut trainer = Trainer::new(program.forward()?, cfg.clone())?;
     trainer.set_backend(a.backend)?;
     let flag = trainer.interrupt_flag();
@@ -212,6 +219,7 @@ pub fn eval(a: &EvalArgs) -> Result<(), Error> {
     let mut cfg = config::from_spec(spec, data_override(&program, &a.data))?;
     cfg.init = Some(a.weights.clone());
     cfg.epochs = 0;
+    cfg.threads = a.threads;
     let mut trainer = Trainer::new(program.forward()?, cfg)?;
     trainer.set_backend(a.backend)?;
     let (loss, acc) = trainer.evaluate_held_out()?;

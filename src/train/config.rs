@@ -67,6 +67,7 @@ pub fn from_spec(t: &fe::TrainSpec, data_override: Option<DataSpec>) -> Result<T
         init: None,
         checkpoint_dir: None,
         resume: false,
+        threads: 0,
     })
 }
 

@@ -71,6 +71,8 @@ pub struct TrainConfig {
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the newest checkpoint in `checkpoint_dir`.
     pub resume: bool,
+    /// Worker threads for the JIT backend (0: one per core).
+    pub threads: usize,
 }
 
 /// What a run tells its caller as it goes.
@@ -209,8 +211,8 @@ impl Trainer {
         let params = program.params.iter().map(|n| params.remove(n).expect("every parameter was initialized")).collect();
         let state = program.state.iter().map(|n| state.remove(n).expect("every state slot was initialized")).collect();
         let backend = Backend::default();
-        let step_runner = Runner::new(backend, &program.step)?;
-        let eval_runner = Runner::new(backend, &program.eval)?;
+        let step_runner = Runner::new(backend, &program.step, cfg.threads)?;
+        let eval_runner = Runner::new(backend, &program.eval, cfg.threads)?;
         Ok(Trainer {
             step_runner,
             eval_runner,
@@ -235,8 +237,8 @@ impl Trainer {
     /// [`Backend::Jit`]); compiles each function once.
     pub fn set_backend(&mut self, backend: Backend) -> Result<(), Error> {
         if backend != self.step_runner.backend() {
-            self.step_runner = Runner::new(backend, &self.program.step)?;
-            self.eval_runner = Runner::new(backend, &self.program.eval)?;
+            self.step_runner = Runner::new(backend, &self.program.step, self.cfg.threads)?;
+            self.eval_runner = Runner::new(backend, &self.program.eval, self.cfg.threads)?;
         }
         Ok(())
     }
