@@ -8,5 +8,5 @@ pub mod interp;
 pub mod tensor;
 
 pub use init::{init_params, init_state, init_tensor};
-pub use interp::{InterpError, eval_op, run};
+pub use interp::{InterpError, check_args, eval_op, run};
 pub use tensor::{Tensor, TensorError};

@@ -22,7 +22,7 @@ pub mod plan;
 
 use dlc_backends::{InterpError, Tensor, eval_op};
 use dlc_contract::{Conv2d, ContractError, Epilogue, Transpose, View};
-use dlc_ir::{AttrView, Attrs, DType, Dim, Function, OpKind, TensorType, Type, ValueId};
+use dlc_ir::{AttrView, Attrs, DType, Function, OpKind, TensorType, Type, ValueId};
 use dlc_jit::{Buffer, BufferMut, CompiledKernel, Jit, JitError, Lowered};
 use ndarray::{ArrayD, IxDyn};
 use plan::{PlannedStep, StepKind};
@@ -47,38 +47,6 @@ impl Default for CpuOptions {
 /// What can go wrong compiling or running a function.
 #[derive(Debug, thiserror::Error)]
 pub enum CpuError {
-    /// The caller passed the wrong number of arguments.
-    #[error("@{func} takes {expected} argument(s), got {found}")]
-    ArgCount {
-        /// The function's name.
-        func: String,
-        /// How many it declares.
-        expected: usize,
-        /// How many were passed.
-        found: usize,
-    },
-    /// An argument does not have its declared type.
-    #[error("argument %{name}: expected {expected}, found {found}")]
-    ArgType {
-        /// The argument's name.
-        name: String,
-        /// The declared type.
-        expected: String,
-        /// What was passed.
-        found: String,
-    },
-    /// Two `?` dims were given different sizes.
-    #[error("argument %{name}: dim {dim} is the batch dim ? and has size {found}, but the batch size is {batch}")]
-    BatchMismatch {
-        /// The argument.
-        name: String,
-        /// Which dim.
-        dim: usize,
-        /// Its size.
-        found: usize,
-        /// The batch size bound earlier.
-        batch: usize,
-    },
     /// Something this backend cannot compile or run.
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -313,13 +281,9 @@ impl CpuExecutable {
     }
 
     fn run_timed(&self, args: &[Tensor], mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
-        if args.len() != self.args.len() {
-            return Err(CpuError::ArgCount { func: self.name.clone(), expected: self.args.len(), found: args.len() });
-        }
-        let mut batch: Option<usize> = None;
-        for ((_, name, ty), t) in self.args.iter().zip(args) {
-            check_arg(name, ty, t, &mut batch)?;
-        }
+        let typed: Vec<(String, Type)> = self.args.iter().map(|(_, name, ty)| (name.clone(), Type::Tensor(ty.clone()))).collect();
+        let typed: Vec<(String, &Type)> = typed.iter().map(|(n, t)| (n.clone(), t)).collect();
+        let batch = dlc_backends::check_args(&self.name, &typed, args)?;
         let mut env: Vec<Option<Cow<'_, Tensor>>> = (0..self.num_values).map(|_| None).collect();
         for ((v, _, _), t) in self.args.iter().zip(args) {
             env[v.0 as usize] = Some(Cow::Borrowed(t));
@@ -542,22 +506,3 @@ impl<'a> Contig<'a> {
     }
 }
 
-fn check_arg(name: &str, ty: &TensorType, t: &Tensor, batch: &mut Option<usize>) -> Result<(), CpuError> {
-    let conforms = ty.dtype == t.dtype()
-        && ty.rank() == t.rank()
-        && ty.shape.iter().zip(t.shape()).all(|(d, &n)| d.as_static().is_none_or(|s| s == n as u64));
-    if !conforms {
-        return Err(CpuError::ArgType { name: name.to_string(), expected: Type::Tensor(ty.clone()).to_string(), found: t.describe() });
-    }
-    for (dim, (d, &n)) in ty.shape.iter().zip(t.shape()).enumerate() {
-        if *d != Dim::Dynamic {
-            continue;
-        }
-        match *batch {
-            None => *batch = Some(n),
-            Some(b) if b != n => return Err(CpuError::BatchMismatch { name: name.to_string(), dim, found: n, batch: b }),
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}

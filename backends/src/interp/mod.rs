@@ -43,14 +43,14 @@ struct Batch {
 /// dim; all `?` dims, across all arguments, are one batch size.
 pub fn run(func: &Function, args: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
     let params = func.args();
-    if args.len() != params.len() {
-        return Err(InterpError::ArgCount { func: func.name.clone(), expected: params.len(), found: args.len() });
+    let typed: Vec<(String, &Type)> =
+        params.iter().enumerate().map(|(i, &v)| (func.value(v).name.clone().unwrap_or_else(|| format!("arg{i}")), func.ty(v))).collect();
+    let mut batch = Batch { size: check_args(&func.name, &typed, args)?, bound_by: String::new() };
+    if let Some((n, _)) = typed.iter().zip(args).find(|((_, ty), _)| ty.as_tensor().is_some_and(|t| t.shape.contains(&Dim::Dynamic))) {
+        batch.bound_by = n.0.clone();
     }
-    let mut batch = Batch::default();
     let mut env: Vec<Option<Cow<'_, Tensor>>> = (0..func.num_values()).map(|_| None).collect();
-    for (i, (&v, t)) in params.iter().zip(args).enumerate() {
-        let name = func.value(v).name.clone().unwrap_or_else(|| format!("arg{i}"));
-        check_arg(&name, func.ty(v), t, &mut batch)?;
+    for (&v, t) in params.iter().zip(args) {
         env[v.0 as usize] = Some(Cow::Borrowed(t));
     }
     // Values are dropped after their last use, so a long function (a training
@@ -117,6 +117,21 @@ fn conforms(ty: &TensorType, t: &Tensor) -> bool {
     ty.dtype == t.dtype()
         && ty.rank() == t.rank()
         && ty.shape.iter().zip(t.shape()).all(|(d, &n)| d.as_static().is_none_or(|s| s == n as u64))
+}
+
+/// Checks arguments against a function's parameter names and types: the count,
+/// each dtype, rank and static dim, and that every `?` dim has one size. Returns
+/// that batch size, if any `?` occurs. Every backend checks its arguments with
+/// this, so a mistake reads the same whichever backend runs the model.
+pub fn check_args(func: &str, params: &[(String, &Type)], args: &[Tensor]) -> Result<Option<usize>, InterpError> {
+    if args.len() != params.len() {
+        return Err(InterpError::ArgCount { func: func.to_string(), expected: params.len(), found: args.len() });
+    }
+    let mut batch = Batch::default();
+    for ((name, ty), t) in params.iter().zip(args) {
+        check_arg(name, ty, t, &mut batch)?;
+    }
+    Ok(batch.size)
 }
 
 fn check_arg(name: &str, ty: &Type, t: &Tensor, batch: &mut Batch) -> Result<(), InterpError> {
