@@ -205,7 +205,17 @@ pub fn train(a: &TrainArgs) -> Result<(), Error> {
         return Err(Error::Input("training was interrupted".into()));
     }
     if let Some(m) = report.history.last() {
-        println!("{}", epoch_line(m, cfg.epochs));
+        let mut line = format!("trained {} epoch(s): train loss {:.6}", m.epoch, m.train_loss);
+        if let Some(v) = m.val_loss {
+            line += &format!(", val loss {v:.6}");
+        }
+        if let Some(acc) = m.val_accuracy {
+            line += &format!(", val accuracy {:.4}", acc);
+        }
+        if let Some(p) = &a.output {
+            line += &format!("; weights in {}", p.display());
+        }
+        println!("{line}");
     }
     if a.output.is_none() {
         eprintln!("note: the trained weights were not saved (use -o WEIGHTS.safetensors)");
