@@ -38,7 +38,7 @@ use dlc_passes::train_step;
 use safetensors::SafeTensors;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use train_common::tensor;
+use train_common::{parse_optimizer, tensor};
 
 /// f64: elementwise relative error (floor `FLOOR`) of every parameter, and the loss.
 const F64_TOL: f64 = 1e-10;
@@ -86,31 +86,6 @@ struct Manifest {
     cases: Vec<Case>,
 }
 
-/// Builds the optimizer of a case line: every hyper-parameter must be given,
-/// and nothing else.
-fn parse_optimizer(kind: &str, words: &[&str]) -> Optimizer {
-    let mut kv: BTreeMap<&str, &str> = words.iter().map(|w| w.split_once('=').unwrap_or_else(|| panic!("bad hyper-parameter '{w}'"))).collect();
-    let mut take = |k: &str| kv.remove(k).unwrap_or_else(|| panic!("{kind}: missing '{k}'"));
-    let mut num = |k: &str| -> f64 { take(k).parse().unwrap_or_else(|_| panic!("{kind}: '{k}' is not a number")) };
-    let o = match kind {
-        "sgd" => Optimizer::Sgd { lr: num("lr"), momentum: num("momentum"), dampening: num("dampening"), nesterov: false, weight_decay: num("weight_decay") },
-        "adagrad" => Optimizer::Adagrad { lr: num("lr"), lr_decay: num("lr_decay"), weight_decay: num("weight_decay"), initial_accumulator_value: num("initial_accumulator_value"), eps: num("eps") },
-        "rmsprop" => Optimizer::RmsProp { lr: num("lr"), alpha: num("alpha"), eps: num("eps"), weight_decay: num("weight_decay"), momentum: num("momentum"), centered: false },
-        "adam" => Optimizer::Adam { lr: num("lr"), beta1: num("beta1"), beta2: num("beta2"), eps: num("eps"), weight_decay: num("weight_decay"), amsgrad: false },
-        "adamw" => Optimizer::AdamW { lr: num("lr"), beta1: num("beta1"), beta2: num("beta2"), eps: num("eps"), weight_decay: num("weight_decay"), amsgrad: false },
-        other => panic!("unknown optimizer '{other}' in manifest.txt"),
-    };
-    let mut flag = |k: &str| -> bool { kv.remove(k).unwrap_or_else(|| panic!("{kind}: missing '{k}'")).parse().unwrap_or_else(|_| panic!("{kind}: '{k}' is not a bool")) };
-    let o = match o {
-        Optimizer::Sgd { lr, momentum, dampening, weight_decay, .. } => Optimizer::Sgd { lr, momentum, dampening, nesterov: flag("nesterov"), weight_decay },
-        Optimizer::RmsProp { lr, alpha, eps, weight_decay, momentum, .. } => Optimizer::RmsProp { lr, alpha, eps, weight_decay, momentum, centered: flag("centered") },
-        Optimizer::Adam { lr, beta1, beta2, eps, weight_decay, .. } => Optimizer::Adam { lr, beta1, beta2, eps, weight_decay, amsgrad: flag("amsgrad") },
-        Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay, .. } => Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay, amsgrad: flag("amsgrad") },
-        o @ Optimizer::Adagrad { .. } => o,
-    };
-    assert!(kv.is_empty(), "{kind}: unknown hyper-parameter(s) {:?}", kv.keys().collect::<Vec<_>>());
-    o
-}
 
 fn load_manifest() -> Manifest {
     let text = String::from_utf8(read_fixture("manifest.txt")).expect("manifest.txt is UTF-8");

@@ -19,8 +19,8 @@ use dlc_backends::{Tensor, run};
 use dlc_ir::{Attrs, Builder, DType, Function, Init, TensorType, Type};
 use dlc_passes::train::{BuildUpdate, Optimizer};
 use safetensors::SafeTensors;
-use std::collections::{BTreeMap, BTreeSet};
-use train_common::{cases, max_rel_err, read_fixture, tensor};
+use std::collections::BTreeSet;
+use train_common::{cases, max_rel_err, parse_optimizer, read_fixture, tensor};
 
 const STEPS: usize = 5;
 const F64_TOL: f64 = 1e-12;
@@ -44,33 +44,9 @@ fn every_variant() -> Vec<Optimizer> {
     vec![Optimizer::sgd(0.1), Optimizer::adagrad(0.1), Optimizer::rmsprop(0.1), Optimizer::adam(0.1), Optimizer::adamw(0.1)]
 }
 
-/// Builds the optimizer of a case line: every hyper-parameter must be given,
-/// and nothing else.
-fn parse_optimizer(kind: &str, words: &[String]) -> Optimizer {
-    let mut kv: BTreeMap<&str, &str> = words.iter().map(|w| w.split_once('=').unwrap_or_else(|| panic!("bad hyper-parameter '{w}'"))).collect();
-    let mut f = |k: &str| -> f64 { kv.remove(k).unwrap_or_else(|| panic!("{kind}: missing '{k}'")).parse().unwrap_or_else(|_| panic!("{kind}: '{k}' is not a number")) };
-    let o = match kind {
-        "sgd" => Optimizer::Sgd { lr: f("lr"), momentum: f("momentum"), dampening: f("dampening"), nesterov: false, weight_decay: f("weight_decay") },
-        "adagrad" => Optimizer::Adagrad { lr: f("lr"), lr_decay: f("lr_decay"), weight_decay: f("weight_decay"), initial_accumulator_value: f("initial_accumulator_value"), eps: f("eps") },
-        "rmsprop" => Optimizer::RmsProp { lr: f("lr"), alpha: f("alpha"), eps: f("eps"), weight_decay: f("weight_decay"), momentum: f("momentum"), centered: false },
-        "adam" => Optimizer::Adam { lr: f("lr"), beta1: f("beta1"), beta2: f("beta2"), eps: f("eps"), weight_decay: f("weight_decay"), amsgrad: false },
-        "adamw" => Optimizer::AdamW { lr: f("lr"), beta1: f("beta1"), beta2: f("beta2"), eps: f("eps"), weight_decay: f("weight_decay"), amsgrad: false },
-        other => panic!("unknown optimizer '{other}' in cases.txt"),
-    };
-    let mut flag = |k: &str| -> bool { kv.remove(k).unwrap_or_else(|| panic!("{kind}: missing '{k}'")).parse().unwrap_or_else(|_| panic!("{kind}: '{k}' is not a bool")) };
-    let o = match o {
-        Optimizer::Sgd { lr, momentum, dampening, weight_decay, .. } => Optimizer::Sgd { lr, momentum, dampening, nesterov: flag("nesterov"), weight_decay },
-        Optimizer::RmsProp { lr, alpha, eps, weight_decay, momentum, .. } => Optimizer::RmsProp { lr, alpha, eps, weight_decay, momentum, centered: flag("centered") },
-        Optimizer::Adam { lr, beta1, beta2, eps, weight_decay, .. } => Optimizer::Adam { lr, beta1, beta2, eps, weight_decay, amsgrad: flag("amsgrad") },
-        Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay, .. } => Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay, amsgrad: flag("amsgrad") },
-        o => o,
-    };
-    assert!(kv.is_empty(), "{kind}: unknown hyper-parameter(s) {:?}", kv.keys().collect::<Vec<_>>());
-    o
-}
 
 fn load_cases() -> Vec<(String, Optimizer)> {
-    let cases: Vec<_> = cases("optim").into_iter().map(|w| (w[0].clone(), parse_optimizer(&w[1], &w[2..]))).collect();
+    let cases: Vec<_> = cases("optim").into_iter().map(|w| (w[0].clone(), parse_optimizer(&w[1], &w[2..].iter().map(String::as_str).collect::<Vec<_>>()))).collect();
     assert!(!cases.is_empty(), "cases.txt has no optim cases");
     cases
 }
