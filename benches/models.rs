@@ -5,7 +5,8 @@
 //! time / dlc time: above 1 means dlc is faster); absolute times on a shared
 //! machine mean little.
 //!
-//! `cargo bench --bench models [-- --threads 2] [-- --no-compile]`. The reference
+//! `cargo bench --bench models [-- --threads 2] [-- --no-compile] [-- --profile]`
+//! (`--profile`: per-step times of the dlc train steps instead of the table). The reference
 //! side runs when `python3` can import torch (and onnxruntime for its column):
 //! `pip install torch numpy onnx onnxruntime`; otherwise it is skipped with a message.
 
@@ -46,6 +47,19 @@ fn forward_flops(model: &str) -> f64 {
     }
 }
 
+/// An example model compiled with `threads`, its input's name, a
+/// deterministic batch of inputs (`shape` after the batch dim) and labels.
+fn setup(file: &str, shape: &[usize], batch: usize, threads: usize) -> (Model, String, Tensor, Tensor) {
+    let model = Model::compile_file(root().join("examples").join(file), &Options { threads, ..Options::default() }).expect("the example compiles");
+    let input = model.signature().inputs().next().expect("one input").name.clone();
+    let mut full = vec![batch];
+    full.extend(shape);
+    let n: usize = full.iter().product();
+    let x = Tensor::from_f32(&full, (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect()).expect("shape fits");
+    let y = Tensor::from_i64(&[batch], (0..batch as i64).map(|i| i % 10).collect()).expect("shape fits");
+    (model, input, x, y)
+}
+
 fn dlc_times(threads: usize) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (name, file, shape, batch, calls) in [
@@ -53,13 +67,7 @@ fn dlc_times(threads: usize) -> BTreeMap<String, f64> {
         ("mlp", "mlp.dl", vec![784], 256, 10),
         ("cnn", "mnist_cnn.dl", vec![1, 28, 28], 64, 3),
     ] {
-        let model = Model::compile_file(root().join("examples").join(file), &Options { threads, ..Options::default() }).expect("the example compiles");
-        let input = model.signature().inputs().next().expect("one input").name.clone();
-        let mut full = vec![batch];
-        full.extend(&shape);
-        let n: usize = full.iter().product();
-        let x = Tensor::from_f32(&full, (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect()).expect("shape fits");
-        let y = Tensor::from_i64(&[batch], (0..batch as i64).map(|i| i % 10).collect()).expect("shape fits");
+        let (model, input, x, y) = setup(file, &shape, batch, threads);
         let t = median_ms(calls, || {
             model.forward(&[(input.as_str(), &x)]).expect("forward runs");
         });
@@ -110,10 +118,52 @@ fn compile_times() {
     }
 }
 
+/// `--profile`: where one CNN and one MLP train step spend their time, summed
+/// per step description (`interp[reduce_sum]`, `matmul+bias+relu`, …), largest first.
+fn profile(threads: usize) {
+    for (file, shape, batch) in [("mnist_cnn.dl", vec![1usize, 28, 28], 64usize), ("mlp.dl", vec![784], 64)] {
+        let (model, input, x, y) = setup(file, &shape, batch, threads);
+        let mut trainer = model.trainer().expect("a train block");
+        let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        let mut single: Vec<(f64, usize, String)> = Vec::new();
+        let rounds = 5;
+        for _ in 0..rounds {
+            let (_, times) = trainer.step_profiled(&[(input.as_str(), &x)], &y, true).expect("a step runs");
+            for (i, (name, t)) in times.iter().enumerate() {
+                if single.len() < times.len() {
+                    single.push((0.0, i, name.clone()));
+                }
+                single[i].0 += t.as_secs_f64() * 1e3 / rounds as f64;
+            }
+            for (name, t) in times {
+                let e = sums.entry(name).or_default();
+                e.0 += t.as_secs_f64() * 1e3 / rounds as f64;
+                e.1 += 1;
+            }
+        }
+        let total: f64 = sums.values().map(|v| v.0).sum();
+        let mut rows: Vec<_> = sums.into_iter().collect();
+        rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+        println!("\n{file} train step, batch {batch}, {threads} thread(s): {total:.2} ms in {} kinds of step", rows.len());
+        for (name, (ms, count)) in rows.iter().take(25) {
+            println!("  {ms:>8.3} ms {:>5.1}%  x{:<4} {name}", 100.0 * ms / total, count / rounds);
+        }
+        single.sort_by(|a, b| b.0.total_cmp(&a.0));
+        println!("  slowest single steps (step number: time):");
+        for (ms, i, name) in single.iter().take(8) {
+            println!("    #{i:<4} {ms:>8.3} ms  {name}");
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = args.iter().position(|a| a == "--threads").and_then(|i| args.get(i + 1)).and_then(|t| t.parse().ok()).unwrap_or(1usize);
     let compile = !args.iter().any(|a| a == "--no-compile");
+    if args.iter().any(|a| a == "--profile") {
+        profile(threads);
+        return;
+    }
     println!("dlc (jit backend) and the references, all at {threads} thread(s)");
     let dlc = dlc_times(threads);
     let refs = reference(threads, compile);

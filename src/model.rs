@@ -68,14 +68,16 @@ pub enum Runner {
 }
 
 impl Runner {
-    /// Prepares `f` for `backend`: for [`Backend::Jit`], compiles it to run
-    /// with `threads` worker threads (0: one per core).
+    /// Prepares `f` for `backend`: for [`Backend::Jit`], lowers it to the
+    /// structured-kernel level ([`crate::program::kernel_level`]) and
+    /// compiles that to run with `threads` worker threads (0: one per core).
     pub fn new(backend: Backend, f: &dlc_ir::Function, threads: usize) -> Result<Runner, Error> {
         match backend {
             Backend::Interp => Ok(Runner::Interp(f.clone())),
             Backend::Jit => {
                 let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
-                let exe = dlc_cpu::CpuExecutable::compile(f, &dlc_cpu::CpuOptions { threads }).map_err(cpu_error)?;
+                let k = crate::program::kernel_level(f)?;
+                let exe = dlc_cpu::CpuExecutable::compile(&k, &dlc_cpu::CpuOptions { threads }).map_err(cpu_error)?;
                 Ok(Runner::Jit(Box::new(exe)))
             }
         }
@@ -94,6 +96,15 @@ impl Runner {
         match self {
             Runner::Interp(f) => Ok(dlc_backends::run(f, args)?),
             Runner::Jit(exe) => exe.run(args).map_err(cpu_error),
+        }
+    }
+
+    /// Like [`Runner::run`], also returning each compiled step's description
+    /// and wall time (empty for the interpreter, which has no steps).
+    pub fn run_profiled(&self, args: &[Tensor]) -> Result<(Vec<Tensor>, dlc_cpu::StepTimes), Error> {
+        match self {
+            Runner::Interp(f) => Ok((dlc_backends::run(f, args)?, Vec::new())),
+            Runner::Jit(exe) => exe.run_profiled(args).map_err(cpu_error),
         }
     }
 }
@@ -294,6 +305,12 @@ pub struct StepTrainer {
 impl StepTrainer {
     /// One optimizer step on a batch: the model's inputs by name, and the labels.
     pub fn step(&mut self, inputs: &[(&str, &Tensor)], label: &Tensor) -> Result<StepResult, Error> {
+        Ok(self.step_profiled(inputs, label, false)?.0)
+    }
+
+    /// Like [`StepTrainer::step`]; with `profile`, also each compiled step's
+    /// description and wall time (see [`Runner::run_profiled`]).
+    pub fn step_profiled(&mut self, inputs: &[(&str, &Tensor)], label: &Tensor, profile: bool) -> Result<(StepResult, dlc_cpu::StepTimes), Error> {
         let step = Tensor::from_f64_values(&[], &[(self.step + 1) as f64], self.params[0].dtype()).map_err(|e| Error::Input(e.to_string()))?;
         let mut batch = None;
         let mut args = Vec::with_capacity(self.slots.len());
@@ -308,7 +325,8 @@ impl StepTrainer {
             check_arg(&format!("'{}'", a.name), &t, &a.ty, &mut batch)?;
             args.push(t);
         }
-        let mut out = self.runner.run(&args)?.into_iter();
+        let (out, times) = if profile { self.runner.run_profiled(&args)? } else { (self.runner.run(&args)?, Vec::new()) };
+        let mut out = out.into_iter();
         for p in &mut self.params {
             *p = out.next().expect("one result per parameter");
         }
@@ -317,7 +335,7 @@ impl StepTrainer {
         }
         self.step += 1;
         let loss = out.next().expect("the loss").to_f64_vec()[0];
-        Ok(StepResult { loss, correct: out.next().map(|c| c.to_f64_vec()[0]) })
+        Ok((StepResult { loss, correct: out.next().map(|c| c.to_f64_vec()[0]) }, times))
     }
 
     /// The current parameters, by name.

@@ -94,3 +94,17 @@ impl Program {
         Signature::of(self.forward()?).map_err(|e| Error::Input(format!("{}: {e}", self.name)))
     }
 }
+
+/// The structured-kernel level of `f` (what `dlc compile --emit kernel`
+/// prints and the JIT backend compiles): the default `dl` pipeline, then
+/// lowering to kernels and fusion, checked by the verifier.
+pub fn kernel_level(f: &Function) -> Result<Function, Error> {
+    let mut m = Module { functions: vec![f.clone()] };
+    dlc_passes::PassManager::default_pipeline(dlc_passes::Options::default())
+        .run(&mut m, &mut std::io::sink())
+        .map_err(|e| Error::Input(format!("@{}: optimizing: {e}", f.name)))?;
+    let mut k = m.functions.pop().expect("one function");
+    dlc_passes::to_kernels(&mut k).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
+    dlc_ir::verify::verify_function(&k).map_err(|errors| Error::Verify { path: format!("@{} at the kernel level", f.name), errors })?;
+    Ok(k)
+}

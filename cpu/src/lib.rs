@@ -1,14 +1,15 @@
-//! dlc's CPU executable: a whole `dl` function compiled once and run many
-//! times, at any batch size.
+//! dlc's CPU executable: a kernel-level function compiled once and run
+//! many times, at any batch size.
 //!
-//! [`CpuExecutable::compile`] partitions the function's ops ([`plan`]):
-//! chains of elementwise ops become fused dlc-jit kernels (Cranelift),
-//! `dl.matmul` and `dl.conv2d` run on dlc-contract's gemm kernels with a
-//! fused bias/ReLU epilogue, and every other op (reductions, softmax, pools,
-//! gather, movement, integer casts, …) falls back to the reference
-//! interpreter's `eval_op`, one op at a time: correct by construction, and
-//! the list of the next kernels to compile ([`CpuExecutable::plan_summary`]
-//! prints which they are). Constants are evaluated at compile time.
+//! Its input is a function at the structured-kernel level (`dlc compile
+//! --emit kernel`; `dlc_passes::to_kernels` produces it): every top-level op
+//! becomes one step ([`steps`]): elementwise `kernel.generic`s run as dlc-jit
+//! elementwise kernels, other generics (reductions, pooling windows,
+//! transposed or strided reads) as dlc-jit loop nests, `kernel.matmul` and
+//! `kernel.conv2d` on dlc-contract's gemm with their bias/ReLU epilogue,
+//! `dl.reshape` as a view, and what remains (gather, concat, one-hot,
+//! argmax, integer kernels, `dl` ops not lowered) on the reference
+//! interpreter, one op at a time. Constants are evaluated at compile time.
 //!
 //! [`CpuExecutable::run`] checks the arguments as the interpreter does
 //! (dtype, rank, static dims, one batch size for every `?`), runs the steps
@@ -18,15 +19,16 @@
 //! run is bit-identical.
 #![deny(missing_docs)]
 
-pub mod plan;
+mod movement;
+pub mod steps;
 
 use dlc_backends::{InterpError, Tensor, eval_op};
 use dlc_contract::{Conv2d, ContractError, Epilogue, Transpose, View};
 use dlc_ir::{AttrView, Attrs, DType, Function, OpKind, TensorType, Type, ValueId};
-use dlc_jit::{Buffer, BufferMut, CompiledKernel, Jit, JitError, Lowered};
+use dlc_jit::{Buffer, BufferMut, Jit, JitError};
 use ndarray::{ArrayD, IxDyn};
-use plan::{PlannedStep, StepKind};
 use std::borrow::Cow;
+use steps::Exec;
 
 /// Each step's description and wall time, in execution order.
 pub type StepTimes = Vec<(String, std::time::Duration)>;
@@ -68,18 +70,6 @@ pub enum CpuError {
 /// (dlc-contract's own threshold: a second thread costs more than it saves).
 const PAR_MIN_MACS: usize = 1 << 19;
 
-/// A step ready to run.
-enum Exec {
-    /// A fused elementwise kernel.
-    Jit { kernel: Box<CompiledKernel>, lowered: Box<Lowered>, inputs: Vec<ValueId> },
-    /// `dl.matmul` (+ epilogue).
-    Matmul { a: ValueId, b: ValueId, t: Transpose, bias: Option<ValueId>, relu: bool },
-    /// `dl.conv2d` (+ epilogue).
-    Conv2d { x: ValueId, w: ValueId, conv: Conv2d, bias: Option<ValueId>, relu: bool },
-    /// One op through the interpreter.
-    Interp { kind: OpKind, attrs: Attrs, inputs: Vec<ValueId> },
-}
-
 struct Step {
     exec: Exec,
     output: ValueId,
@@ -110,82 +100,6 @@ fn tensor_ty(f: &Function, v: ValueId) -> Result<TensorType, CpuError> {
     f.ty(v).as_tensor().cloned().ok_or_else(|| CpuError::Unsupported(format!("value %{} is not a tensor", v.0)))
 }
 
-/// Builds the dlc-jit kernel for a group: its outside operands become kernel
-/// arguments (first use order), its ops are copied in program order.
-fn compile_group(f: &Function, step: &PlannedStep, jit: &Jit) -> Result<Exec, CpuError> {
-    let inside: Vec<ValueId> = step.ops.iter().flat_map(|&o| f.op(o).results.clone()).collect();
-    let mut inputs: Vec<ValueId> = Vec::new();
-    for &o in &step.ops {
-        for &v in &f.op(o).operands {
-            if !inside.contains(&v) && !inputs.contains(&v) {
-                inputs.push(v);
-            }
-        }
-    }
-    let mut k = Function::new("kernel");
-    let mut map = std::collections::HashMap::new();
-    for &v in &inputs {
-        let a = k.add_arg(f.ty(v).clone(), None, Attrs::new());
-        map.insert(v, a);
-    }
-    let entry = k.entry();
-    for &o in &step.ops {
-        let op = f.op(o);
-        let operands = op.operands.iter().map(|v| map[v]).collect();
-        let types = op.results.iter().map(|&r| f.ty(r).clone()).collect();
-        let id = k.append_op(entry, op.kind, operands, op.attrs.clone(), types, Vec::new());
-        for (&r, &nr) in op.results.iter().zip(&k.op(id).results.clone()) {
-            map.insert(r, nr);
-        }
-    }
-    let out = map[&step.output];
-    k.append_op(entry, OpKind::Return, vec![out], Attrs::new(), Vec::new(), Vec::new());
-    let lowered = dlc_jit::lower_function(&k)?;
-    let kernel = jit.compile(&lowered.spec)?;
-    Ok(Exec::Jit { kernel: Box::new(kernel), lowered: Box::new(lowered), inputs })
-}
-
-fn pair(view: &AttrView, name: &str) -> Result<[usize; 2], CpuError> {
-    match view.ints(name).map_err(CpuError::Malformed)?.as_slice() {
-        &[h, w] if h >= 0 && w >= 0 => Ok([h as usize, w as usize]),
-        other => Err(CpuError::Malformed(format!("attribute '{name}' must be two integers, got {other:?}"))),
-    }
-}
-
-fn compile_step(f: &Function, step: &PlannedStep, jit: &Jit) -> Result<Exec, CpuError> {
-    let first = f.op(step.ops[0]);
-    let view = AttrView::new(first.kind, &first.attrs);
-    Ok(match &step.kind {
-        StepKind::Jit => compile_group(f, step, jit)?,
-        StepKind::Matmul { bias, relu } => Exec::Matmul {
-            a: first.operands[0],
-            b: first.operands[1],
-            t: Transpose::new(
-                view.bool("transpose_a").map_err(CpuError::Malformed)?,
-                view.bool("transpose_b").map_err(CpuError::Malformed)?,
-            ),
-            bias: *bias,
-            relu: *relu,
-        },
-        StepKind::Conv2d { bias, relu } => Exec::Conv2d {
-            x: first.operands[0],
-            w: first.operands[1],
-            conv: Conv2d { stride: pair(&view, "stride")?, padding: pair(&view, "padding")?, dilation: pair(&view, "dilation")? },
-            bias: *bias,
-            relu: *relu,
-        },
-        StepKind::Interp => Exec::Interp { kind: first.kind, attrs: first.attrs.clone(), inputs: first.operands.clone() },
-    })
-}
-
-fn exec_inputs(e: &Exec) -> Vec<ValueId> {
-    match e {
-        Exec::Jit { inputs, .. } | Exec::Interp { inputs, .. } => inputs.clone(),
-        Exec::Matmul { a, b, bias, .. } => [Some(*a), Some(*b), *bias].into_iter().flatten().collect(),
-        Exec::Conv2d { x, w, bias, .. } => [Some(*x), Some(*w), *bias].into_iter().flatten().collect(),
-    }
-}
-
 impl CpuExecutable {
     /// Compiles `func` (its entry block must end in `func.return`).
     pub fn compile(func: &Function, options: &CpuOptions) -> Result<CpuExecutable, CpuError> {
@@ -198,20 +112,20 @@ impl CpuExecutable {
             .build()
             .map_err(|e| CpuError::Unsupported(format!("cannot start {threads} threads: {e}")))?;
         let jit = Jit::new()?;
-        let plan::Plan { steps: planned, mut constants } = plan::plan(func);
-        // Compile each step; a group the JIT refuses runs op by op instead.
         let mut ready: Vec<(Exec, ValueId, String)> = Vec::new();
-        for step in &planned {
-            match compile_step(func, step, &jit) {
-                Ok(e) => ready.push((e, step.output, step.describe(func))),
-                Err(CpuError::Jit(_)) if step.kind == StepKind::Jit => {
-                    let mut split = Vec::new();
-                    plan::unfuse(func, step, &mut split, &mut constants);
-                    for s in &split {
-                        ready.push((compile_step(func, s, &jit)?, s.output, s.describe(func)));
-                    }
+        let mut constants = Vec::new();
+        for &o in func.body_ops() {
+            let op = func.op(o);
+            match op.kind {
+                OpKind::Return => {}
+                OpKind::Constant => constants.push(o),
+                _ => {
+                    let &[r] = op.results.as_slice() else {
+                        return Err(CpuError::Unsupported(format!("'{}' with {} results", op.kind.name(), op.results.len())));
+                    };
+                    let (exec, describe) = steps::compile_op(func, o, &jit)?;
+                    ready.push((exec, r, describe));
                 }
-                Err(e) => return Err(e),
             }
         }
         let consts = constants
@@ -226,7 +140,7 @@ impl CpuExecutable {
         let results = func.returned_values();
         let mut last: Vec<Option<usize>> = vec![None; func.num_values()];
         for (i, (e, _, _)) in ready.iter().enumerate() {
-            for v in exec_inputs(e) {
+            for v in e.inputs() {
                 last[v.0 as usize] = Some(i);
             }
         }
@@ -238,7 +152,7 @@ impl CpuExecutable {
             .into_iter()
             .enumerate()
             .map(|(i, (exec, output, describe))| {
-                let mut frees: Vec<ValueId> = exec_inputs(&exec).into_iter().filter(|&v| last[v.0 as usize] == Some(i) && !is_const_or_arg(v)).collect();
+                let mut frees: Vec<ValueId> = exec.inputs().into_iter().filter(|&v| last[v.0 as usize] == Some(i) && !is_const_or_arg(v)).collect();
                 frees.dedup();
                 Step { exec, output, frees, describe }
             })
@@ -294,7 +208,14 @@ impl CpuExecutable {
         {
             for step in &self.steps {
                 let start = std::time::Instant::now();
-                let out = self.exec(&step.exec, &env, batch)?;
+                let out = match &step.exec {
+                    // A view of a value whose last use this is: move it.
+                    Exec::Reshape { input, attrs } if step.frees.contains(input) && matches!(env[input.0 as usize], Some(Cow::Owned(_))) => {
+                        let Some(Cow::Owned(t)) = env[input.0 as usize].take() else { unreachable!("checked above") };
+                        reshape_owned(t, attrs, batch)?
+                    }
+                    e => self.exec(e, &env, batch)?,
+                };
                 if let Some(t) = times.as_deref_mut() {
                     t.push(start.elapsed());
                 }
@@ -321,14 +242,31 @@ impl CpuExecutable {
         match e {
             Exec::Interp { kind, attrs, inputs } => {
                 let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
-                if *kind == OpKind::Reshape
-                    && let Some(t) = reshape_contiguous(attrs, ins[0], batch)
+                if *kind == OpKind::Concat
+                    && let Some(axis) = ins.first().and_then(|x| AttrView::new(*kind, attrs).int("axis").ok().and_then(|a| dlc_ir::registry::shape::axis(a, x.rank()).ok()))
+                    && let Some(joined) = movement::concat(&ins, axis)
                 {
-                    return Ok(t);
+                    return joined;
                 }
                 Ok(eval_op(*kind, attrs, &ins, batch)?)
             }
-            Exec::Jit { kernel, lowered, inputs } => {
+            Exec::Reshape { input, attrs } => {
+                let t = get(*input)?;
+                match reshape_contiguous(attrs, t, batch) {
+                    Some(t) => Ok(t),
+                    None => Ok(eval_op(OpKind::Reshape, attrs, &[t], batch)?),
+                }
+            }
+            Exec::InterpKernel { func, inputs } => {
+                let ins = inputs.iter().map(|&v| get(v).cloned()).collect::<Result<Vec<_>, _>>()?;
+                let mut out = dlc_backends::run(func, &ins)?;
+                out.pop().ok_or_else(|| CpuError::Malformed("a kernel returned nothing".into()))
+            }
+            Exec::Structured { kernel, generic, inputs } => {
+                let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
+                self.structured(kernel, generic, &ins, batch)
+            }
+            Exec::Elementwise { kernel, lowered, inputs } => {
                 let shape = lowered
                     .output_shape(batch)
                     .ok_or_else(|| CpuError::Unsupported("a kernel's output has a ? dim but no argument binds the batch".into()))?;
@@ -336,25 +274,7 @@ impl CpuExecutable {
                 let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
                 let slices: Vec<Contig<'_>> = ins.iter().map(|t| Contig::of(t)).collect::<Result<_, _>>()?;
                 let bufs: Vec<Buffer<'_>> = slices.iter().map(Contig::buffer).collect();
-                let n: usize = shape.iter().product();
-                match lowered.output.dtype {
-                    DType::F32 => {
-                        let mut out = vec![0f32; n];
-                        kernel.run_buffers(&bufs, BufferMut::F32(&mut out), &iter)?;
-                        Ok(Tensor::F32(array(&shape, out)?))
-                    }
-                    DType::F64 => {
-                        let mut out = vec![0f64; n];
-                        kernel.run_buffers(&bufs, BufferMut::F64(&mut out), &iter)?;
-                        Ok(Tensor::F64(array(&shape, out)?))
-                    }
-                    DType::I1 => {
-                        let mut out = vec![false; n];
-                        kernel.run_buffers(&bufs, BufferMut::I1(&mut out), &iter)?;
-                        Ok(Tensor::I1(array(&shape, out)?))
-                    }
-                    d => Err(CpuError::Unsupported(format!("a kernel writing {d}"))),
-                }
+                with_output(lowered.output.dtype, &shape, |out| Ok(kernel.run_buffers(&bufs, out, &iter)?))
             }
             Exec::Matmul { a, b, t, bias, relu } => {
                 let (a, b) = (get(*a)?, get(*b)?);
@@ -416,6 +336,21 @@ impl CpuExecutable {
         array(&shape, out)
     }
 
+    /// Runs a structured kernel: the iteration space from the sizes (`?` the
+    /// batch), the result's shape from its map.
+    fn structured(&self, kernel: &dlc_jit::CompiledGeneric, g: &dlc_ir::kernel::Generic, ins: &[&Tensor], batch: Option<usize>) -> Result<Tensor, CpuError> {
+        let sizes: Vec<usize> = g
+            .sizes
+            .iter()
+            .map(|s| s.map(|n| n as usize).or(batch))
+            .collect::<Option<_>>()
+            .ok_or_else(|| CpuError::Unsupported("a kernel's iteration space has a ? but no argument binds the batch".into()))?;
+        let shape: Vec<usize> = g.out_map.results.iter().map(|e| e.as_dim().map_or(1, |k| sizes[k])).collect();
+        let slices: Vec<Contig<'_>> = ins.iter().map(|t| Contig::of(t)).collect::<Result<_, _>>()?;
+        let bufs: Vec<(Buffer<'_>, &[usize])> = slices.iter().zip(ins).map(|(c, t)| (c.buffer(), t.shape())).collect();
+        with_output(g.dtype, &shape, |out| Ok(kernel.run(&bufs, (out, &shape), &sizes)?))
+    }
+
     /// Runs a contraction of `macs` multiply-adds with this executable's
     /// threads inside its rayon pool, or on the calling thread with one
     /// thread when it is too small to split (dlc-contract would use one
@@ -427,6 +362,50 @@ impl CpuExecutable {
             f(1)
         }
     }
+}
+
+/// Runs `fill` on a fresh output buffer of `dtype` and `shape` and wraps it.
+fn with_output(dtype: DType, shape: &[usize], fill: impl FnOnce(BufferMut<'_>) -> Result<(), CpuError>) -> Result<Tensor, CpuError> {
+    let n: usize = shape.iter().product();
+    match dtype {
+        DType::F32 => {
+            let mut out = vec![0f32; n];
+            fill(BufferMut::F32(&mut out))?;
+            Ok(Tensor::F32(array(shape, out)?))
+        }
+        DType::F64 => {
+            let mut out = vec![0f64; n];
+            fill(BufferMut::F64(&mut out))?;
+            Ok(Tensor::F64(array(shape, out)?))
+        }
+        DType::I1 => {
+            let mut out = vec![false; n];
+            fill(BufferMut::I1(&mut out))?;
+            Ok(Tensor::I1(array(shape, out)?))
+        }
+        d => Err(CpuError::Unsupported(format!("a kernel writing {d}"))),
+    }
+}
+
+/// `dl.reshape` of a tensor this step owns: the same elements under the new
+/// shape, without a copy when they are row-major already.
+fn reshape_owned(t: Tensor, attrs: &Attrs, batch: Option<usize>) -> Result<Tensor, CpuError> {
+    let dims = AttrView::new(OpKind::Reshape, attrs).ints("shape").map_err(CpuError::Malformed)?;
+    let shape: Option<Vec<usize>> = dims.iter().map(|&d| if d == -1 { batch } else { usize::try_from(d).ok() }).collect();
+    let Some(shape) = shape.filter(|s| s.iter().product::<usize>() == t.len()) else {
+        return Ok(eval_op(OpKind::Reshape, attrs, &[&t], batch)?);
+    };
+    fn go<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, CpuError> {
+        let a = if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
+        a.into_shape_with_order(IxDyn(shape)).map_err(|e| CpuError::Malformed(e.to_string()))
+    }
+    Ok(match t {
+        Tensor::F32(a) => Tensor::F32(go(a, &shape)?),
+        Tensor::F64(a) => Tensor::F64(go(a, &shape)?),
+        Tensor::I32(a) => Tensor::I32(go(a, &shape)?),
+        Tensor::I64(a) => Tensor::I64(go(a, &shape)?),
+        Tensor::I1(a) => Tensor::I1(go(a, &shape)?),
+    })
 }
 
 fn array<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>, CpuError> {

@@ -17,6 +17,14 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// `f` at the structured-kernel level, as the CPU backend takes it.
+fn kernels(f: &Function) -> Function {
+    let mut k = f.clone();
+    dlc_passes::to_kernels(&mut k).unwrap_or_else(|e| panic!("@{}: {e}", f.name));
+    k
+}
+
+
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
 
@@ -244,7 +252,7 @@ fn concrete(s: &[Dim], batch: usize) -> Vec<usize> {
 fn check(case: &Case) -> Result<(), String> {
     let f = build(case);
     let ir = print_function(&f);
-    let exe = CpuExecutable::compile(&f, &CpuOptions { threads: 1 }).map_err(|e| format!("compile: {e}\n{ir}"))?;
+    let exe = CpuExecutable::compile(&kernels(&f), &CpuOptions { threads: 1 }).map_err(|e| format!("compile: {e}\n{ir}"))?;
     for batch in [1usize, 3, 8] {
         let mut rng = ChaCha8Rng::seed_from_u64(case.seed ^ batch as u64);
         let args: Vec<Tensor> = f
@@ -327,7 +335,7 @@ fn generator_covers_the_intended_ops() {
             *counts.entry(f.op(o).kind.name()).or_default() += 1;
             total_ops += 1;
         }
-        for l in CpuExecutable::compile(&f, &CpuOptions { threads: 1 }).unwrap().plan_summary() { plans.push_str(&l); plans.push('\n'); }
+        for l in CpuExecutable::compile(&kernels(&f), &CpuOptions { threads: 1 }).unwrap().plan_summary() { plans.push_str(&l); plans.push('\n'); }
     }
     eprintln!("{total_ops} ops in 300 functions: {counts:?}");
     for k in [

@@ -9,6 +9,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
+/// `f` at the structured-kernel level, as the CPU backend takes it.
+fn kernels(f: &Function) -> Function {
+    let mut k = f.clone();
+    dlc_passes::to_kernels(&mut k).unwrap_or_else(|e| panic!("@{}: {e}", f.name));
+    k
+}
+
+
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
 
@@ -107,7 +115,7 @@ fn compare(what: &str, got: &[Tensor], want: &[Tensor]) {
 }
 
 fn check(ex: &Example, f: &Function, kind: &str, batches: &[usize]) {
-    let exe = CpuExecutable::compile(f, &CpuOptions { threads: 2 }).unwrap_or_else(|e| panic!("{} {kind}: {e}", ex.name));
+    let exe = CpuExecutable::compile(&kernels(f), &CpuOptions { threads: 2 }).unwrap_or_else(|e| panic!("{} {kind}: {e}", ex.name));
     for &b in batches {
         let args = random_args(f, ex, b, 7 + b as u64);
         let want = dlc_backends::run(f, &args).unwrap_or_else(|e| panic!("{} {kind} interp: {e}", ex.name));
@@ -140,8 +148,8 @@ fn one_and_two_threads_agree_and_runs_are_bit_identical() {
     for ex in examples() {
         for f in std::iter::once(&ex.forward).chain(ex.step.as_ref()) {
             let args = random_args(f, &ex, 64, 11);
-            let one = CpuExecutable::compile(f, &CpuOptions { threads: 1 }).unwrap();
-            let two = CpuExecutable::compile(f, &CpuOptions { threads: 2 }).unwrap();
+            let one = CpuExecutable::compile(&kernels(f), &CpuOptions { threads: 1 }).unwrap();
+            let two = CpuExecutable::compile(&kernels(f), &CpuOptions { threads: 2 }).unwrap();
             let a = one.run(&args).unwrap();
             let b = two.run(&args).unwrap();
             compare(&format!("{} @{} 1 vs 2 threads", ex.name, f.name), &b, &a);
@@ -155,7 +163,7 @@ fn one_and_two_threads_agree_and_runs_are_bit_identical() {
 fn wrong_arguments_are_errors_not_panics() {
     let ex = examples().into_iter().find(|e| e.name == "mlp").expect("examples/mlp.dl");
     let f = &ex.forward;
-    let exe = CpuExecutable::compile(f, &CpuOptions::default()).unwrap();
+    let exe = CpuExecutable::compile(&kernels(f), &CpuOptions::default()).unwrap();
     let args = random_args(f, &ex, 4, 1);
     assert!(matches!(exe.run(&args[1..]), Err(CpuError::Interp(InterpError::ArgCount { .. }))));
     let mut bad = args.clone();
@@ -167,7 +175,7 @@ fn wrong_arguments_are_errors_not_panics() {
     assert!(matches!(exe.run(&bad), Err(CpuError::Interp(InterpError::ArgType { .. }))));
     // Two `?` dims with different sizes.
     let step = ex.step.as_ref().unwrap();
-    let exe = CpuExecutable::compile(step, &CpuOptions::default()).unwrap();
+    let exe = CpuExecutable::compile(&kernels(step), &CpuOptions::default()).unwrap();
     let mut args = random_args(step, &ex, 4, 1);
     let sig = Signature::of(step).unwrap();
     let label = sig.args.iter().position(|a| a.name == ex.label.as_ref().unwrap().0).unwrap();
@@ -195,7 +203,7 @@ fn plans_and_speed_against_the_interpreter() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
     for ex in examples() {
         for f in std::iter::once(&ex.forward).chain(ex.step.as_ref()) {
-            let exe = CpuExecutable::compile(f, &CpuOptions { threads }).unwrap();
+            let exe = CpuExecutable::compile(&kernels(f), &CpuOptions { threads }).unwrap();
             let plan = exe.plan_summary();
             let args = random_args(f, &ex, 64, 3);
             let t_interp = time(|| drop(dlc_backends::run(f, &args).unwrap()), 3);

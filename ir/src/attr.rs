@@ -1,5 +1,6 @@
 //! Attributes: the compile-time constants attached to ops, arguments and functions.
 
+use crate::affine::AffineMap;
 use crate::types::{DType, TensorType, Type};
 use std::collections::BTreeMap;
 
@@ -25,6 +26,9 @@ pub enum Attr {
     Dict(Attrs),
     /// A dense tensor constant (`dense<[1.0, 2.0]> : tensor<2xf32>`).
     Dense(DenseAttr),
+    /// An affine map (`affine_map<(d0, d1) -> (d1)>`), a structured kernel's
+    /// indexing of one operand.
+    Map(AffineMap),
 }
 
 /// The elements of a dense constant; one element means a splat.
@@ -164,6 +168,14 @@ impl Attr {
         }
     }
 
+    /// The affine map, if this is one.
+    pub fn as_map(&self) -> Option<&AffineMap> {
+        match self {
+            Attr::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// An array of integers.
     pub fn ints(v: &[i64]) -> Attr {
         Attr::Array(v.iter().map(|&x| Attr::Int(x)).collect())
@@ -180,6 +192,7 @@ impl Attr {
             Attr::Array(_) => "array",
             Attr::Dict(_) => "dictionary",
             Attr::Dense(_) => "dense constant",
+            Attr::Map(_) => "affine map",
         }
     }
 }

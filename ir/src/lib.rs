@@ -7,9 +7,11 @@
 //! reads what dlc prints, and [`parse_module`] reads it back exactly.
 #![deny(missing_docs)]
 
+pub mod affine;
 pub mod attr;
 pub mod builder;
 pub mod inline;
+pub mod kernel;
 pub mod module;
 pub mod parse;
 pub mod print;
@@ -19,6 +21,7 @@ pub mod train;
 pub mod types;
 pub mod verify;
 
+pub use affine::{AffineExpr, AffineMap};
 pub use attr::{Attr, Attrs, DenseAttr, DenseData};
 pub use builder::{BuildError, Builder};
 pub use parse::{ParseError, parse_module};

@@ -204,6 +204,15 @@ impl Function {
         id
     }
 
+    /// Replaces `block`'s op list (ops already created in this function, e.g.
+    /// appended elsewhere and now put in their final order).
+    pub fn set_block_ops(&mut self, block: BlockId, ops: Vec<OpId>) {
+        for &o in &ops {
+            self.ops[o.0 as usize].parent = block;
+        }
+        self.blocks[block.0 as usize].ops = ops;
+    }
+
     /// Unlinks `op` from its block (its arena slot stays).
     pub fn remove_op(&mut self, op: OpId) {
         let parent = self.ops[op.0 as usize].parent;

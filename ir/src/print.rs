@@ -382,6 +382,9 @@ fn write_attr(out: &mut String, a: &Attr) {
         }
         Attr::Dict(d) => write_dict(out, d),
         Attr::Dense(d) => write_dense(out, d),
+        Attr::Map(m) => {
+            let _ = write!(out, "affine_map<{m}>");
+        }
     }
 }
 

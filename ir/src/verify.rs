@@ -14,7 +14,7 @@
 use crate::attr::{Attr, DenseData};
 use crate::module::{BlockId, Function, Module, OpId, Region, ValueDef, ValueId};
 use crate::print::{ValueNames, op_label};
-use crate::registry::Category;
+use crate::registry::OpKind;
 use crate::signature::Signature;
 use crate::types::{DType, Type};
 use std::collections::HashSet;
@@ -205,8 +205,14 @@ impl Verifier<'_> {
         if op.parent != block {
             self.error(Some(o), format!("the op records block #{} as its parent, but block #{} holds it", op.parent.0, block.0));
         }
-        if op.kind.category() == Category::Terminator && !in_body {
+        if op.kind == OpKind::Return && !in_body {
             self.error(Some(o), "'return' is only allowed at the end of the function body".into());
+        }
+        if op.kind == OpKind::Yield && in_body {
+            self.error(Some(o), "'kernel.yield' is only allowed at the end of a kernel.generic body".into());
+        }
+        if op.kind == OpKind::ScalarConstant && in_body {
+            self.error(Some(o), "'kernel.constant' is only allowed in a kernel.generic body (use dl.constant for tensors)".into());
         }
         let mut types_known = true;
         for (i, &v) in op.operands.iter().enumerate() {
@@ -233,6 +239,15 @@ impl Verifier<'_> {
             if let Some(m) = dense_range_error(a) {
                 self.error(Some(o), format!("attribute '{k}': {m}"));
             }
+        }
+        match op.kind.def().region {
+            Some(check) => {
+                if let Err(m) = check(self.f, o) {
+                    self.error(Some(o), m);
+                }
+            }
+            None if !op.regions.is_empty() => self.error(Some(o), format!("'{}' takes no regions", op.kind.name())),
+            None => {}
         }
         for r in &op.regions {
             self.region(r, Some(o));
@@ -272,11 +287,11 @@ impl Verifier<'_> {
             return;
         };
         for &o in &ops[..ops.len() - 1] {
-            if self.f.op(o).kind.category() == Category::Terminator {
+            if self.f.op(o).kind == OpKind::Return {
                 self.error(Some(o), "'return' must be the last op of the function body".into());
             }
         }
-        if self.f.op(last).kind.category() != Category::Terminator {
+        if self.f.op(last).kind != OpKind::Return {
             self.error(Some(last), "the function body must end with 'return'".into());
             return;
         }

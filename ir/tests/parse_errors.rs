@@ -141,3 +141,49 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let ok = format!("func.func @f() attributes {{a = {}{}}} {{ return }}", "[".repeat(63), "]".repeat(63));
     parse_module(&ok).unwrap();
 }
+
+/// `func.func @f() attributes {m = MAP}`: the map starts at column 32.
+fn map_attr(map: &str) -> String {
+    format!("func.func @f() attributes {{m = {map}}} {{\n  return\n}}")
+}
+
+#[test]
+fn bad_affine_maps_say_where_and_what() {
+    let cases = [
+        ("affine_map<(d0) -> (d0 * d0)>", "1:32: 'd0 * d0' is not affine (a product of dims)"),
+        ("affine_map<(x) -> (x)>", "1:32: affine map dims must be named d0, d1, … in order, found 'x'"),
+        ("affine_map<(d0, d2) -> (d0)>", "1:32: affine map dims must be named d0, d1, … in order, found 'd2'"),
+        ("affine_map<(d0) -> (d1)>", "1:32: d1 is not one of the map's 1 dims"),
+        ("affine_map<(d0) (d0)>", "1:32: an affine map needs '->'"),
+        ("affine_map<>", "1:32: an affine map needs '->'"),
+        ("affine_map<(d0) -> d0>", "1:32: expected a parenthesized list, found 'd0'"),
+        ("affine_map<(d0) -> (d0 +)>", "1:32: empty term in affine expression 'd0 +'"),
+        ("affine_map<(d0) -> (d0 * 99999999999999999999)>", "1:32: '99999999999999999999' is neither a dim nor an integer"),
+        ("affine_map (d0) -> (d0)>", "1:43: expected '<' after 'affine_map', found '('"),
+        ("affine_map<(d0) -> (d0 / 2)>", "1:55: unexpected '/' in an affine map"),
+        // Unterminated: the map runs into the dictionary's '}'.
+        ("affine_map<(d0) -> (d0)", "1:55: unexpected '}' in an affine map"),
+        ("affine_map<(d0) -> (d0)>>", "1:56: expected ',' or '}' in the attribute dictionary, found '>'"),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(map, want)| err(&map_attr(map)) != *want)
+        .map(|(map, want)| format!("{map}\n  want: {want}\n   got: {}", err(&map_attr(map))))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // At the end of the input.
+    assert_eq!(err("func.func @f() attributes {m = affine_map<(d0) -> (d0)"), "1:43: unterminated affine_map<…>");
+}
+
+/// Affine coefficients and constants are i64: a sum that leaves i64 is an
+/// error like an integer literal that does not fit, not an overflow.
+#[test]
+fn affine_sums_are_range_checked() {
+    for map in [
+        "affine_map<(d0) -> (9223372036854775807 + 1)>",
+        "affine_map<(d0) -> (-9223372036854775807 - 2)>",
+        "affine_map<(d0) -> (d0 * 9223372036854775807 + d0)>",
+    ] {
+        assert!(err(&map_attr(map)).starts_with("1:32: "), "{map}");
+    }
+}

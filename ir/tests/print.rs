@@ -115,3 +115,42 @@ fn types_print_in_mlir_syntax() {
     }
     assert_eq!(Type::Index.to_string(), "index");
 }
+
+#[test]
+fn affine_maps_print_as_mlir_and_parse_back() {
+    use dlc_ir::{AffineExpr, AffineMap};
+    let window = AffineExpr::constant(-1).plus_dim(1, 2).plus_dim(2, 1);
+    let m = AffineMap { dims: 3, results: vec![AffineExpr::dim(0), window, AffineExpr::constant(0)] };
+    assert_eq!(print_attr(&Attr::Map(m)), "affine_map<(d0, d1, d2) -> (d0, d1 * 2 + d2 - 1, 0)>");
+    let neg = AffineMap { dims: 2, results: vec![AffineExpr::constant(3).plus_dim(1, -1), AffineExpr::dim(0).plus_dim(1, -2)] };
+    assert_eq!(print_attr(&Attr::Map(neg)), "affine_map<(d0, d1) -> (-d1 + 3, d0 - d1 * 2)>");
+    assert_eq!(print_attr(&Attr::Map(AffineMap::projection(2, &[]))), "affine_map<(d0, d1) -> ()>");
+    assert_eq!(print_attr(&Attr::Map(AffineMap { dims: 0, results: vec![AffineExpr::constant(0)] })), "affine_map<() -> (0)>");
+    // Printed text parses back to the same map and prints identically.
+    let maps = [
+        "affine_map<(d0, d1) -> (d0, d1)>",
+        "affine_map<(d0, d1) -> (d1, 0)>",
+        "affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2 * 2 + d4 - 1, d3 * 2 + d5)>",
+        "affine_map<(d0) -> ()>",
+        "affine_map<() -> (0)>",
+        "affine_map<(d0, d1) -> (-d1 + 3, d0 - d1 * 2)>",
+        "affine_map<(d0) -> (d0 * 4611686018427387904 - 9223372036854775807)>",
+    ];
+    for text in maps {
+        let src = format!("func.func @f() attributes {{m = {text}, ms = [{text}, {text}]}} {{\n  return\n}}\n");
+        let m = parse_module(&src).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let a = &m.functions[0].attrs;
+        assert_eq!(print_attr(&a["m"]), text);
+        assert_eq!(print_attr(&a["ms"]), format!("[{text}, {text}]"));
+        assert!(matches!(&a["m"], Attr::Map(_)), "{text}");
+    }
+    // Other spellings of the same map print in the one canonical form.
+    for (text, canonical) in [
+        ("affine_map<(d0,d1)->(2*d1+d0+d1-1)>", "affine_map<(d0, d1) -> (d0 + d1 * 3 - 1)>"),
+        ("affine_map<(d0)\n -> (0 + d0 * 1)>", "affine_map<(d0) -> (d0)>"),
+        ("affine_map<(d0) -> (d0 - d0 + 2)>", "affine_map<(d0) -> (2)>"),
+    ] {
+        let m = parse_module(&format!("func.func @f() attributes {{m = {text}}} {{\n  return\n}}")).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(print_attr(&m.functions[0].attrs["m"]), canonical);
+    }
+}

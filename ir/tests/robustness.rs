@@ -39,6 +39,8 @@ const FRAGMENTS: &[&str] = &[
     "^bb0:", "^bb1(%z: f32):", "@", "0", "9", "99999999999999999999", ".", "e", "1.0e", "0x7F800000", "0xFFFFFFFFFFFFFFFFF",
     "\n", " ", "é", "\u{0}", "dense<", "tensor<", "tensor<?x", "func.func", "module", "return", "({", "})", "\"dl.add\"",
     "\"dl.yield\"", "\"func.return\"", "true", "index", "f32", "i1", "//", "attributes", ": f64", "[[", "]]",
+    "affine_map<", "affine_map<(d0, d1) -> (d1 * 2 + d0 - 1)>", "(d0)", "d1", " * ", " + ", "-> ()", "\"kernel.generic\"",
+    "\"kernel.yield\"", "\"kernel.constant\"", "^bb0(%a: f32, %b: f32):", "\"parallel\"", "\"reduction\"", "padded = [0]",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -124,8 +126,10 @@ fn every_truncation_of_a_module_is_handled() {
 }
 
 #[test]
-fn the_deepest_accepted_nesting_verifies_and_prints() {
+fn the_deepest_accepted_nesting_is_verified_and_prints() {
     // 63 nested regions, each a one-op block; the 64th level would be refused.
+    // dl ops take no regions (only kernel.generic has one, a flat scalar
+    // body), so each level is an error; the verifier walks them all.
     let depth = 63;
     let mut src = String::from("func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {\n");
     for i in 0..depth {
@@ -137,6 +141,10 @@ fn the_deepest_accepted_nesting_verifies_and_prints() {
     }
     src.push_str("return %x : tensor<4xf32>\n}\n");
     let m = parse_module(&src).unwrap();
-    verify_module(&m).unwrap();
+    let errors = verify_module(&m).unwrap_err();
+    assert_eq!(errors.len(), depth);
+    for (i, e) in errors.iter().enumerate() {
+        assert_eq!(e.to_string(), format!(r#"in @f, op '%v{i} = "dl.neg"': 'dl.neg' takes no regions"#));
+    }
     check(&src);
 }

@@ -35,8 +35,39 @@
 //! shape[d]` elements (so the largest offset read is `len - 1`), that the
 //! output holds `prod(shape)` elements, and that no size overflows. Borrowing
 //! rules give the rest: `out` is a `&mut` slice, so it overlaps no input.
+//!
+//! # The structured-kernel ABI
+//!
+//! A compiled [`crate::GenericSpec`] has the same machine signature,
+//! `fn(ins, params, out, sizes)`, with these meanings (r the rank, n the
+//! input count):
+//!
+//! - `sizes[0..r]`: the loop sizes, every entry >= 1.
+//! - `ins[0..n]`: one base pointer per input; `ins[n]`: a 16-byte aligned
+//!   block that any load may read ([`SAFE_BLOCK`]).
+//! - `params[o*(r+1)]` for operand `o` (inputs, then the output as `o = n`):
+//!   its offset in bytes; `params[o*(r+1) + 1 + k]`: its stride in bytes
+//!   along loop `k`. Then per bounds check `q` (`schedule.rs`), at
+//!   `(n+1)*(r+1) + 2q`: the checked index at the origin of the box, and the
+//!   operand dim's size.
+//!
+//! The code (`generic/codegen.rs`) reads operand `o` at `base + offset +
+//! sum_k stride[k]·i_k` for loop indices `i` in the box (vector loads cover
+//! `lanes` consecutive indices of the innermost loop, all in the box, on
+//! stride-1 operands only), except that a padded read whose checked indices
+//! are not all in `[0, size)` loads from the safe block and discards the
+//! value. [`call_generic`] first runs `generic/launch.rs`, which proves the
+//! rest: for every index in the box, each unchecked map result of each
+//! input lies in its dim, and the checked ones are computed without
+//! wrapping; so every address read is the row-major address of an element
+//! inside the buffer (offsets and strides are that address, exactly, in
+//! bytes), and the output's, a projection of the box onto its exact shape
+//! (or onto the rows `lo..hi` the given slice holds), is inside it too.
 
 use crate::error::JitError;
+use crate::generic::launch;
+use crate::generic::schedule::Schedule;
+use crate::generic::spec::GenericSpec;
 use crate::kernel::{Buffer, BufferMut};
 use crate::spec::KernelSpec;
 use cranelift_jit::JITModule;
@@ -138,6 +169,51 @@ pub(crate) fn call(code: &Code, spec: &KernelSpec, inputs: &[Buffer<'_>], out: B
     // above against the spec the code was generated from; the arrays outlive
     // the call; `out` is an exclusive borrow.
     unsafe { (code.entry)(ptrs.as_ptr(), strides.as_ptr(), out_ptr, shape64.as_ptr()) };
+    Ok(())
+}
+
+/// What a padded read loads from when its index is outside the operand:
+/// 16 bytes, the widest load the code makes, aligned for any of them. The
+/// value is discarded (the pad value replaces it), so reading the block
+/// rather than branching keeps the loop straight-line.
+#[repr(align(16))]
+pub(crate) struct SafeBlock([u8; 16]);
+
+/// The one [`SafeBlock`].
+pub(crate) static SAFE_BLOCK: SafeBlock = SafeBlock([0; 16]);
+
+/// Checks one call of a structured kernel (`generic/launch.rs`), fills the
+/// output with `init` where the schedule needs it, then runs `code` over
+/// rows `lo..hi` of dim 0.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn call_generic(
+    code: &Code,
+    spec: &GenericSpec,
+    sched: &Schedule,
+    inputs: &[(Buffer<'_>, &[usize])],
+    mut out: BufferMut<'_>,
+    out_shape: &[usize],
+    sizes: &[usize],
+    (lo, hi): (usize, usize),
+) -> Result<(), JitError> {
+    let l = launch::prepare(spec, sched, inputs, &out, out_shape, sizes, lo, hi)?;
+    if let Some(init) = spec.init()
+        && (sched.prefill || l.empty)
+    {
+        out.fill(init);
+    }
+    if l.empty {
+        return Ok(());
+    }
+    let mut ptrs: Vec<*const u8> = inputs.iter().map(|(b, _)| b.as_ptr()).collect();
+    ptrs.push(SAFE_BLOCK.0.as_ptr());
+    let out_ptr = out.into_ptr();
+    // SAFETY: see the module docs: `code` was generated from `spec` and
+    // `sched` (a `CompiledGeneric` holds all three), `prepare` checked every
+    // buffer, shape and index range against them and computed the offsets
+    // and strides; the arrays and buffers outlive the call; `out` is an
+    // exclusive borrow.
+    unsafe { (code.entry)(ptrs.as_ptr(), l.params.as_ptr(), out_ptr, l.sizes.as_ptr()) };
     Ok(())
 }
 

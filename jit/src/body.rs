@@ -12,7 +12,7 @@ use crate::error::JitError;
 use crate::lanes::Fx;
 use crate::math;
 use crate::plan::Plan;
-use crate::spec::{KernelSpec, Node, NodeId};
+use crate::dag::{Dag, Node, NodeId};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{FuncRef, InstBuilder, Type, Value, types};
 use cranelift_frontend::FunctionBuilder;
@@ -20,7 +20,9 @@ use dlc_ir::{AttrView, Attrs, DType, OpKind};
 
 /// What body emission needs besides the instruction builder.
 pub(crate) struct Body<'a> {
-    pub spec: &'a KernelSpec,
+    pub dag: &'a Dag,
+    /// The node whose value the body yields.
+    pub output: NodeId,
     pub plan: &'a Plan,
     /// Whether the CPU has fused multiply-add.
     pub fma: bool,
@@ -43,26 +45,27 @@ pub(crate) fn value_type(d: DType, vector: Option<Type>) -> Type {
 impl Body<'_> {
     /// Emits every live node and returns the output's value. `inputs[i]` is
     /// input `i`'s element at the current index (loaded or splatted by the
-    /// loop nest).
-    pub fn emit(&self, b: &mut FunctionBuilder<'_>, vector: Option<Type>, inputs: &[Option<Value>]) -> Result<Value, JitError> {
-        let spec = self.spec;
-        let mut vals: Vec<Option<Value>> = vec![None; spec.body().len()];
+    /// loop nest), `acc` the accumulator's value where the body reads it.
+    pub fn emit(&self, b: &mut FunctionBuilder<'_>, vector: Option<Type>, inputs: &[Option<Value>], acc: Option<Value>) -> Result<Value, JitError> {
+        let dag = self.dag;
+        let mut vals: Vec<Option<Value>> = vec![None; dag.nodes.len()];
         let get = |vals: &[Option<Value>], n: NodeId| {
             vals[n.0 as usize].ok_or_else(|| JitError::Codegen(format!("node {} used before it was emitted", n.0)))
         };
-        for (i, node) in spec.body().iter().enumerate() {
+        for (i, node) in dag.nodes.iter().enumerate() {
             if !self.plan.emitted(i) {
                 continue;
             }
-            let dtype = spec.dtype(NodeId(i as u32));
+            let dtype = dag.dtype(NodeId(i as u32));
             let v = match node {
                 Node::Input(k) => inputs[*k].ok_or_else(|| JitError::Codegen(format!("input {k} was not loaded")))?,
+                Node::Acc => acc.ok_or_else(|| JitError::Codegen("the accumulator was not loaded".into()))?,
                 Node::Const { value, dtype } => {
                     let mut fx = self.fx(b, vector, &[*dtype]);
                     if *dtype == DType::I1 { fx.mask_const(*value != 0.0) } else { fx.c(*value) }
                 }
                 Node::Op { kind, attrs, args } => {
-                    let arg_types: Vec<DType> = args.iter().map(|&a| spec.dtype(a)).collect();
+                    let arg_types: Vec<DType> = args.iter().map(|&a| dag.dtype(a)).collect();
                     let mut all = arg_types.clone();
                     all.push(dtype);
                     let fx = self.fx(b, vector, &all);
@@ -76,8 +79,8 @@ impl Body<'_> {
             };
             vals[i] = Some(v);
         }
-        let out = get(&vals, spec.output())?;
-        if spec.output_dtype() == DType::I1 {
+        let out = get(&vals, self.output)?;
+        if dag.dtype(self.output) == DType::I1 {
             // The ABI promises bytes of 0 or 1 (Rust bools); masks are already, but make it local.
             return Ok(b.ins().band_imm_u(out, 1));
         }
@@ -127,13 +130,13 @@ impl Body<'_> {
             K::Sigmoid => math::sigmoid(&mut fx, x[0]),
             K::Relu => {
                 let zero = fx.c(0.0);
-                let neg = fx.fcmp(FloatCC::LessThan, x[0], zero);
+                let neg = fx.fmask(FloatCC::LessThan, x[0], zero);
                 fx.select(neg, zero, x[0])
             }
             K::LeakyRelu => {
                 let alpha = view.float("alpha").map_err(attr_err)?;
                 let zero = fx.c(0.0);
-                let pos = fx.fcmp(FloatCC::GreaterThan, x[0], zero);
+                let pos = fx.fmask(FloatCC::GreaterThan, x[0], zero);
                 let k = fx.c(alpha);
                 let scaled = fx.b.ins().fmul(x[0], k);
                 fx.select(pos, x[0], scaled)
@@ -170,7 +173,12 @@ impl Body<'_> {
             | K::Gather
             | K::OneHot
             | K::Constant
-            | K::Return => return Err(JitError::unsupported(kind.name(), "not an elementwise op")),
+            | K::Return
+            | K::Generic
+            | K::Yield
+            | K::ScalarConstant
+            | K::KernelMatmul
+            | K::KernelConv2d => return Err(JitError::unsupported(kind.name(), "not an elementwise op")),
         })
     }
 
@@ -201,11 +209,21 @@ impl Body<'_> {
 /// (LessThan): `b` if `b cc a` or `b` is NaN, else `a`. So NaN propagates and
 /// a tie (±0 included) gives the first operand. Cranelift's `fmax`/`fmin`
 /// would give +0 for max(-0, +0), which `1/x` downstream turns into a sign
-/// flip, and on x86 they lower to more instructions than these two selects.
-fn extremum(fx: &mut Fx<'_, '_>, cc: FloatCC, a: Value, b: Value) -> Value {
-    let wins = fx.fcmp(cc, b, a);
+/// flip. The first select is written as a `<` compare, the form x86 lowers
+/// to one `maxps`/`minps` (which picks exactly the same operand, NaN
+/// included), and scalars run on lane 0 of a vector: on x86 a scalar float
+/// select is a branch, and in a max-reduction over data it mispredicts.
+pub(crate) fn extremum(fx: &mut Fx<'_, '_>, cc: FloatCC, a: Value, b: Value) -> Value {
+    if !fx.ty.is_vector() {
+        let vt = fx.ty.by(128 / fx.ty.bits()).expect("a 128-bit vector type");
+        let va = fx.b.ins().scalar_to_vector(vt, a);
+        let vb = fx.b.ins().scalar_to_vector(vt, b);
+        let r = extremum(&mut Fx { b: &mut *fx.b, ty: vt, fma: fx.fma }, cc, va, vb);
+        return fx.b.ins().extractlane(r, 0);
+    }
+    let wins = if cc == FloatCC::GreaterThan { fx.fmask(FloatCC::LessThan, a, b) } else { fx.fmask(FloatCC::LessThan, b, a) };
     let r = fx.select(wins, b, a);
-    let nan = fx.fcmp(FloatCC::Unordered, b, b);
+    let nan = fx.fmask(FloatCC::Unordered, b, b);
     fx.select(nan, b, r)
 }
 

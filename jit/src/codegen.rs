@@ -1,5 +1,6 @@
-//! From a [`KernelSpec`] to machine code: the Cranelift setup and the loop
-//! nest around the body.
+//! From a [`KernelSpec`] to machine code: the Cranelift setup (shared with
+//! structured kernels, `generic/codegen.rs`, through [`Jit::build`]) and the
+//! elementwise loop nest around the body.
 //!
 //! The nest has one scalar loop per outer dim of the iteration space and,
 //! for the innermost dim, a vector loop (`f32x4`/`f64x2`) over the largest
@@ -15,8 +16,9 @@ use crate::abi::{self, Code};
 use crate::body::{Body, value_type};
 use crate::error::JitError;
 use crate::kernel::CompiledKernel;
+use crate::dag::{Dag, Node, NodeId};
 use crate::plan::Plan;
-use crate::spec::{Access, KernelSpec, Node, NodeId};
+use crate::spec::{Access, KernelSpec};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -34,6 +36,12 @@ pub struct JitOptions {
     /// by default in debug builds, where a JIT bug should fail loudly).
     pub verify: bool,
     /// Contract a multiply feeding an add into one `fma` when the CPU has it.
+    /// Off by default: PyTorch (eager and onnxruntime alike) rounds every op,
+    /// and a contraction changes results near cancellation — `p - y` in a
+    /// loss gradient, a tiny Adam moment — by enough that Adam's division by
+    /// `sqrt(v)` amplifies it: with it on, the digits replay's weights drift
+    /// 4e-3 from PyTorch's after 20 epochs; off, 1.3e-7. The kernels are
+    /// memory-bound, so it costs next to nothing.
     pub fma: bool,
     /// Keep the Cranelift IR and the machine code's disassembly of every
     /// kernel (see [`CompiledKernel::listing`]), for debugging and tuning.
@@ -42,7 +50,7 @@ pub struct JitOptions {
 
 impl Default for JitOptions {
     fn default() -> Self {
-        JitOptions { verify: cfg!(debug_assertions), fma: true, listing: false }
+        JitOptions { verify: cfg!(debug_assertions), fma: false, listing: false }
     }
 }
 
@@ -87,19 +95,8 @@ impl Jit {
     /// Compiles `spec` to machine code.
     pub fn compile(&self, spec: &KernelSpec) -> Result<CompiledKernel, JitError> {
         let start = Instant::now();
-        let plan = Plan::new(spec, self.fma);
-        let mut jb = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
-        jb.symbol("dlc_jit_pow_f32", abi::pow_f32 as *const u8);
-        jb.symbol("dlc_jit_pow_f64", abi::pow_f64 as *const u8);
-        let mut module = JITModule::new(jb);
-        let (id, listing) = match self.define(spec, &plan, &mut module) {
-            Ok(defined) => defined,
-            Err(e) => {
-                abi::discard(module);
-                return Err(e);
-            }
-        };
-        let code = Code::new(module, id)?;
+        let plan = Plan::new(spec.dag(), spec.output(), self.fma);
+        let (code, listing) = self.build(spec.dag(), spec.output(), &plan, |b, body| Nest { spec, body, vector: plan.vector }.build(b))?;
         Ok(CompiledKernel {
             code,
             spec: spec.clone(),
@@ -109,8 +106,39 @@ impl Jit {
         })
     }
 
+    /// Compiles one kernel function of the four-pointer ABI (`abi.rs`):
+    /// the Cranelift module, the imports the body needs, and `nest`, which
+    /// emits the loop nest around the body of `dag` yielding `output`.
+    pub(crate) fn build(
+        &self,
+        dag: &Dag,
+        output: NodeId,
+        plan: &Plan,
+        nest: impl FnOnce(&mut FunctionBuilder<'_>, &Body<'_>) -> Result<(), JitError>,
+    ) -> Result<(Code, Option<String>), JitError> {
+        let mut jb = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
+        jb.symbol("dlc_jit_pow_f32", abi::pow_f32 as *const u8);
+        jb.symbol("dlc_jit_pow_f64", abi::pow_f64 as *const u8);
+        let mut module = JITModule::new(jb);
+        let (id, listing) = match self.define(dag, output, plan, &mut module, nest) {
+            Ok(defined) => defined,
+            Err(e) => {
+                abi::discard(module);
+                return Err(e);
+            }
+        };
+        Ok((Code::new(module, id)?, listing))
+    }
+
     /// Generates the kernel function into `module` (not yet finalized).
-    fn define(&self, spec: &KernelSpec, plan: &Plan, module: &mut JITModule) -> Result<(FuncId, Option<String>), JitError> {
+    fn define(
+        &self,
+        dag: &Dag,
+        output: NodeId,
+        plan: &Plan,
+        module: &mut JITModule,
+        nest: impl FnOnce(&mut FunctionBuilder<'_>, &Body<'_>) -> Result<(), JitError>,
+    ) -> Result<(FuncId, Option<String>), JitError> {
         let mut sig = module.make_signature();
         sig.params.extend([AbiParam::new(types::I64); 4]);
         let id = module.declare_function("dlc_kernel", Linkage::Local, &sig).map_err(JitError::codegen)?;
@@ -118,8 +146,8 @@ impl Jit {
         ctx.func.signature = sig;
         let mut pow: [Option<FuncRef>; 2] = [None, None];
         for (k, (name, t, dtype)) in [("dlc_jit_pow_f32", types::F32, DType::F32), ("dlc_jit_pow_f64", types::F64, DType::F64)].into_iter().enumerate() {
-            let used = spec.body().iter().enumerate().any(|(i, n)| {
-                plan.emitted(i) && matches!(n, Node::Op { kind: OpKind::Pow, .. }) && spec.dtype(NodeId(i as u32)) == dtype
+            let used = dag.nodes.iter().enumerate().any(|(i, n)| {
+                plan.emitted(i) && matches!(n, Node::Op { kind: OpKind::Pow, .. }) && dag.dtype(NodeId(i as u32)) == dtype
             });
             if used {
                 let mut ps = module.make_signature();
@@ -133,8 +161,8 @@ impl Jit {
         let target = module.target_config();
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-            let body = Body { spec, plan, fma: self.fma, pow };
-            Nest { spec, body, vector: plan.vector }.build(&mut b)?;
+            let body = Body { dag, output, plan, fma: self.fma, pow };
+            nest(&mut b, &body)?;
             b.finalize(target);
         }
         let clif = self.listing.then(|| ctx.func.display().to_string());
@@ -149,7 +177,8 @@ impl Jit {
     }
 }
 
-fn elem_size(d: DType) -> i64 {
+/// Bytes per element of a buffer of `d`.
+pub(crate) fn elem_size(d: DType) -> i64 {
     match d {
         DType::F64 | DType::I64 => 8,
         DType::F32 | DType::I32 => 4,
@@ -158,20 +187,20 @@ fn elem_size(d: DType) -> i64 {
 }
 
 /// The scalar memory type of a buffer element.
-fn mem_type(d: DType) -> Type {
+pub(crate) fn mem_type(d: DType) -> Type {
     value_type(d, None)
 }
 
 /// Loads of input data: they never trap (bounds are checked before the
 /// call) and the inputs are not written while the kernel runs.
-fn data_flags() -> MemFlagsData {
+pub(crate) fn data_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap().with_readonly()
 }
 
 /// The loop nest generator.
 struct Nest<'a> {
     spec: &'a KernelSpec,
-    body: Body<'a>,
+    body: &'a Body<'a>,
     vector: Option<Type>,
 }
 
@@ -345,7 +374,7 @@ impl Nest<'_> {
                 vals[i] = Some(b.ins().load(value_type(inputs[i].dtype, vector), data_flags(), p, 0));
             }
         }
-        let y = self.body.emit(b, vector, &vals)?;
+        let y = self.body.emit(b, vector, &vals, None)?;
         let o = at(b, out_row, self.spec.output_dtype());
         b.ins().store(MemFlagsData::new().with_notrap(), y, o, 0);
         let jn = b.ins().iadd_imm_s(jv, lanes);

@@ -7,8 +7,8 @@ use dlc_ir::DType;
 /// An error from the JIT: the spec, the host, code generation, or a call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JitError {
-    /// The op or dtype is outside what the elementwise JIT compiles.
-    #[error("'{op}' is not supported by the elementwise JIT: {reason}")]
+    /// The op or dtype is outside what the JIT compiles.
+    #[error("'{op}' is not supported by the JIT: {reason}")]
     Unsupported {
         /// The op (or `dtype`/`input` for non-op causes).
         op: String,
@@ -69,6 +69,17 @@ pub enum JitError {
         found: usize,
         /// The iteration shape.
         shape: Vec<usize>,
+    },
+    /// A structured kernel's call whose shapes do not fit its maps: an
+    /// operand of the wrong rank, an access outside an operand without
+    /// padding, an output shape that is not the output map's image, a bad
+    /// row range.
+    #[error("{what}: {message}")]
+    Shape {
+        /// `input 2`, `output`, `sizes` or `range`.
+        what: String,
+        /// What does not fit.
+        message: String,
     },
     /// The shape's element count (in bytes) does not fit the address space.
     #[error("shape {0:?} is too large")]

@@ -85,6 +85,15 @@ impl BufferMut<'_> {
         self.len() == 0
     }
 
+    /// Sets every element to `v` (rounded to the element type; nonzero is true).
+    pub(crate) fn fill(&mut self, v: f64) {
+        match self {
+            BufferMut::F32(s) => s.fill(v as f32),
+            BufferMut::F64(s) => s.fill(v),
+            BufferMut::I1(s) => s.fill(v != 0.0),
+        }
+    }
+
     pub(crate) fn into_ptr(self) -> *mut u8 {
         match self {
             BufferMut::F32(s) => s.as_mut_ptr().cast(),

@@ -6,7 +6,11 @@
 //! Masks (the `i1` values of `dl.cmp`) are `i8` 0/1 for scalars, as
 //! Cranelift's `fcmp` gives them, and all-ones/all-zeros integer lanes of the
 //! float's width for vectors, as `fcmp` on vectors gives them; [`Fx::select`]
-//! hides the difference.
+//! hides the difference. Masks that only feed selects ([`Fx::fmask`]) are
+//! all-ones/all-zeros floats for scalars too: x86 lowers a scalar float
+//! `select` to a branch, which a data-dependent compare (`maximum` over
+//! random data, `relu`, sigmoid's sign) mispredicts half the time, while a
+//! bitwise select of a float mask is three branch-free instructions.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
@@ -77,11 +81,29 @@ impl<'a, 'f> Fx<'a, 'f> {
         self.b.ins().fcmp(cc, a, b)
     }
 
-    /// `m ? a : b` for floats or masks.
-    pub fn select(&mut self, m: Value, a: Value, b: Value) -> Value {
+    /// `a cc b` as a mask for [`Fx::select`] alone (not an `i1` value): on
+    /// scalars, the compare runs on vector lanes and lane 0's all-ones or
+    /// all-zeros bits come back as a float, so the select is bitwise.
+    pub fn fmask(&mut self, cc: FloatCC, a: Value, b: Value) -> Value {
         if self.ty.is_vector() {
-            let t = self.b.func.dfg.value_type(a);
-            let m = if self.b.func.dfg.value_type(m) == t { m } else { self.b.ins().bitcast(t, MemFlagsData::new(), m) };
+            return self.b.ins().fcmp(cc, a, b);
+        }
+        let vt = self.ty.by(128 / self.ty.bits()).expect("a 128-bit vector type");
+        let va = self.b.ins().scalar_to_vector(vt, a);
+        let vb = self.b.ins().scalar_to_vector(vt, b);
+        let m = self.b.ins().fcmp(cc, va, vb);
+        let m = self.b.ins().bitcast(vt, MemFlagsData::new(), m);
+        self.b.ins().extractlane(m, 0)
+    }
+
+    /// `m ? a : b` for floats or masks (`m` from [`Fx::fcmp`] or [`Fx::fmask`]).
+    pub fn select(&mut self, m: Value, a: Value, b: Value) -> Value {
+        let t = self.b.func.dfg.value_type(a);
+        let mt = self.b.func.dfg.value_type(m);
+        if self.ty.is_vector() {
+            let m = if mt == t { m } else { self.b.ins().bitcast(t, MemFlagsData::new(), m) };
+            self.b.ins().bitselect(m, a, b)
+        } else if mt.is_float() && mt == t {
             self.b.ins().bitselect(m, a, b)
         } else {
             self.b.ins().select(m, a, b)

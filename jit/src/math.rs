@@ -79,9 +79,9 @@ pub(crate) fn exp(fx: &mut Fx<'_, '_>, x: Value) -> Value {
     // Clamp with selects, which keep NaN (compares with NaN are false) and
     // are shorter on x86 than Cranelift's NaN-propagating fmax/fmin.
     let (lo, hi) = (fx.c(lo), fx.c(hi));
-    let below = fx.fcmp(FloatCC::LessThan, x, lo);
+    let below = fx.fmask(FloatCC::LessThan, x, lo);
     let x = fx.select(below, lo, x);
-    let above = fx.fcmp(FloatCC::GreaterThan, x, hi);
+    let above = fx.fmask(FloatCC::GreaterThan, x, hi);
     let x = fx.select(above, hi, x);
     let m = fx.c(magic);
     let log2e = fx.c(std::f64::consts::LOG2_E);
@@ -121,7 +121,7 @@ pub(crate) fn log(fx: &mut Fx<'_, '_>, x: Value) -> Value {
         (f32::MIN_POSITIVE as f64, 23.0, 0x007F_FFFF, 0xFF, 23)
     };
     let mn = fx.c(min_normal);
-    let tiny = fx.fcmp(FloatCC::LessThan, x, mn);
+    let tiny = fx.fmask(FloatCC::LessThan, x, mn);
     let k = fx.c(2f64.powf(up));
     let scaled = fx.b.ins().fmul(x, k);
     let xs = fx.select(tiny, scaled, x);
@@ -142,13 +142,13 @@ pub(crate) fn log(fx: &mut Fx<'_, '_>, x: Value) -> Value {
     let m = fx.float(mant);
     let r = if f64_ { log_f64_core(fx, m, e) } else { log_f32_core(fx, m, e) };
     let zero = fx.c(0.0);
-    let is_zero = fx.fcmp(FloatCC::Equal, x, zero);
+    let is_zero = fx.fmask(FloatCC::Equal, x, zero);
     let ninf = fx.c(f64::NEG_INFINITY);
     let r = fx.select(is_zero, ninf, r);
     let inf = fx.c(f64::INFINITY);
-    let is_inf = fx.fcmp(FloatCC::Equal, x, inf);
+    let is_inf = fx.fmask(FloatCC::Equal, x, inf);
     let r = fx.select(is_inf, inf, r);
-    let bad = fx.fcmp(FloatCC::UnorderedOrLessThan, x, zero);
+    let bad = fx.fmask(FloatCC::UnorderedOrLessThan, x, zero);
     let nan = fx.c(f64::NAN);
     fx.select(bad, nan, r)
 }
@@ -156,7 +156,7 @@ pub(crate) fn log(fx: &mut Fx<'_, '_>, x: Value) -> Value {
 /// Cephes `logf` on m in [0.5, 1), x = m·2^e.
 fn log_f32_core(fx: &mut Fx<'_, '_>, m: Value, e: Value) -> Value {
     let sqrth = fx.c(std::f64::consts::FRAC_1_SQRT_2);
-    let small = fx.fcmp(FloatCC::LessThan, m, sqrth);
+    let small = fx.fmask(FloatCC::LessThan, m, sqrth);
     let one = fx.c(1.0);
     let zero = fx.c(0.0);
     let dec = fx.select(small, one, zero);
@@ -177,7 +177,7 @@ fn log_f32_core(fx: &mut Fx<'_, '_>, m: Value, e: Value) -> Value {
 /// fdlibm `log` on m in [1, 2), x = m·2^e.
 fn log_f64_core(fx: &mut Fx<'_, '_>, m: Value, e: Value) -> Value {
     let sqrt2 = fx.c(std::f64::consts::SQRT_2);
-    let big = fx.fcmp(FloatCC::GreaterThan, m, sqrt2);
+    let big = fx.fmask(FloatCC::GreaterThan, m, sqrt2);
     let (one, zero, half) = (fx.c(1.0), fx.c(0.0), fx.c(0.5));
     let inc = fx.select(big, one, zero);
     let e = fx.b.ins().fadd(e, inc);
@@ -231,7 +231,7 @@ pub(crate) fn tanh(fx: &mut Fx<'_, '_>, x: Value) -> Value {
     let q = fx.b.ins().fdiv(two, d);
     let big = fx.b.ins().fsub(one, q);
     let k = fx.c(0.625);
-    let near0 = fx.fcmp(FloatCC::LessThan, ax, k);
+    let near0 = fx.fmask(FloatCC::LessThan, ax, k);
     let r = fx.select(near0, small, big);
     // tanh is odd: |r| with x's sign, which also keeps tanh(-0) = -0 (the
     // polynomial form gives -0 + (+0) = +0), as libm does.
@@ -249,7 +249,7 @@ pub(crate) fn sigmoid(fx: &mut Fx<'_, '_>, x: Value) -> Value {
     let one = fx.c(1.0);
     let d = fx.b.ins().fadd(one, e);
     let zero = fx.c(0.0);
-    let pos = fx.fcmp(FloatCC::GreaterThanOrEqual, x, zero);
+    let pos = fx.fmask(FloatCC::GreaterThanOrEqual, x, zero);
     let num = fx.select(pos, one, e);
     fx.b.ins().fdiv(num, d)
 }

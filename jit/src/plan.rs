@@ -2,7 +2,7 @@
 //! multiplies fold into an add as one `fma`, and whether the innermost loop
 //! runs on 128-bit vectors.
 
-use crate::spec::{KernelSpec, Node, NodeId};
+use crate::dag::{Dag, Node, NodeId};
 use cranelift_codegen::ir::{Type, types};
 use dlc_ir::{DType, OpKind};
 
@@ -30,20 +30,24 @@ pub(crate) struct Plan {
     pub absorbed: Vec<bool>,
     /// For adds and subs: the multiply they absorb.
     pub fused: Vec<Option<Fused>>,
-    /// The vector type of the innermost loop, if it is vectorized.
+    /// The vector type of the innermost loop, if the body's types allow
+    /// one (the loop nest may still run scalar, for its own reasons).
     pub vector: Option<Type>,
+    /// How many live ops use each node.
+    pub uses: Vec<usize>,
 }
 
 impl Plan {
-    /// Plans `spec`; `fma` says whether the CPU has fused multiply-add
-    /// (without it, contracting would change nothing but the rounding).
-    pub fn new(spec: &KernelSpec, fma: bool) -> Plan {
-        let n = spec.body().len();
+    /// Plans the body `dag` computing `output`; `fma` says whether the CPU
+    /// has fused multiply-add (without it, contracting would change nothing
+    /// but the rounding).
+    pub fn new(dag: &Dag, output: NodeId, fma: bool) -> Plan {
+        let n = dag.nodes.len();
         let mut live = vec![false; n];
         let mut uses = vec![0usize; n];
-        live[spec.output().0 as usize] = true;
+        live[output.0 as usize] = true;
         for i in (0..n).rev() {
-            if let (true, Node::Op { args, .. }) = (live[i], &spec.body()[i]) {
+            if let (true, Node::Op { args, .. }) = (live[i], &dag.nodes[i]) {
                 for a in args {
                     live[a.0 as usize] = true;
                     uses[a.0 as usize] += 1;
@@ -54,13 +58,13 @@ impl Plan {
         let mut fused = vec![None; n];
         if fma {
             for i in 0..n {
-                let Node::Op { kind: kind @ (OpKind::Add | OpKind::Sub), args, .. } = &spec.body()[i] else { continue };
+                let Node::Op { kind: kind @ (OpKind::Add | OpKind::Sub), args, .. } = &dag.nodes[i] else { continue };
                 if !live[i] {
                     continue;
                 }
                 let single_mul = |x: NodeId| {
                     let k = x.0 as usize;
-                    match &spec.body()[k] {
+                    match &dag.nodes[k] {
                         Node::Op { kind: OpKind::Mul, args, .. } if uses[k] == 1 && !absorbed[k] => Some((args[0], args[1])),
                         _ => None,
                     }
@@ -76,7 +80,7 @@ impl Plan {
                 }
             }
         }
-        Plan { vector: vector_type(spec, &live), live, absorbed, fused }
+        Plan { vector: vector_type(dag, output, &live), live, absorbed, fused, uses }
     }
 
     /// True when node `i` is emitted.
@@ -88,13 +92,13 @@ impl Plan {
 /// The innermost loop is vectorized when every live float value has one
 /// width (lanes of mixed widths would need 64-bit vectors Cranelift lacks)
 /// and no i1 buffer is read or written (bytes would need widening).
-fn vector_type(spec: &KernelSpec, live: &[bool]) -> Option<Type> {
+fn vector_type(dag: &Dag, output: NodeId, live: &[bool]) -> Option<Type> {
     let mut width = None;
-    for (i, node) in spec.body().iter().enumerate() {
+    for (i, node) in dag.nodes.iter().enumerate() {
         if !live[i] {
             continue;
         }
-        let d = spec.dtype(NodeId(i as u32));
+        let d = dag.dtype(NodeId(i as u32));
         if let Node::Input(_) = node
             && d == DType::I1
         {
@@ -107,7 +111,7 @@ fn vector_type(spec: &KernelSpec, live: &[bool]) -> Option<Type> {
             return None;
         }
     }
-    if spec.output_dtype() == DType::I1 {
+    if dag.dtype(output) == DType::I1 {
         return None;
     }
     match width? {

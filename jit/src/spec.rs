@@ -16,8 +16,10 @@
 //! tells the code generator at compile time which inputs are contiguous (a
 //! vector load) or constant (a splat) along the innermost dim.
 
+pub use crate::dag::{Node, NodeId};
+use crate::dag::{Dag, check_dtype};
 use crate::error::JitError;
-use dlc_ir::{Attrs, DType, OpKind, TensorType, Type};
+use dlc_ir::{Attrs, DType, OpKind};
 
 /// How an input is indexed along one dim of the iteration space.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -53,41 +55,13 @@ impl InputSpec {
     }
 }
 
-/// A node of a kernel body; its index is its [`NodeId`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u32);
-
-/// One scalar computation of a kernel body.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Node {
-    /// The element of input buffer `i` at the current index.
-    Input(usize),
-    /// A constant, rounded to `dtype` (nonzero is true for i1).
-    Const {
-        /// Its value.
-        value: f64,
-        /// Its element type.
-        dtype: DType,
-    },
-    /// A registry op (elementwise: unary or binary category) on earlier nodes.
-    Op {
-        /// Which op.
-        kind: OpKind,
-        /// Its `dl` attributes (defaults come from the registry).
-        attrs: Attrs,
-        /// Its operands, all defined earlier in the body.
-        args: Vec<NodeId>,
-    },
-}
-
 /// A validated fused elementwise kernel: iteration rank, inputs, body and
 /// output, every node typed by the registry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelSpec {
     rank: usize,
     inputs: Vec<InputSpec>,
-    body: Vec<Node>,
-    types: Vec<DType>,
+    dag: Dag,
     output: NodeId,
 }
 
@@ -104,12 +78,12 @@ impl KernelSpec {
 
     /// The body, in SSA order.
     pub fn body(&self) -> &[Node] {
-        &self.body
+        &self.dag.nodes
     }
 
     /// The element type of a node.
     pub fn dtype(&self, n: NodeId) -> DType {
-        self.types[n.0 as usize]
+        self.dag.dtype(n)
     }
 
     /// The node whose value is written to the output buffer.
@@ -121,18 +95,9 @@ impl KernelSpec {
     pub fn output_dtype(&self) -> DType {
         self.dtype(self.output)
     }
-}
 
-/// True for the element types the JIT handles; integers are future work.
-pub(crate) fn supported(d: DType) -> bool {
-    matches!(d, DType::F32 | DType::F64 | DType::I1)
-}
-
-fn check_dtype(op: &str, d: DType) -> Result<DType, JitError> {
-    if supported(d) {
-        Ok(d)
-    } else {
-        Err(JitError::unsupported(op, format!("element type {d} (the JIT handles f32, f64 and i1)")))
+    pub(crate) fn dag(&self) -> &Dag {
+        &self.dag
     }
 }
 
@@ -141,8 +106,7 @@ fn check_dtype(op: &str, d: DType) -> Result<DType, JitError> {
 pub struct KernelBuilder {
     rank: usize,
     inputs: Vec<InputSpec>,
-    body: Vec<Node>,
-    types: Vec<DType>,
+    dag: Dag,
 }
 
 impl KernelBuilder {
@@ -151,13 +115,7 @@ impl KernelBuilder {
         if rank == 0 {
             return Err(JitError::InvalidSpec("the iteration space needs rank >= 1 (use [1] for a scalar)".into()));
         }
-        Ok(KernelBuilder { rank, inputs: Vec::new(), body: Vec::new(), types: Vec::new() })
-    }
-
-    fn push(&mut self, node: Node, dtype: DType) -> NodeId {
-        self.body.push(node);
-        self.types.push(dtype);
-        NodeId(self.body.len() as u32 - 1)
+        Ok(KernelBuilder { rank, inputs: Vec::new(), dag: Dag::default() })
     }
 
     /// Adds an input buffer and a node reading it.
@@ -172,44 +130,25 @@ impl KernelBuilder {
             )));
         }
         self.inputs.push(InputSpec { dtype, access: access.to_vec() });
-        Ok(self.push(Node::Input(self.inputs.len() - 1), dtype))
+        Ok(self.dag.push(Node::Input(self.inputs.len() - 1), dtype))
     }
 
     /// Adds a constant.
     pub fn constant(&mut self, value: f64, dtype: DType) -> Result<NodeId, JitError> {
-        check_dtype("constant", dtype)?;
-        Ok(self.push(Node::Const { value, dtype }, dtype))
+        self.dag.constant(value, dtype)
     }
 
     /// Adds a registry op on earlier nodes. Its result type comes from the
     /// op's own shape rule applied to rank-0 operands, which also checks the
     /// operand count, the attributes and the dtype rules.
     pub fn op(&mut self, kind: OpKind, args: &[NodeId], attrs: Attrs) -> Result<NodeId, JitError> {
-        if !kind.is_elementwise() {
-            return Err(JitError::unsupported(kind.name(), format!("its category is {:?}, not elementwise", kind.category())));
-        }
-        let mut operands = Vec::with_capacity(args.len());
-        for a in args {
-            let t = self.types.get(a.0 as usize).ok_or_else(|| {
-                JitError::InvalidSpec(format!("'{}' uses node {} before it is defined", kind.name(), a.0))
-            })?;
-            operands.push(Type::Tensor(TensorType::new(Vec::new(), *t)));
-        }
-        let out = kind.infer(&operands, &attrs).map_err(|message| JitError::Registry { op: kind.name(), message })?;
-        let dtype = match out.as_slice() {
-            [t] => t.dtype().ok_or_else(|| JitError::unsupported(kind.name(), "its result is not a tensor"))?,
-            _ => return Err(JitError::unsupported(kind.name(), "it has more than one result")),
-        };
-        check_dtype(kind.name(), dtype)?;
-        Ok(self.push(Node::Op { kind, attrs, args: args.to_vec() }, dtype))
+        self.dag.op(kind, args, attrs)
     }
 
     /// Finishes the kernel with `output` as the value written out.
     pub fn finish(self, output: NodeId) -> Result<KernelSpec, JitError> {
-        if output.0 as usize >= self.body.len() {
-            return Err(JitError::InvalidSpec(format!("output node {} does not exist", output.0)));
-        }
-        Ok(KernelSpec { rank: self.rank, inputs: self.inputs, body: self.body, types: self.types, output })
+        self.dag.check_node(output, "output")?;
+        Ok(KernelSpec { rank: self.rank, inputs: self.inputs, dag: self.dag, output })
     }
 }
 

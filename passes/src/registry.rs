@@ -6,7 +6,7 @@
 //! their `// RUN: dlc opt …` lines through it, and the pipelines below name
 //! its rows.
 
-use crate::{Canonicalize, Cse, Dce, Fold, Pass};
+use crate::{Canonicalize, Cse, Dce, Fold, FuseKernels, LowerKernels, Pass};
 use std::fmt;
 
 /// One declared pass.
@@ -37,6 +37,16 @@ pub const PASSES: &[PassInfo] = &[
         create: || Box::new(Fold::default()),
     },
     PassInfo { name: "dce", summary: "remove ops whose results are never used", create: || Box::new(Dce) },
+    PassInfo {
+        name: "lower-kernels",
+        summary: "lower dl ops to structured kernels (kernel.generic loop nests, kernel.matmul / kernel.conv2d contractions)",
+        create: || Box::new(LowerKernels),
+    },
+    PassInfo {
+        name: "fuse-kernels",
+        summary: "fuse bias/ReLU epilogues into contractions and producer kernels into their consumers, by the bytes/FLOPs cost model",
+        create: || Box::new(FuseKernels),
+    },
 ];
 
 /// The default pipeline: a straight list of stages, each a [`PASSES`] name.
@@ -46,7 +56,7 @@ pub const PASSES: &[PassInfo] = &[
 pub const DEFAULT_PIPELINE: &[&str] = &["canonicalize", "cse", "fold", "dce"];
 
 /// Named pipelines for `dlc opt --pipeline NAME`.
-pub const PIPELINES: &[(&str, &[&str])] = &[("default", DEFAULT_PIPELINE)];
+pub const PIPELINES: &[(&str, &[&str])] = &[("default", DEFAULT_PIPELINE), ("kernel", crate::kernel::KERNEL_PIPELINE)];
 
 /// A pass or pipeline name that is not declared.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +157,7 @@ mod tests {
     fn unknown_names_suggest_the_closest_one() {
         let e = lookup("cs").err().unwrap();
         assert_eq!(e.suggestion, Some("cse"));
-        assert_eq!(e.to_string(), "unknown pass 'cs'; did you mean 'cse'? (available: canonicalize, cse, fold, dce)");
+        assert_eq!(e.to_string(), "unknown pass 'cs'; did you mean 'cse'? (available: canonicalize, cse, fold, dce, lower-kernels, fuse-kernels)");
         assert_eq!(lookup("canonicalise").err().unwrap().suggestion, Some("canonicalize"));
         assert_eq!(lookup("fodl").err().unwrap().suggestion, Some("fold"));
         assert_eq!(lookup("inline").err().unwrap().suggestion, None);

@@ -206,7 +206,55 @@ fn every_differentiable_op_has_a_case() {
 #[test]
 fn the_non_differentiable_ops_are_exactly_these() {
     let none: Vec<&str> = OpKind::ALL.iter().filter(|k| !k.is_differentiable()).map(|k| k.name()).collect();
-    assert_eq!(none, ["dl.cmp", "dl.argmax", "dl.one_hot", "dl.constant", "func.return"]);
+    // The structured-kernel level (kernel.*) comes after autodiff: gradients
+    // are built on the dl level and the train step is lowered afterwards, so
+    // no kernel op needs (or has) a VJP; see `kernel_ops_have_no_vjp`.
+    let kernel_level = ["kernel.generic", "kernel.yield", "kernel.constant", "kernel.matmul", "kernel.conv2d"];
+    assert_eq!(none, [&["dl.cmp", "dl.argmax", "dl.one_hot", "dl.constant", "func.return"][..], &kernel_level[..]].concat());
+    for k in OpKind::ALL.iter().filter(|k| k.name().starts_with("kernel.")) {
+        assert!(!k.is_differentiable(), "{}", k.name());
+    }
+}
+
+/// A loss computed at the kernel level is refused with the op that has no
+/// rule, not differentiated wrongly: differentiate the dl level instead.
+#[test]
+fn kernel_ops_have_no_vjp() {
+    use dlc_ir::kernel::{Generic, Scalar};
+    use dlc_ir::{AffineMap, Builder, Function};
+    let mut f = Function::new("loss");
+    let x = f.add_arg(dlc_ir::Type::Tensor(dlc_ir::TensorType::fixed(&[2, 3], DType::F64)), Some("x"), Attrs::new());
+    let w = f.add_arg(dlc_ir::Type::Tensor(dlc_ir::TensorType::fixed(&[4, 3], DType::F64)), Some("w"), Attrs::new());
+    let mut b = Builder::at_entry(&mut f);
+    let y = b.op(OpKind::KernelMatmul, &[x, w], attrs! {"transpose_b" => true, "relu" => true}).unwrap();
+    // sum(y) as a kernel.generic reducing both dims.
+    let sum = Generic {
+        reduction: vec![true, true],
+        sizes: vec![Some(2), Some(4)],
+        maps: vec![AffineMap::identity(2)],
+        out_map: AffineMap::projection(2, &[]),
+        dtype: DType::F64,
+        init: 0.0,
+        padded: Vec::new(),
+        pad: 0.0,
+        fused: Vec::new(),
+        body: vec![Scalar::Operand(0), Scalar::Acc, Scalar::Op { kind: OpKind::Add, attrs: Attrs::new(), args: vec![1, 0] }],
+        result: 2,
+    };
+    let loss = sum.emit(b.func, &[y]).unwrap();
+    b.ret(&[loss]);
+    let e = dlc_passes::gradient(&f, 0, &[1]).unwrap_err().to_string();
+    assert_eq!(e, r#"the loss depends on op '%1 = "kernel.generic"', which has no VJP rule"#);
+    // The matmul is reached once the generic is out of the way.
+    let mut g = Function::new("loss");
+    let x = g.add_arg(dlc_ir::Type::Tensor(dlc_ir::TensorType::fixed(&[2, 3], DType::F64)), Some("x"), Attrs::new());
+    let w = g.add_arg(dlc_ir::Type::Tensor(dlc_ir::TensorType::fixed(&[4, 3], DType::F64)), Some("w"), Attrs::new());
+    let mut b = Builder::at_entry(&mut g);
+    let y = b.op(OpKind::KernelMatmul, &[x, w], attrs! {"transpose_b" => true}).unwrap();
+    let loss = b.op(OpKind::ReduceSum, &[y], attrs! {"axes" => ints(&[0, 1])}).unwrap();
+    b.ret(&[loss]);
+    let e = dlc_passes::gradient(&g, 0, &[1]).unwrap_err().to_string();
+    assert_eq!(e, r#"the loss depends on op '%0 = "kernel.matmul"', which has no VJP rule"#);
 }
 
 #[test]

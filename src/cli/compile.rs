@@ -15,6 +15,11 @@ pub enum Emit {
     Grad,
     /// The whole training step: forward, loss, gradient and optimizer update.
     Train,
+    /// The forward pass as structured kernels (after the default pipeline,
+    /// lowering and fusion): what the JIT backend compiles.
+    Kernel,
+    /// The training step and eval functions as structured kernels.
+    TrainKernel,
 }
 
 #[derive(Args)]
@@ -42,7 +47,7 @@ pub fn compile(a: &CompileArgs) -> Result<(), Error> {
     let program = Program::load(&a.file)?;
     let train_spec = || {
         program.compiled.as_ref().and_then(|c| c.model.train.as_ref()).ok_or_else(|| {
-            Error::Input(format!("{}: --emit grad and --emit train need a .dl model with a train block", a.file.display()))
+            Error::Input(format!("{}: --emit grad, train and train-kernel need a .dl model with a train block", a.file.display()))
         })
     };
     let module = |functions: Vec<dlc_ir::Function>| dlc_ir::print::print_module(&dlc_ir::Module { functions });
@@ -53,6 +58,11 @@ pub fn compile(a: &CompileArgs) -> Result<(), Error> {
         Emit::Train => {
             let p = dlc::train::config::program(program.forward()?, train_spec()?)?;
             module(vec![p.step, p.eval])
+        }
+        Emit::Kernel => module(vec![dlc::program::kernel_level(program.forward()?)?]),
+        Emit::TrainKernel => {
+            let p = dlc::train::config::program(program.forward()?, train_spec()?)?;
+            module(vec![dlc::program::kernel_level(&p.step)?, dlc::program::kernel_level(&p.eval)?])
         }
     };
     super::emit(&text, a.output.as_deref())

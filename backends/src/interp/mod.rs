@@ -13,6 +13,7 @@
 mod contraction;
 pub(crate) mod elementwise;
 mod error;
+mod generic;
 mod movement;
 mod normalize;
 mod reduce;
@@ -83,7 +84,11 @@ pub fn run(func: &Function, args: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
                     })
                 })
                 .collect::<Result<Vec<&Tensor>, _>>()?;
-            eval_op(op.kind, &op.attrs, &inputs, batch.size)?
+            if op.kind == OpKind::Generic {
+                generic::eval(func, o, &inputs, batch.size)?
+            } else {
+                eval_op(op.kind, &op.attrs, &inputs, batch.size)?
+            }
         };
         let &[r] = op.results.as_slice() else {
             return Err(InterpError::malformed(name, format!("expected one result, the IR declares {}", op.results.len())));
@@ -97,6 +102,18 @@ pub fn run(func: &Function, args: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
         env[r.0 as usize] = Some(Cow::Owned(out));
     }
     Err(InterpError::malformed("func.return", format!("@{} does not end with func.return", func.name)))
+}
+
+/// A contraction's fused epilogue: `relu(y + bias)`, each part optional.
+fn epilogue(op: &str, y: Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor, InterpError> {
+    let y = match bias {
+        Some(b) if b.len() > y.shape().get(if op.ends_with("conv2d") { 1 } else { y.rank().saturating_sub(1) }).copied().unwrap_or(0) => {
+            return Err(InterpError::malformed(op, format!("the bias {} holds more than one value per channel of {}", b.describe(), y.describe())));
+        }
+        Some(b) => elementwise::binary(op, &y, b, BinFn::Add)?,
+        None => y,
+    };
+    if relu { elementwise::map_float(op, &y, FloatFn::Relu) } else { Ok(y) }
 }
 
 /// Moves the returned values out of the environment (cloning a value that is
@@ -317,5 +334,23 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
         K::OneHot => movement::one_hot(op, x()?, a.int("num_classes")?, a.dtype("dtype")?),
         K::Constant => source::constant(op, &a.dense("value")?),
         K::Return => Err(InterpError::malformed(op, "func.return has no value: it ends the function")),
+        K::Generic => Err(InterpError::malformed(op, "a kernel.generic runs with its body: run the function that holds it")),
+        K::Yield => Err(InterpError::malformed(op, "kernel.yield has no value: it ends a kernel body")),
+        K::ScalarConstant => Err(InterpError::malformed(op, "kernel.constant is a scalar inside a kernel body, not a tensor")),
+        K::KernelMatmul | K::KernelConv2d if inputs.len() > 3 => Err(InterpError::malformed(op, format!("takes 2 operands and an optional bias, got {}", inputs.len()))),
+        K::KernelMatmul => {
+            let y = contraction::matmul(op, inputs[0], inputs[1], a.bool("transpose_a")?, a.bool("transpose_b")?)?;
+            epilogue(op, y, inputs.get(2).copied(), a.bool("relu")?)
+        }
+        K::KernelConv2d => {
+            let win = Window2d {
+                kernel: [1, 1],
+                stride: a.pair("stride", 1)?,
+                padding: a.pair("padding", 0)?,
+                dilation: a.pair("dilation", 1)?,
+            };
+            let y = contraction::conv2d(op, inputs[0], inputs[1], win)?;
+            epilogue(op, y, inputs.get(2).copied(), a.bool("relu")?)
+        }
     }
 }

@@ -99,6 +99,18 @@ impl<'a> Parser<'a> {
             }
             Tok::Punct('{') => Attr::Dict(self.attr_dict()?),
             Tok::BareId("dense") => Attr::Dense(self.dense()?),
+            Tok::BareId("affine_map") => {
+                let at = self.start;
+                self.bump()?;
+                if self.tok != Tok::Punct('<') {
+                    return Err(self.error(format!("expected '<' after 'affine_map', found {}", self.tok.describe())));
+                }
+                // The lexer stands just past '<': read the map from raw text.
+                let text = self.lex.scan_affine_map()?;
+                let map = crate::affine::AffineMap::parse(text).map_err(|m| self.error_at(at, m))?;
+                self.bump()?;
+                Attr::Map(map)
+            }
             Tok::BareId("tensor" | "index" | "f32" | "f64" | "i32" | "i64" | "i1") => Attr::Type(self.parse_type()?),
             _ => return Err(self.error(format!("expected an attribute value, found {}", self.tok.describe()))),
         };

@@ -228,6 +228,26 @@ impl<'a> Lexer<'a> {
 
     /// Reads `?x784xf32>` right after `tensor<`: the dims and the element type.
     /// Done on raw characters because `0x3` inside a shape is not a hex number.
+    /// The raw text of an affine map, read right after `affine_map<` up to
+    /// its closing `>` (the one not part of `->`), which is consumed.
+    pub(super) fn scan_affine_map(&mut self) -> Result<&'a str, ParseError> {
+        let start = self.pos;
+        let mut prev = ' ';
+        while let Some(c) = self.peek() {
+            if c == '>' && prev != '-' {
+                let text = &self.src[start..self.pos];
+                self.bump();
+                return Ok(text);
+            }
+            if !(c.is_ascii_alphanumeric() || " \t\n(),+-*>".contains(c)) {
+                return Err(self.error(self.pos, format!("unexpected '{c}' in an affine map")));
+            }
+            prev = c;
+            self.bump();
+        }
+        Err(self.error(start, "unterminated affine_map<…>"))
+    }
+
     pub(super) fn scan_shape(&mut self) -> Result<(Vec<Dim>, DType), ParseError> {
         let mut shape = Vec::new();
         loop {

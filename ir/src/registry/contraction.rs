@@ -15,7 +15,7 @@ use crate::types::{DType, Dim, TensorType, Type};
 /// The result of a VJP rule.
 type Grads = Result<Vec<Option<ValueId>>, BuildError>;
 
-fn matmul(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
+pub(super) fn matmul(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     let (x, y) = (float_tensor(ops, 0)?, float_tensor(ops, 1)?);
     let d = same_dtype(&[x, y])?;
     if x.rank() < 2 || y.rank() < 2 {
@@ -84,9 +84,10 @@ pub const MATMUL: OpDef = OpDef {
     infer: matmul,
     grad: Grad::Vjp(matmul_vjp),
     commutative: false,
+    region: None,
 };
 
-fn conv2d(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
+pub(super) fn conv2d(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     let (x, w) = (float_tensor(ops, 0)?, float_tensor(ops, 1)?);
     let d = same_dtype(&[x, w])?;
     if x.rank() != 4 || w.rank() != 4 {
@@ -210,4 +211,5 @@ pub const CONV2D: OpDef = OpDef {
     infer: conv2d,
     grad: Grad::Vjp(conv2d_vjp),
     commutative: false,
+    region: None,
 };

@@ -41,6 +41,7 @@ const fn unary(name: &'static str, summary: &'static str, example: &'static str,
         infer,
         grad: Grad::Vjp(rule),
         commutative: false,
+        region: None,
     }
 }
 
@@ -224,6 +225,7 @@ const fn binary(name: &'static str, summary: &'static str, example: &'static str
         infer: binary_arith,
         grad: Grad::Vjp(rule),
         commutative,
+        region: None,
     }
 }
 
@@ -350,6 +352,7 @@ pub const CMP: OpDef = OpDef {
     infer: cmp,
     grad: Grad::No,
     commutative: false,
+    region: None,
 };
 
 fn select(ops: &[Type], _: &AttrView) -> Result<Vec<Type>, String> {
@@ -386,4 +389,5 @@ pub const SELECT: OpDef = OpDef {
     infer: select,
     grad: Grad::Vjp(select_vjp),
     commutative: false,
+    region: None,
 };

@@ -20,6 +20,7 @@ pub const CONSTANT: OpDef = OpDef {
     infer: constant,
     grad: Grad::No,
     commutative: false,
+    region: None,
 };
 
 fn ret(_: &[Type], _: &AttrView) -> Result<Vec<Type>, String> {
@@ -37,4 +38,5 @@ pub const RETURN: OpDef = OpDef {
     infer: ret,
     grad: Grad::No,
     commutative: false,
+    region: None,
 };

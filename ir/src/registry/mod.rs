@@ -10,6 +10,7 @@
 mod contraction;
 mod elementwise;
 mod func;
+pub mod kernel;
 mod movement;
 mod nn;
 mod reduce;
@@ -38,6 +39,9 @@ pub enum Category {
     Normalization,
     /// Produces a value from attributes only (`constant`).
     Source,
+    /// A structured kernel: loops over an iteration space with a scalar body
+    /// region (`kernel.generic`).
+    Structured,
     /// Ends a block (`func.return`).
     Terminator,
 }
@@ -78,6 +82,10 @@ pub enum AttrKind {
     DType,
     /// A dense tensor constant.
     Dense,
+    /// An array of strings.
+    Strings,
+    /// An array of affine maps.
+    Maps,
 }
 
 impl AttrKind {
@@ -91,6 +99,8 @@ impl AttrKind {
             AttrKind::Ints => a.as_ints().is_some(),
             AttrKind::DType => a.as_dtype().is_some(),
             AttrKind::Dense => a.as_dense().is_some(),
+            AttrKind::Strings => matches!(a, Attr::Array(v) if v.iter().all(|s| s.as_str().is_some())),
+            AttrKind::Maps => matches!(a, Attr::Array(v) if v.iter().all(|m| m.as_map().is_some())),
         }
     }
 
@@ -104,6 +114,8 @@ impl AttrKind {
             AttrKind::Ints => "an array of integers".into(),
             AttrKind::DType => "an element type such as f32".into(),
             AttrKind::Dense => "a dense constant".into(),
+            AttrKind::Strings => "an array of strings".into(),
+            AttrKind::Maps => "an array of affine maps".into(),
         }
     }
 }
@@ -185,7 +197,14 @@ pub struct OpDef {
     pub grad: Grad,
     /// `f(a, b) == f(b, a)`.
     pub commutative: bool,
+    /// For ops that own regions (`kernel.generic`): the check of their body
+    /// against their operands and attributes. Ops without one take no regions.
+    pub region: Option<RegionFn>,
 }
+
+/// Checks the regions of op `op` of `f` (block arguments, terminator, the
+/// ops allowed inside); the message says what is wrong.
+pub type RegionFn = fn(&crate::module::Function, crate::module::OpId) -> Result<(), String>;
 
 /// Attributes of one op, read through its registry defaults.
 pub struct AttrView<'a> {
@@ -240,6 +259,27 @@ impl<'a> AttrView<'a> {
     /// An element-type attribute.
     pub fn dtype(&self, name: &str) -> Result<DType, String> {
         self.need(name, "an element type", Attr::as_dtype)
+    }
+
+    /// A string-array attribute.
+    pub fn strings(&self, name: &str) -> Result<Vec<String>, String> {
+        self.need(name, "an array of strings", |a| match a {
+            Attr::Array(v) => v.iter().map(|s| s.as_str().map(str::to_string)).collect(),
+            _ => None,
+        })
+    }
+
+    /// An affine-map-array attribute.
+    pub fn maps(&self, name: &str) -> Result<Vec<crate::affine::AffineMap>, String> {
+        self.need(name, "an array of affine maps", |a| match a {
+            Attr::Array(v) => v.iter().map(|m| m.as_map().cloned()).collect(),
+            _ => None,
+        })
+    }
+
+    /// True when the attribute is written (not defaulted).
+    pub fn has(&self, name: &str) -> bool {
+        self.attrs.contains_key(name)
     }
 
     /// A dense-constant attribute.
@@ -317,6 +357,12 @@ ops! {
     // sources and terminators
     Constant => func::CONSTANT,
     Return => func::RETURN,
+    // the structured-kernel level (`dlc compile --emit kernel`)
+    Generic => kernel::GENERIC,
+    Yield => kernel::YIELD,
+    ScalarConstant => kernel::CONSTANT,
+    KernelMatmul => kernel::MATMUL,
+    KernelConv2d => kernel::CONV2D,
 }
 
 impl OpKind {
@@ -379,6 +425,16 @@ impl OpKind {
                 return Err(format!("missing required attribute '{}' ({})", spec.name, spec.doc));
             }
         }
+        // Inside a kernel body, elementwise ops work on scalars: typed as the
+        // rank-0 tensors their shape rules know, the results made scalars again.
+        if self.is_elementwise() && !operands.is_empty() && operands.iter().all(|t| matches!(t, Type::Scalar(_))) {
+            let as_tensors: Vec<Type> = operands
+                .iter()
+                .map(|t| Type::Tensor(crate::types::TensorType::new(Vec::new(), t.dtype().expect("a scalar has a dtype"))))
+                .collect();
+            let out = (def.infer)(&as_tensors, &AttrView::new(self, attrs))?;
+            return Ok(out.into_iter().map(|t| t.dtype().map_or(t.clone(), Type::Scalar)).collect());
+        }
         (def.infer)(operands, &AttrView::new(self, attrs))
     }
 }
@@ -392,7 +448,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for k in OpKind::ALL {
             assert!(seen.insert(k.name()), "duplicate op name {}", k.name());
-            assert!(k.name().starts_with("dl.") || k.name().starts_with("func."), "{}", k.name());
+            assert!(["dl.", "func.", "kernel."].iter().any(|d| k.name().starts_with(d)), "{}", k.name());
             assert_eq!(OpKind::from_name(k.name()), Some(*k));
             assert!(!k.def().summary.is_empty() && k.def().example.contains(k.name()));
         }

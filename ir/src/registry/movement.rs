@@ -51,6 +51,7 @@ pub const RESHAPE: OpDef = OpDef {
     infer: reshape,
     grad: Grad::Vjp(reshape_vjp),
     commutative: false,
+    region: None,
 };
 
 fn transpose(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
@@ -95,6 +96,7 @@ pub const TRANSPOSE: OpDef = OpDef {
     infer: transpose,
     grad: Grad::Vjp(transpose_vjp),
     commutative: false,
+    region: None,
 };
 
 fn broadcast_to(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
@@ -125,6 +127,7 @@ pub const BROADCAST_TO: OpDef = OpDef {
     infer: broadcast_to,
     grad: Grad::Vjp(broadcast_to_vjp),
     commutative: false,
+    region: None,
 };
 
 fn concat(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
@@ -178,6 +181,7 @@ pub const CONCAT: OpDef = OpDef {
     infer: concat,
     grad: Grad::Vjp(concat_vjp),
     commutative: false,
+    region: None,
 };
 
 fn slice(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
@@ -225,6 +229,7 @@ pub const SLICE: OpDef = OpDef {
     infer: slice,
     grad: Grad::Vjp(slice_vjp),
     commutative: false,
+    region: None,
 };
 
 fn gather(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
@@ -296,6 +301,7 @@ pub const GATHER: OpDef = OpDef {
     infer: gather,
     grad: Grad::Vjp(gather_vjp),
     commutative: false,
+    region: None,
 };
 
 fn one_hot(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
@@ -327,4 +333,5 @@ pub const ONE_HOT: OpDef = OpDef {
     infer: one_hot,
     grad: Grad::No,
     commutative: false,
+    region: None,
 };

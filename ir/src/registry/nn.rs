@@ -124,6 +124,7 @@ pub const MAX_POOL2D: OpDef = OpDef {
     infer: pool,
     grad: Grad::Vjp(max_pool2d_vjp),
     commutative: false,
+    region: None,
 };
 
 /// `dl.avg_pool2d`.
@@ -137,6 +138,7 @@ pub const AVG_POOL2D: OpDef = OpDef {
     infer: pool,
     grad: Grad::Vjp(avg_pool2d_vjp),
     commutative: false,
+    region: None,
 };
 
 fn normalize(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
@@ -174,6 +176,7 @@ pub const SOFTMAX: OpDef = OpDef {
     infer: normalize,
     grad: Grad::Vjp(softmax_vjp),
     commutative: false,
+    region: None,
 };
 
 /// `g - softmax(x) · Σ g`, with softmax(x) = exp(y) from the forward result.
@@ -196,4 +199,5 @@ pub const LOG_SOFTMAX: OpDef = OpDef {
     infer: normalize,
     grad: Grad::Vjp(log_softmax_vjp),
     commutative: false,
+    region: None,
 };

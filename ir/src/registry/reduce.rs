@@ -49,6 +49,7 @@ const fn def(name: &'static str, summary: &'static str, example: &'static str, i
         infer,
         grad: Grad::Vjp(rule),
         commutative: false,
+        region: None,
     }
 }
 
@@ -147,4 +148,5 @@ pub const ARGMAX: OpDef = OpDef {
     infer: argmax,
     grad: Grad::No,
     commutative: false,
+    region: None,
 };

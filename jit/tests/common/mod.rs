@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 /// The process's JIT (the ISA is built once).
 pub fn jit() -> &'static Jit {
     static JIT: OnceLock<Jit> = OnceLock::new();
-    JIT.get_or_init(|| Jit::new().expect("the host is supported"))
+    // fma contraction on (not the default): the tests cover that code path
+    // too; the results are compared with tolerances that allow for it.
+    JIT.get_or_init(|| Jit::with_options(dlc_jit::JitOptions { fma: true, ..dlc_jit::JitOptions::default() }).expect("the host is supported"))
 }
 
 /// A rank-1 kernel applying one unary op to one input.

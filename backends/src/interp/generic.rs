@@ -1,0 +1,206 @@
+//! `kernel.generic` and the contraction ops of the structured-kernel level.
+//!
+//! The oracle for the kernel level must be obviously right, not fast, so a
+//! generic kernel is evaluated straight from its definition: each operand is
+//! gathered through its indexing map into a tensor over the iteration space
+//! (the parallel dims, for reductions), and the body's ops run on those
+//! tensors with [`eval_op`], the same code that evaluates the `dl` ops. A
+//! reduction repeats that once per point of its reduction dims, in row-major
+//! order, feeding the accumulator through. The lowering to this level and
+//! every fusion decision are then checked against the `dl`-level function.
+
+use super::{InterpError, eval_op};
+use crate::tensor::Tensor;
+use dlc_ir::registry::kernel::GenericAttrs;
+use dlc_ir::{AttrView, Attrs, DType, Function, OpId, OpKind, ValueId};
+use std::collections::HashMap;
+
+const OP: &str = "kernel.generic";
+
+/// Row-major strides of `shape`.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+/// Every index of `shape`, row-major.
+fn points(shape: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
+    let total: usize = shape.iter().product();
+    let st = strides(shape);
+    (0..total).map(move |i| st.iter().zip(shape).map(|(&s, &n)| (i / s) % n.max(1)).collect())
+}
+
+/// Evaluates a `kernel.generic` of `f` on its operand values.
+pub fn eval(f: &Function, o: OpId, inputs: &[&Tensor], batch: Option<usize>) -> Result<Tensor, InterpError> {
+    let op = f.op(o);
+    let g = GenericAttrs::read(&AttrView::new(op.kind, &op.attrs), inputs.len()).map_err(|m| InterpError::malformed(OP, m))?;
+    let sizes: Vec<usize> = g
+        .sizes
+        .iter()
+        .map(|s| match s {
+            Some(n) => Ok(*n as usize),
+            None => batch.ok_or_else(|| InterpError::BatchUnbound { op: OP.to_string() }),
+        })
+        .collect::<Result<_, _>>()?;
+    for (i, (t, map)) in inputs.iter().zip(&g.maps).enumerate() {
+        if t.rank() != map.results.len() {
+            return Err(InterpError::malformed(OP, format!("operand #{i} has rank {}, its map {map} gives {}", t.rank(), map.results.len())));
+        }
+        if g.padded.contains(&i) {
+            continue;
+        }
+        for (j, e) in map.results.iter().enumerate() {
+            if let Some((lo, hi)) = e.range(&sizes)
+                && (lo < 0 || hi >= t.shape()[j] as i64)
+            {
+                return Err(InterpError::malformed(OP, format!("operand #{i}: index {e} spans [{lo}, {hi}], outside dim {j} of size {}", t.shape()[j])));
+            }
+        }
+    }
+    // The interpreter materializes every operand over the parallel points and
+    // walks the reduction points one by one: refuse what cannot fit.
+    const MAX_POINTS: usize = 1 << 32;
+    if sizes.iter().try_fold(1usize, |a, &n| a.checked_mul(n)).is_none_or(|n| n > MAX_POINTS) {
+        return Err(InterpError::unsupported(OP, format!("an iteration space of sizes {sizes:?} is too large to interpret")));
+    }
+    let par: Vec<usize> = (0..sizes.len()).filter(|&k| !g.reduction[k]).collect();
+    let red: Vec<usize> = (0..sizes.len()).filter(|&k| g.reduction[k]).collect();
+    let par_shape: Vec<usize> = par.iter().map(|&k| sizes[k]).collect();
+    let red_shape: Vec<usize> = red.iter().map(|&k| sizes[k]).collect();
+    let data: Vec<Vec<f64>> = inputs.iter().map(|t| t.to_f64_vec()).collect();
+    let body = Body::of(f, o)?;
+
+    // Operand i at every parallel point, the reduction dims fixed at `r`.
+    let gather = |i: usize, r: &[usize]| -> Result<Tensor, InterpError> {
+        let t = inputs[i];
+        let st = strides(t.shape());
+        let mut idx = vec![0usize; sizes.len()];
+        for (&k, &v) in red.iter().zip(r) {
+            idx[k] = v;
+        }
+        let values: Vec<f64> = points(&par_shape)
+            .map(|p| {
+                for (&k, &v) in par.iter().zip(&p) {
+                    idx[k] = v;
+                }
+                let mut flat = 0usize;
+                for (j, e) in g.maps[i].results.iter().enumerate() {
+                    let at = e.eval(&idx);
+                    if at < 0 || at >= t.shape()[j] as i64 {
+                        return g.pad;
+                    }
+                    flat += at as usize * st[j];
+                }
+                data[i][flat]
+            })
+            .collect();
+        Tensor::from_f64_values(&par_shape, &values, t.dtype()).map_err(|e| InterpError::malformed(OP, e.to_string()))
+    };
+
+    let mut acc = if g.reduces() {
+        Some(Tensor::from_f64_values(&par_shape, &vec![g.init; par_shape.iter().product()], g.dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))?)
+    } else {
+        None
+    };
+    let mut result = None;
+    let reduction_points: Box<dyn Iterator<Item = Vec<usize>>> = if g.reduces() { Box::new(points(&red_shape)) } else { Box::new(std::iter::once(Vec::new())) };
+    for r in reduction_points {
+        let r = &r;
+        let mut args = (0..inputs.len()).map(|i| gather(i, r)).collect::<Result<Vec<_>, _>>()?;
+        if let Some(a) = acc.take() {
+            args.push(a);
+        }
+        let y = body.run(&args, batch)?;
+        if g.reduces() {
+            acc = Some(y);
+        } else {
+            result = Some(y);
+        }
+    }
+    let y = acc.or(result).ok_or_else(|| InterpError::malformed(OP, "the kernel computed nothing"))?;
+    let y = if y.shape() == par_shape.as_slice() { y } else { broadcast(&y, &par_shape, g.dtype)? };
+    scatter(&y, &par, &g, &sizes)
+}
+
+/// A body value that did not depend on any operand is a rank-0 tensor:
+/// stretch it over the parallel points.
+fn broadcast(y: &Tensor, shape: &[usize], dtype: DType) -> Result<Tensor, InterpError> {
+    let v = y.to_f64_vec();
+    if v.len() != 1 {
+        return Err(InterpError::malformed(OP, format!("the body computed {}, not one element per point of {shape:?}", y.describe())));
+    }
+    let n: usize = shape.iter().product();
+    Tensor::from_f64_values(shape, &vec![v[0]; n], dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))
+}
+
+/// Writes the values over the parallel points (dims in iteration order) to
+/// the result's layout, which its map may permute.
+fn scatter(y: &Tensor, par: &[usize], g: &GenericAttrs, sizes: &[usize]) -> Result<Tensor, InterpError> {
+    let out_map = g.maps.last().expect("a result map");
+    let out_dims: Vec<usize> = out_map.results.iter().map(|e| e.as_dim().expect("a projection")).collect();
+    let out_shape: Vec<usize> = out_dims.iter().map(|&k| sizes[k]).collect();
+    if out_dims == par {
+        return Ok(y.clone());
+    }
+    let st = strides(&out_shape);
+    let src = y.to_f64_vec();
+    let mut dst = vec![0.0; src.len()];
+    let par_shape: Vec<usize> = par.iter().map(|&k| sizes[k]).collect();
+    for (i, p) in points(&par_shape).enumerate() {
+        let flat: usize = out_dims.iter().zip(&st).map(|(k, s)| p[par.iter().position(|q| q == k).expect("parallel")] * s).sum();
+        dst[flat] = src[i];
+    }
+    Tensor::from_f64_values(&out_shape, &dst, g.dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))
+}
+
+/// A kernel body as a list of tensor ops over the gathered operands.
+struct Body {
+    args: Vec<ValueId>,
+    ops: Vec<(OpKind, Attrs, Vec<ValueId>, Option<ValueId>)>,
+    yielded: ValueId,
+}
+
+impl Body {
+    fn of(f: &Function, o: OpId) -> Result<Body, InterpError> {
+        let op = f.op(o);
+        let block = op.regions.first().and_then(|r| r.blocks.first()).ok_or_else(|| InterpError::malformed(OP, "the kernel has no body"))?;
+        let block = f.block(*block);
+        let mut ops = Vec::new();
+        let mut yielded = None;
+        for &b in &block.ops {
+            let d = f.op(b);
+            if d.kind == OpKind::Yield {
+                yielded = d.operands.first().copied();
+            } else {
+                ops.push((d.kind, d.attrs.clone(), d.operands.clone(), d.results.first().copied()));
+            }
+        }
+        let yielded = yielded.ok_or_else(|| InterpError::malformed(OP, "the body does not end with kernel.yield"))?;
+        Ok(Body { args: block.args.clone(), ops, yielded })
+    }
+
+    fn run(&self, args: &[Tensor], batch: Option<usize>) -> Result<Tensor, InterpError> {
+        let mut env: HashMap<ValueId, Tensor> = self.args.iter().copied().zip(args.iter().cloned()).collect();
+        for (kind, attrs, operands, result) in &self.ops {
+            let y = if *kind == OpKind::ScalarConstant {
+                let view = AttrView::new(*kind, attrs);
+                let value = view.float("value").map_err(|m| InterpError::malformed(kind.name(), m))?;
+                let dtype = view.dtype("dtype").map_err(|m| InterpError::malformed(kind.name(), m))?;
+                Tensor::from_f64_values(&[], &[value], dtype).map_err(|e| InterpError::malformed(kind.name(), e.to_string()))?
+            } else {
+                let ins = operands
+                    .iter()
+                    .map(|v| env.get(v).ok_or_else(|| InterpError::malformed(kind.name(), format!("body value %{} is not defined", v.0))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                eval_op(*kind, attrs, &ins, batch)?
+            };
+            if let Some(r) = result {
+                env.insert(*r, y);
+            }
+        }
+        env.remove(&self.yielded).ok_or_else(|| InterpError::malformed(OP, "the yielded value is not defined"))
+    }
+}

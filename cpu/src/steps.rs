@@ -1,0 +1,200 @@
+//! From one top-level op of a kernel-level function to what runs it.
+//!
+//! | op | runs as |
+//! |---|---|
+//! | `kernel.generic` whose maps are NumPy broadcasts (elementwise chains) | a dlc-jit elementwise kernel: dims collapsed, 128-bit vectors |
+//! | any other `kernel.generic` (reductions, windows, permuted or strided reads) | a dlc-jit structured kernel (loop nest from the iteration space) |
+//! | `kernel.matmul`, `kernel.conv2d` | dlc-contract's gemm with the bias/ReLU epilogue |
+//! | `dl.reshape` | a view: the buffer is moved (or copied if still in use) under the new shape |
+//! | anything else (`dl.gather`, `dl.concat`, `dl.one_hot`, `dl.argmax`, integer kernels, ops left at the `dl` level) | the reference interpreter, one op at a time |
+//!
+//! A kernel the JIT refuses (an element type it lacks, a rank-0 space) runs
+//! on the interpreter too: correct by construction, and visible in
+//! [`crate::CpuExecutable::plan_summary`] as `interp[…]`.
+
+use crate::CpuError;
+use dlc_contract::{Conv2d, Transpose};
+use dlc_ir::kernel::{Generic, Scalar};
+use dlc_ir::{AttrView, Attrs, Builder, DenseAttr, Dim, Function, OpId, OpKind, TensorType, Type, ValueId};
+use dlc_jit::{CompiledKernel, Jit, Lowered};
+
+/// A step ready to run.
+pub(crate) enum Exec {
+    /// An elementwise `kernel.generic` on the elementwise JIT path.
+    Elementwise { kernel: Box<CompiledKernel>, lowered: Box<Lowered>, inputs: Vec<ValueId> },
+    /// Any other `kernel.generic`, compiled as a loop nest.
+    Structured { kernel: Box<dlc_jit::CompiledGeneric>, generic: Box<Generic>, inputs: Vec<ValueId> },
+    /// A `kernel.generic` the JIT cannot take, run by the interpreter (the
+    /// function holds just that kernel).
+    InterpKernel { func: Box<Function>, inputs: Vec<ValueId> },
+    /// `kernel.matmul`.
+    Matmul { a: ValueId, b: ValueId, t: Transpose, bias: Option<ValueId>, relu: bool },
+    /// `kernel.conv2d`.
+    Conv2d { x: ValueId, w: ValueId, conv: Conv2d, bias: Option<ValueId>, relu: bool },
+    /// `dl.reshape`: a view.
+    Reshape { input: ValueId, attrs: Attrs },
+    /// One op through the interpreter's `eval_op`.
+    Interp { kind: OpKind, attrs: Attrs, inputs: Vec<ValueId> },
+}
+
+impl Exec {
+    /// The values the step reads.
+    pub fn inputs(&self) -> Vec<ValueId> {
+        match self {
+            Exec::Elementwise { inputs, .. } | Exec::Structured { inputs, .. } | Exec::InterpKernel { inputs, .. } | Exec::Interp { inputs, .. } => inputs.clone(),
+            Exec::Matmul { a, b, bias, .. } => [Some(*a), Some(*b), *bias].into_iter().flatten().collect(),
+            Exec::Conv2d { x, w, bias, .. } => [Some(*x), Some(*w), *bias].into_iter().flatten().collect(),
+            Exec::Reshape { input, .. } => vec![*input],
+        }
+    }
+}
+
+/// An op's name without its dialect (`add` for `dl.add`).
+pub fn short(name: &str) -> &str {
+    name.split_once('.').map_or(name, |(_, s)| s)
+}
+
+fn pair(view: &AttrView, name: &str) -> Result<[usize; 2], CpuError> {
+    match view.ints(name).map_err(CpuError::Malformed)?.as_slice() {
+        &[h, w] if h >= 0 && w >= 0 => Ok([h as usize, w as usize]),
+        other => Err(CpuError::Malformed(format!("attribute '{name}' must be two integers, got {other:?}"))),
+    }
+}
+
+/// Compiles top-level op `o` of `f`; also returns its description.
+pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit) -> Result<(Exec, String), CpuError> {
+    let op = f.op(o);
+    let view = AttrView::new(op.kind, &op.attrs);
+    let mal = CpuError::Malformed;
+    Ok(match op.kind {
+        OpKind::Generic => {
+            let (g, inputs) = Generic::read(f, o).map_err(mal)?;
+            let name = g.fused.iter().map(|s| short(s)).collect::<Vec<_>>().join(",");
+            let types: Vec<Type> = inputs.iter().map(|&v| f.ty(v).clone()).collect();
+            if let Some(dl) = as_elementwise(&g, &types)
+                && let Ok(lowered) = dlc_jit::lower_function(&dl)
+                && let Ok(kernel) = jit.compile(&lowered.spec)
+            {
+                return Ok((Exec::Elementwise { kernel: Box::new(kernel), lowered: Box::new(lowered), inputs }, format!("jit[{name}]")));
+            }
+            match structured(&g, &types, jit) {
+                Ok(kernel) => (Exec::Structured { kernel: Box::new(kernel), generic: Box::new(g), inputs }, format!("loops[{name}]")),
+                Err(_) => {
+                    let mut k = Function::new("kernel");
+                    let args: Vec<ValueId> = types.iter().map(|t| k.add_arg(t.clone(), None, Attrs::new())).collect();
+                    let r = g.emit(&mut k, &args).map_err(mal)?;
+                    Builder::at_entry(&mut k).ret(&[r]);
+                    k.result_types = vec![k.ty(r).clone()];
+                    (Exec::InterpKernel { func: Box::new(k), inputs }, format!("interp[{name}]"))
+                }
+            }
+        }
+        OpKind::KernelMatmul => {
+            let t = Transpose::new(view.bool("transpose_a").map_err(mal)?, view.bool("transpose_b").map_err(CpuError::Malformed)?);
+            let relu = view.bool("relu").map_err(CpuError::Malformed)?;
+            let bias = op.operands.get(2).copied();
+            let d = format!("matmul{}{}", if bias.is_some() { "+bias" } else { "" }, if relu { "+relu" } else { "" });
+            (Exec::Matmul { a: op.operands[0], b: op.operands[1], t, bias, relu }, d)
+        }
+        OpKind::KernelConv2d => {
+            let conv = Conv2d { stride: pair(&view, "stride")?, padding: pair(&view, "padding")?, dilation: pair(&view, "dilation")? };
+            let relu = view.bool("relu").map_err(mal)?;
+            let bias = op.operands.get(2).copied();
+            let d = format!("conv2d{}{}", if bias.is_some() { "+bias" } else { "" }, if relu { "+relu" } else { "" });
+            (Exec::Conv2d { x: op.operands[0], w: op.operands[1], conv, bias, relu }, d)
+        }
+        OpKind::Reshape => (Exec::Reshape { input: op.operands[0], attrs: op.attrs.clone() }, "reshape".into()),
+        kind => (Exec::Interp { kind, attrs: op.attrs.clone(), inputs: op.operands.clone() }, format!("interp[{}]", short(kind.name()))),
+    })
+}
+
+/// The generic as a `dl` function of elementwise ops, when it is one: no
+/// reduction, the identity result map, every operand read by NumPy
+/// broadcasting (right-aligned dims, a constant 0 on a size-1 dim).
+fn as_elementwise(g: &Generic, types: &[Type]) -> Option<Function> {
+    let rank = g.rank();
+    if g.reduces() || g.out_map != dlc_ir::AffineMap::identity(rank) || !g.padded.is_empty() {
+        return None;
+    }
+    for (t, m) in types.iter().zip(&g.maps) {
+        let t = t.as_tensor()?;
+        let lead = rank.checked_sub(t.rank())?;
+        for (j, e) in m.results.iter().enumerate() {
+            let ok = match e.as_dim() {
+                Some(k) => k == lead + j && t.shape[j] == g.dim(k),
+                None => *e == dlc_ir::AffineExpr::constant(0) && t.shape[j] == Dim::Static(1),
+            };
+            if !ok {
+                return None;
+            }
+        }
+    }
+    let mut f = Function::new("kernel");
+    let args: Vec<ValueId> = types.iter().map(|t| f.add_arg(t.clone(), None, Attrs::new())).collect();
+    let mut b = Builder::at_entry(&mut f);
+    let mut vals: Vec<ValueId> = Vec::with_capacity(g.body.len());
+    for s in &g.body {
+        let v = match s {
+            Scalar::Operand(i) => args[*i],
+            Scalar::Acc => return None,
+            Scalar::Const { value, dtype } => {
+                let data = match dtype {
+                    d if d.is_float() => dlc_ir::DenseData::Float(vec![*value]),
+                    dlc_ir::DType::I1 => dlc_ir::DenseData::Bool(vec![*value != 0.0]),
+                    _ => dlc_ir::DenseData::Int(vec![*value as i64]),
+                };
+                b.constant(DenseAttr { ty: TensorType::new(Vec::new(), *dtype), data }).ok()?
+            }
+            Scalar::Op { kind, attrs, args } => {
+                let ins: Vec<ValueId> = args.iter().map(|&a| vals[a]).collect();
+                b.op(*kind, &ins, attrs.clone()).ok()?
+            }
+        };
+        vals.push(v);
+    }
+    let r = vals[g.result];
+    // A body that ignores its operands' shapes (a constant) would not have the
+    // kernel's result type: leave that to the structured path.
+    let want: Vec<Dim> = (0..rank).map(|k| g.dim(k)).collect();
+    if b.func.ty(r).as_tensor().map(|t| &t.shape) != Some(&want) {
+        return None;
+    }
+    b.ret(&[r]);
+    f.result_types = vec![f.ty(r).clone()];
+    Some(f)
+}
+
+/// Compiles the generic with the JIT's structured-kernel code generator.
+fn structured(g: &Generic, types: &[Type], jit: &Jit) -> Result<dlc_jit::CompiledGeneric, CpuError> {
+    use dlc_jit::{GenericBuilder, IterKind};
+    let iters: Vec<IterKind> = g.reduction.iter().map(|&r| if r { IterKind::Reduction } else { IterKind::Parallel }).collect();
+    let mut k = GenericBuilder::new(&iters, g.dtype)?;
+    // Operand nodes first, in operand order, as the spec numbers its inputs.
+    let mut operand_nodes = Vec::with_capacity(g.maps.len());
+    for (i, (m, t)) in g.maps.iter().zip(types).enumerate() {
+        let dtype = t.dtype().ok_or_else(|| CpuError::Unsupported("a non-tensor kernel operand".into()))?;
+        let pad = g.padded.contains(&i).then_some(g.pad);
+        // A padded plain-dim read of a dim smaller than the loop runs past it.
+        let shape = t.as_tensor().map(|t| t.shape.clone()).unwrap_or_default();
+        let checked: Vec<usize> = match pad {
+            Some(_) => (0..m.results.len()).filter(|&j| m.results[j].as_dim().is_some_and(|k| shape.get(j) != Some(&g.dim(k)))).collect(),
+            None => Vec::new(),
+        };
+        operand_nodes.push(k.padded_input(dtype, m.clone(), pad, &checked)?);
+    }
+    let mut nodes = Vec::with_capacity(g.body.len());
+    for s in &g.body {
+        let n = match s {
+            Scalar::Operand(i) => operand_nodes[*i],
+            Scalar::Acc => k.acc()?,
+            Scalar::Const { value, dtype } => k.constant(*value, *dtype)?,
+            Scalar::Op { kind, attrs, args } => {
+                let ins: Vec<_> = args.iter().map(|&a| nodes[a]).collect();
+                k.op(*kind, &ins, attrs.clone())?
+            }
+        };
+        nodes.push(n);
+    }
+    let spec = k.finish(nodes[g.result], g.out_map.clone(), g.reduces().then_some(g.init))?;
+    Ok(jit.compile_generic(&spec)?)
+}

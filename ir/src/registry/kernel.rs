@@ -1,0 +1,353 @@
+//! The structured-kernel level: what `dl` ops become before code generation
+//! (`dlc compile --emit kernel`).
+//!
+//! Elementwise chains, broadcasts, transposes, slices, reductions, softmax
+//! and pooling all take one form, `kernel.generic`, in the spirit of MLIR's
+//! `linalg.generic`: an iteration space (`sizes`, `-1` for the batch `?`),
+//! an iterator kind per dim (`parallel` or `reduction`), an affine
+//! indexing map per operand and one for the result, and a scalar body region
+//! whose block arguments are the operands' elements (plus the accumulator,
+//! for reductions) and which ends in `kernel.yield`. The body holds the
+//! registry's elementwise `dl` ops on scalars and `kernel.constant`s, so the
+//! ops' meaning stays in one place. Contractions keep named structured ops
+//! (`kernel.matmul`, `kernel.conv2d`) with an optional bias operand and ReLU
+//! epilogue: they run on the contraction fast path, not on loop nests.
+//!
+//! One form makes fusion one operation (inline the producer's body, compose
+//! its indexing maps with the consumer's) and code generation one loop-nest
+//! builder. Semantics, for every point `p` of the iteration space in
+//! row-major order: without reduction iterators, `out[out_map(p)] =
+//! body(in_i[map_i(p)]…)`; with them, `out` starts filled with `init` and
+//! `out[out_map(p)] = body(in_i[map_i(p)]…, out[out_map(p)])`. Operands
+//! listed in `padded` read `pad` where their map leaves their bounds
+//! (pooling windows over padding); every other access must stay in bounds.
+
+use super::contraction;
+use super::shape::{float_tensor, one, tensor};
+use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef, OpKind};
+use crate::affine::AffineMap;
+use crate::module::{Function, OpId};
+use crate::types::{DType, Dim, TensorType, Type};
+
+/// The iterator kinds, as written in `iterators`.
+pub const PARALLEL: &str = "parallel";
+/// See [`PARALLEL`].
+pub const REDUCTION: &str = "reduction";
+
+/// A `kernel.generic`'s attributes, read and checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenericAttrs {
+    /// True for each reduction dim of the iteration space.
+    pub reduction: Vec<bool>,
+    /// One map per operand, then the result's.
+    pub maps: Vec<AffineMap>,
+    /// The iteration space; `None` for the batch `?`.
+    pub sizes: Vec<Option<u64>>,
+    /// The result's element type.
+    pub dtype: DType,
+    /// The accumulator's starting value (reductions).
+    pub init: f64,
+    /// Operands read with `pad` outside their bounds.
+    pub padded: Vec<usize>,
+    /// The value read there.
+    pub pad: f64,
+}
+
+impl GenericAttrs {
+    /// Reads the attributes of a `kernel.generic` with `operands` operands.
+    pub fn read(view: &AttrView, operands: usize) -> Result<GenericAttrs, String> {
+        let iters = view.strings("iterators")?;
+        let reduction = iters
+            .iter()
+            .map(|s| match s.as_str() {
+                PARALLEL => Ok(false),
+                REDUCTION => Ok(true),
+                other => Err(format!("iterator '{other}' must be \"{PARALLEL}\" or \"{REDUCTION}\"")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = reduction.len();
+        let sizes = view
+            .ints("sizes")?
+            .into_iter()
+            .map(|s| match s {
+                -1 => Ok(None),
+                s if s >= 0 => Ok(Some(s as u64)),
+                s => Err(format!("size {s} must be >= 0, or -1 for the batch")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if sizes.len() != n {
+            return Err(format!("{} sizes for {n} iterators", sizes.len()));
+        }
+        let maps = view.maps("indexing_maps")?;
+        if maps.len() != operands + 1 {
+            return Err(format!("{} indexing maps for {operands} operand(s) and one result: expected {}", maps.len(), operands + 1));
+        }
+        for m in &maps {
+            if m.dims != n {
+                return Err(format!("indexing map {m} has {} dims, the iteration space {n}", m.dims));
+            }
+            m.check()?;
+        }
+        let out = &maps[operands];
+        if !out.is_projection() {
+            return Err(format!("the result's map {out} must pick distinct dims"));
+        }
+        for (k, &red) in reduction.iter().enumerate() {
+            let in_out = out.results.iter().any(|e| e.as_dim() == Some(k));
+            if red == in_out {
+                let what = if red { "a reduction dim must not index the result" } else { "every parallel dim must index the result" };
+                return Err(format!("{what}: d{k} in {out}"));
+            }
+        }
+        let padded: Vec<usize> = view.ints("padded")?.into_iter().map(|i| i as usize).collect();
+        if let Some(i) = padded.iter().find(|&&i| i >= operands) {
+            return Err(format!("padded operand #{i} does not exist"));
+        }
+        Ok(GenericAttrs { reduction, maps, sizes, dtype: view.dtype("dtype")?, init: view.float("init")?, padded, pad: view.float("pad")? })
+    }
+
+    /// True when some dim is a reduction.
+    pub fn reduces(&self) -> bool {
+        self.reduction.contains(&true)
+    }
+
+    /// The result's shape: the result map applied to the sizes.
+    pub fn result_shape(&self) -> Vec<Dim> {
+        let out = self.maps.last().expect("a result map");
+        out.results.iter().map(|e| self.dim(e.as_dim().expect("a projection"))).collect()
+    }
+
+    /// Size `k` as a type dim.
+    pub fn dim(&self, k: usize) -> Dim {
+        self.sizes[k].map_or(Dim::Dynamic, Dim::Static)
+    }
+}
+
+fn generic(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
+    let g = GenericAttrs::read(view, ops.len())?;
+    for (i, (t, map)) in ops.iter().zip(&g.maps).enumerate() {
+        let t = tensor(ops, i).map_err(|_| format!("operand #{i} must be a tensor, got {t}"))?;
+        if t.rank() != map.results.len() {
+            return Err(format!("operand #{i} {t} has rank {}, its map {map} gives {}", t.rank(), map.results.len()));
+        }
+        for (j, e) in map.results.iter().enumerate() {
+            if let Some(k) = e.as_dim() {
+                // A plain dim reads a prefix of the operand's dim (all of it, usually).
+                let fits = match (t.shape[j], g.dim(k)) {
+                    (Dim::Static(_), Dim::Static(_)) if g.padded.contains(&i) => true,
+                    (Dim::Static(n), Dim::Static(s)) => s <= n,
+                    (a, b) => a == b,
+                };
+                if !fits {
+                    return Err(format!("operand #{i} {t}: dim {j} is {}, but its map reads it with d{k} of size {}", t.shape[j], g.dim(k)));
+                }
+                continue;
+            }
+            // Offsets, strides and windows: in bounds unless padded.
+            let sizes: Option<Vec<usize>> = g.sizes.iter().map(|s| s.map(|s| s as usize)).collect();
+            let (Some(sizes), Dim::Static(n)) = (sizes, t.shape[j]) else { continue };
+            if g.padded.contains(&i) {
+                continue;
+            }
+            if let Some((lo, hi)) = e.range(&sizes)
+                && (lo < 0 || hi >= n as i64)
+            {
+                return Err(format!("operand #{i} {t}: its map's result {j} ({e}) ranges over [{lo}, {hi}], outside [0, {n})"));
+            }
+        }
+    }
+    one(TensorType::new(g.result_shape(), g.dtype))
+}
+
+/// The body: one block whose arguments are one scalar per operand (its
+/// element type) and, for reductions, the accumulator; elementwise ops and
+/// scalar constants; `kernel.yield` of one scalar of the result type last.
+fn generic_region(f: &Function, o: OpId) -> Result<(), String> {
+    let op = f.op(o);
+    let g = GenericAttrs::read(&AttrView::new(op.kind, &op.attrs), op.operands.len())?;
+    let [region] = op.regions.as_slice() else {
+        return Err(format!("kernel.generic has one body region, found {}", op.regions.len()));
+    };
+    let [block] = region.blocks.as_slice() else {
+        return Err(format!("the body region has one block, found {}", region.blocks.len()));
+    };
+    // Ids are checked here too: this runs before the verifier walks the body.
+    if block.0 as usize >= f.num_blocks() {
+        return Err(format!("the body lists block #{}, which does not exist", block.0));
+    }
+    let block = f.block(*block);
+    let exists = |v: &crate::module::ValueId| (v.0 as usize) < f.num_values();
+    let ops_exist = block.ops.iter().all(|o| (o.0 as usize) < f.num_ops());
+    if !op.operands.iter().all(exists) || !block.args.iter().all(exists) || !ops_exist || !block.ops.iter().all(|&o| f.op(o).operands.iter().chain(&f.op(o).results).all(exists)) {
+        return Err("the kernel refers to values or ops that do not exist".into());
+    }
+    let mut want: Vec<Type> = op.operands.iter().map(|&v| f.ty(v).dtype().map_or(Type::Index, Type::Scalar)).collect();
+    if g.reduces() {
+        want.push(Type::Scalar(g.dtype));
+    }
+    let have: Vec<Type> = block.args.iter().map(|&a| f.ty(a).clone()).collect();
+    if have != want {
+        let show = |ts: &[Type]| ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+        let acc = if g.reduces() { ", then the accumulator" } else { "" };
+        return Err(format!("the body's arguments are ({}), expected ({}): one element per operand{acc}", show(&have), show(&want)));
+    }
+    let Some((&last, body)) = block.ops.split_last() else {
+        return Err("the body is empty; it must end with kernel.yield".into());
+    };
+    for &b in body {
+        let k = f.op(b).kind;
+        if k == OpKind::Yield {
+            return Err("kernel.yield must be the last op of the body".into());
+        }
+        if !(k.is_elementwise() || k == OpKind::ScalarConstant) || !f.op(b).regions.is_empty() {
+            return Err(format!("'{}' is not allowed in a kernel body (elementwise ops and kernel.constant only)", k.name()));
+        }
+    }
+    let y = f.op(last);
+    if y.kind != OpKind::Yield {
+        return Err(format!("the body must end with kernel.yield, not '{}'", y.kind.name()));
+    }
+    match y.operands.as_slice() {
+        [v] if *f.ty(*v) == Type::Scalar(g.dtype) => Ok(()),
+        [v] => Err(format!("kernel.yield gives {}, the result's element type is {}", f.ty(*v), g.dtype)),
+        _ => Err("kernel.yield gives one value".into()),
+    }
+}
+
+/// `kernel.generic`: a loop nest over an iteration space with a scalar body.
+pub const GENERIC: OpDef = OpDef {
+    name: "kernel.generic",
+    summary: "A structured kernel (linalg.generic's form): iteration space, parallel/reduction iterators, an affine map per operand and result, a scalar body.",
+    example: r#"%y = "kernel.generic"(%x, %b) ({
+^bb0(%a: f32, %c: f32):
+  %s = "dl.add"(%a, %c) : (f32, f32) -> f32
+  "kernel.yield"(%s) : (f32) -> ()
+}) {dtype = f32, indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterators = ["parallel", "parallel"], sizes = [-1, 256]} : (tensor<?x256xf32>, tensor<256xf32>) -> tensor<?x256xf32>"#,
+    category: Category::Structured,
+    operands: Arity::AtLeast(0),
+    attrs: &[
+        AttrSpec { name: "iterators", kind: AttrKind::Strings, default: Default::Required, doc: "\"parallel\" or \"reduction\" per dim of the iteration space" },
+        AttrSpec { name: "indexing_maps", kind: AttrKind::Maps, default: Default::Required, doc: "one affine map per operand, then the result's" },
+        AttrSpec { name: "sizes", kind: AttrKind::Ints, default: Default::Required, doc: "the iteration space, -1 for the batch" },
+        AttrSpec { name: "dtype", kind: AttrKind::DType, default: Default::Required, doc: "the result's element type" },
+        AttrSpec { name: "init", kind: AttrKind::Float, default: Default::Float(0.0), doc: "the accumulator's starting value (reductions)" },
+        AttrSpec { name: "padded", kind: AttrKind::Ints, default: Default::Ints(&[]), doc: "operands that read `pad` outside their bounds" },
+        AttrSpec { name: "pad", kind: AttrKind::Float, default: Default::Float(0.0), doc: "the value read outside a padded operand" },
+        AttrSpec { name: "fused", kind: AttrKind::Strings, default: Default::Ints(&[]), doc: "the dl ops this kernel computes, for readers" },
+    ],
+    infer: generic,
+    grad: Grad::No,
+    commutative: false,
+    region: Some(generic_region),
+};
+
+fn no_results(_: &[Type], _: &AttrView) -> Result<Vec<Type>, String> {
+    Ok(vec![])
+}
+
+/// `kernel.yield`: ends a kernel body with the element it computes.
+pub const YIELD: OpDef = OpDef {
+    name: "kernel.yield",
+    summary: "Ends a kernel.generic body; its operand is the result element (or the new accumulator).",
+    example: r#""kernel.yield"(%s) : (f32) -> ()"#,
+    category: Category::Terminator,
+    operands: Arity::Exact(1),
+    attrs: &[],
+    infer: no_results,
+    grad: Grad::No,
+    commutative: false,
+    region: None,
+};
+
+fn scalar_constant(_: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
+    view.float("value")?;
+    Ok(vec![Type::Scalar(view.dtype("dtype")?)])
+}
+
+/// `kernel.constant`: a scalar constant inside a kernel body.
+pub const CONSTANT: OpDef = OpDef {
+    name: "kernel.constant",
+    summary: "A scalar constant in a kernel body (a splat dl.constant fused into the kernel); nonzero is true for i1.",
+    example: r#"%c = "kernel.constant"() {dtype = f32, value = 0.5} : () -> f32"#,
+    category: Category::Source,
+    operands: Arity::Exact(0),
+    attrs: &[
+        AttrSpec { name: "value", kind: AttrKind::Float, default: Default::Required, doc: "the value" },
+        AttrSpec { name: "dtype", kind: AttrKind::DType, default: Default::Required, doc: "its element type" },
+    ],
+    infer: scalar_constant,
+    grad: Grad::No,
+    commutative: false,
+    region: None,
+};
+
+/// Checks the optional third operand, a bias with one value per output
+/// channel `n` of the contraction's result.
+fn bias(ops: &[Type], out: &TensorType, channel: usize) -> Result<(), String> {
+    match ops.len() {
+        2 => Ok(()),
+        3 => {
+            let b = float_tensor(ops, 2)?;
+            let ones_but = |k: usize| b.shape.iter().enumerate().all(|(i, d)| i == k || *d == Dim::Static(1));
+            let k = b.rank().checked_sub(out.rank() - channel).filter(|&k| b.rank() >= 1 && ones_but(k));
+            match k {
+                Some(k) if b.dtype == out.dtype && b.shape[k] == out.shape[channel] && matches!(out.shape[channel], Dim::Static(_)) => Ok(()),
+                _ => Err(format!("the bias {b} must hold one {} per channel of the result {out} (dim {channel})", out.dtype)),
+            }
+        }
+        n => Err(format!("takes 2 operands and an optional bias, got {n}")),
+    }
+}
+
+fn matmul(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
+    let out = contraction::matmul(&ops[..2.min(ops.len())], view)?;
+    let t = out[0].as_tensor().expect("matmul gives a tensor").clone();
+    bias(ops, &t, t.rank() - 1)?;
+    Ok(out)
+}
+
+fn conv2d(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
+    let out = contraction::conv2d(&ops[..2.min(ops.len())], view)?;
+    let t = out[0].as_tensor().expect("conv2d gives a tensor").clone();
+    bias(ops, &t, 1)?;
+    Ok(out)
+}
+
+const RELU: AttrSpec = AttrSpec { name: "relu", kind: AttrKind::Bool, default: Default::Bool(false), doc: "apply ReLU after the bias (the fused epilogue)" };
+
+/// `kernel.matmul`: `dl.matmul` on the contraction fast path, with its epilogue.
+pub const MATMUL: OpDef = OpDef {
+    name: "kernel.matmul",
+    summary: "dl.matmul on the contraction fast path (packed gemm), with an optional bias operand and ReLU applied to each block while it is in cache.",
+    example: r#"%y = "kernel.matmul"(%x, %w, %b) {relu = true, transpose_b = true} : (tensor<?x784xf32>, tensor<256x784xf32>, tensor<256xf32>) -> tensor<?x256xf32>"#,
+    category: Category::Contraction,
+    operands: Arity::AtLeast(2),
+    attrs: &[
+        AttrSpec { name: "transpose_a", kind: AttrKind::Bool, default: Default::Bool(false), doc: "use a's last two dims swapped" },
+        AttrSpec { name: "transpose_b", kind: AttrKind::Bool, default: Default::Bool(false), doc: "use b's last two dims swapped" },
+        RELU,
+    ],
+    infer: matmul,
+    grad: Grad::No,
+    commutative: false,
+    region: None,
+};
+
+/// `kernel.conv2d`: `dl.conv2d` on the contraction fast path, with its epilogue.
+pub const CONV2D: OpDef = OpDef {
+    name: "kernel.conv2d",
+    summary: "dl.conv2d on the contraction fast path (im2col + gemm), with an optional channel bias and ReLU epilogue.",
+    example: r#"%y = "kernel.conv2d"(%x, %w, %b) {relu = true} : (tensor<?x1x28x28xf32>, tensor<32x1x3x3xf32>, tensor<32x1x1xf32>) -> tensor<?x32x26x26xf32>"#,
+    category: Category::Contraction,
+    operands: Arity::AtLeast(2),
+    attrs: &[
+        AttrSpec { name: "stride", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "[sh, sw]" },
+        AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "zero padding [ph, pw] on each side" },
+        AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "[dh, dw]" },
+        RELU,
+    ],
+    infer: conv2d,
+    grad: Grad::No,
+    commutative: false,
+    region: None,
+};

@@ -1,0 +1,408 @@
+//! From a [`GenericSpec`] to machine code: the loop nest around the shared
+//! body (`body.rs`), as the schedule (`schedule.rs`) decided it.
+//!
+//! One bottom-tested loop per dim of the iteration space, outermost first,
+//! so points are visited in the row-major order the semantics fix. Each
+//! operand has a pointer that the loop over dim `k` steps by the operand's
+//! stride along `k` (passed per call, in bytes), unless the schedule knows
+//! the stride is 0. Bounds checks (padded inputs only) carry their index
+//! the same way: each loop adds its coefficient times its index.
+//!
+//! The accumulator lives in a register over the trailing reduction loops:
+//! set (to `init`, or to the output element when the output was pre-filled)
+//! before the outermost of them and stored after it. When the innermost dim
+//! is parallel, the body reads and writes the output element in place
+//! instead, one element or one vector at a time.
+//!
+//! The innermost loop is the only one that vectorizes: a parallel dim as
+//! `f32x4`/`f64x2` loads and stores at `row + j·size` (stride-1 operands)
+//! or splats hoisted before the loop (stride-0 operands); a reduction dim
+//! as a vector of partial accumulators, combined lane by lane after the
+//! loop. A scalar tail takes the last `n mod lanes` elements.
+
+use crate::body::{Body, extremum, value_type};
+use crate::codegen::{Jit, data_flags, elem_size, mem_type};
+use crate::error::JitError;
+use crate::generic::kernel::CompiledGeneric;
+use crate::generic::schedule::{Fold, Inner, Schedule, Step};
+use crate::generic::spec::{GenericSpec, IterKind};
+use crate::lanes::Fx;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use dlc_ir::DType;
+use std::time::Instant;
+
+impl Jit {
+    /// Compiles a structured kernel to machine code.
+    pub fn compile_generic(&self, spec: &GenericSpec) -> Result<CompiledGeneric, JitError> {
+        let start = Instant::now();
+        let sched = Schedule::new(spec, self.uses_fma());
+        let (code, listing) = self.build(spec.dag(), spec.result(), &sched.plan, |b, body| Nest { spec, s: &sched, body }.build(b))?;
+        Ok(CompiledGeneric { code, spec: spec.clone(), sched, compile_time: start.elapsed(), listing })
+    }
+}
+
+/// Output loads and stores: in bounds (checked before the call), but not
+/// read-only, since the kernel writes the output.
+fn out_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+/// Values every loop uses, defined in the entry block.
+struct Ctx {
+    params: Value,
+    sizes: Value,
+    /// The safe block padded reads load from when out of bounds.
+    safe: Value,
+    /// Per check: the operand dim's size.
+    bounds: Vec<Value>,
+    /// The scalar accumulator (kernels with a reduction).
+    acc: Option<Variable>,
+    /// The vector of partial accumulators (`Inner::Reduce`).
+    vacc: Option<Variable>,
+}
+
+/// How the innermost loop reads one input.
+#[derive(Clone, Default)]
+struct Row {
+    /// Stride-0 inputs: the value, loaded once per row (scalar, and splat).
+    hoisted: Option<(Value, Option<Value>)>,
+    /// Other inputs: the row's start.
+    start: Option<Value>,
+    /// Runtime-stride inputs: the stride in bytes.
+    stride: Option<Value>,
+    /// The conjunction of the checks that do not depend on the inner index.
+    inb: Option<Value>,
+    /// The checks that do: (check index, its partial index at the row).
+    step_checks: Vec<(usize, Value)>,
+}
+
+/// The loop nest generator.
+struct Nest<'a> {
+    spec: &'a GenericSpec,
+    s: &'a Schedule,
+    body: &'a Body<'a>,
+}
+
+impl Nest<'_> {
+    fn n_in(&self) -> usize {
+        self.spec.inputs().len()
+    }
+
+    /// Index into `params` of operand `o`'s slot (0: offset, 1 + k: stride along k).
+    fn slot(&self, o: usize, slot: usize) -> usize {
+        o * (self.spec.rank() + 1) + slot
+    }
+
+    fn param(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, idx: usize) -> Value {
+        b.ins().load(types::I64, MemFlagsData::trusted().with_readonly(), ctx.params, 8 * idx as i32)
+    }
+
+    fn build(&self, b: &mut FunctionBuilder<'_>) -> Result<(), JitError> {
+        let n_in = self.n_in();
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let &[ins, params, out, sizes] = b.block_params(entry) else {
+            return Err(JitError::Codegen("the kernel signature has four parameters".into()));
+        };
+        let meta = MemFlagsData::trusted().with_readonly();
+        let safe = if self.s.checks.is_empty() { ins } else { b.ins().load(types::I64, meta, ins, 8 * n_in as i32) };
+        let mut ctx = Ctx { params, sizes, safe, bounds: Vec::new(), acc: None, vacc: None };
+        let mut ptrs = vec![None; n_in + 1];
+        for (o, p) in ptrs.iter_mut().enumerate() {
+            if o < n_in && !self.s.live[o] {
+                continue;
+            }
+            let base = if o == n_in { out } else { b.ins().load(types::I64, meta, ins, 8 * o as i32) };
+            let off = self.param(b, &ctx, self.slot(o, 0));
+            *p = Some(b.ins().iadd(base, off));
+        }
+        let base = self.slot(n_in + 1, 0);
+        let partials: Vec<Value> = (0..self.s.checks.len()).map(|q| self.param(b, &ctx, base + 2 * q)).collect();
+        ctx.bounds = (0..self.s.checks.len()).map(|q| self.param(b, &ctx, base + 2 * q + 1)).collect();
+        if self.spec.has_reduction() {
+            ctx.acc = Some(b.declare_var(value_type(self.spec.out_dtype(), None)));
+        }
+        if let Inner::Reduce(v, _) = self.s.inner {
+            ctx.vacc = Some(b.declare_var(v));
+        }
+        self.level(b, &ctx, 0, &ptrs, &partials)?;
+        b.ins().return_(&[]);
+        Ok(())
+    }
+
+    /// A constant of an element type, splat for vectors.
+    fn constant(&self, b: &mut FunctionBuilder<'_>, d: DType, vector: Option<Type>, v: f64) -> Value {
+        let s = match (d, vector) {
+            (DType::F64, _) => b.ins().f64const(v),
+            (DType::I1, None) => b.ins().iconst(types::I8, (v != 0.0) as i64),
+            (DType::I1, Some(vt)) => b.ins().iconst(vt.lane_type().as_int(), if v != 0.0 { -1 } else { 0 }),
+            _ => b.ins().f32const(v as f32),
+        };
+        match vector {
+            Some(vt) => b.ins().splat(value_type(d, Some(vt)), s),
+            None => s,
+        }
+    }
+
+    /// The loop over dim `d`, with `ptrs` the operands' pointers and
+    /// `partials` the checks' indices at its start.
+    fn level(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, d: usize, ptrs: &[Option<Value>], partials: &[Value]) -> Result<(), JitError> {
+        let rank = self.spec.rank();
+        let n_in = self.n_in();
+        let out_ptr = ptrs[n_in].ok_or_else(|| JitError::Codegen("no output pointer".into()))?;
+        let n = b.ins().load(types::I64, MemFlagsData::trusted().with_readonly(), ctx.sizes, 8 * d as i32);
+        let accumulates_here = d == self.s.trailing && self.spec.has_reduction();
+        if let (true, Some(acc)) = (accumulates_here, ctx.acc) {
+            let od = self.spec.out_dtype();
+            let a0 = if self.s.prefill {
+                b.ins().load(mem_type(od), out_flags(), out_ptr, 0)
+            } else {
+                self.constant(b, od, None, self.spec.init().unwrap_or(0.0))
+            };
+            b.def_var(acc, a0);
+        }
+        if d + 1 == rank {
+            self.inner(b, ctx, ptrs, partials, n)?;
+        } else {
+            let vars: Vec<Option<Variable>> = ptrs
+                .iter()
+                .enumerate()
+                .map(|(o, p)| {
+                    let p = (*p)?;
+                    (self.s.steps[o][d] != Step::Zero).then(|| {
+                        let v = b.declare_var(types::I64);
+                        b.def_var(v, p);
+                        v
+                    })
+                })
+                .collect();
+            let j = b.declare_var(types::I64);
+            let zero = b.ins().iconst(types::I64, 0);
+            b.def_var(j, zero);
+            let (body, exit) = (b.create_block(), b.create_block());
+            b.ins().jump(body, &[]);
+            b.switch_to_block(body);
+            let cur: Vec<Option<Value>> = ptrs.iter().zip(&vars).map(|(p, v)| v.map(|v| b.use_var(v)).or(*p)).collect();
+            let jv = b.use_var(j);
+            let sub: Vec<Value> = self
+                .s
+                .checks
+                .iter()
+                .zip(partials)
+                .map(|(c, &p)| match c.coeffs[d] {
+                    0 => p,
+                    k => {
+                        let t = b.ins().imul_imm_s(jv, k);
+                        b.ins().iadd(p, t)
+                    }
+                })
+                .collect();
+            self.level(b, ctx, d + 1, &cur, &sub)?;
+            for (o, v) in vars.iter().enumerate() {
+                if let Some(v) = *v {
+                    let step = self.param(b, ctx, self.slot(o, 1 + d));
+                    let p = b.use_var(v);
+                    let p = b.ins().iadd(p, step);
+                    b.def_var(v, p);
+                }
+            }
+            let jn = b.ins().iadd_imm_s(jv, 1);
+            b.def_var(j, jn);
+            let more = b.ins().icmp(IntCC::UnsignedLessThan, jn, n);
+            b.ins().brif(more, body, &[], exit, &[]);
+            b.seal_block(body);
+            b.switch_to_block(exit);
+            b.seal_block(exit);
+        }
+        if let (true, Some(acc)) = (accumulates_here, ctx.acc) {
+            let a = b.use_var(acc);
+            b.ins().store(out_flags(), a, out_ptr, 0);
+        }
+        Ok(())
+    }
+
+    /// `index <u bound` for check `q`: unsigned, so negative indices fail too.
+    fn in_bounds(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, q: usize, index: Value) -> Value {
+        b.ins().icmp(IntCC::UnsignedLessThan, index, ctx.bounds[q])
+    }
+
+    /// Loads input `i` at `addr`, or its pad value where `inb` is false
+    /// (reading the safe block instead of the wild address).
+    fn load_input(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, i: usize, vector: Option<Type>, addr: Value, inb: Option<Value>) -> Value {
+        let input = &self.spec.inputs()[i];
+        let ty = value_type(input.dtype, vector);
+        match inb {
+            None => b.ins().load(ty, data_flags(), addr, 0),
+            Some(m) => {
+                let a = b.ins().select(m, addr, ctx.safe);
+                let v = b.ins().load(ty, data_flags(), a, 0);
+                let pad = self.constant(b, input.dtype, vector, input.pad.unwrap_or(0.0));
+                b.ins().select(m, v, pad)
+            }
+        }
+    }
+
+    /// The innermost loop: per-row setup, the vector loop, the scalar tail.
+    fn inner(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, ptrs: &[Option<Value>], partials: &[Value], n: Value) -> Result<(), JitError> {
+        let k = self.spec.rank() - 1;
+        let n_in = self.n_in();
+        let vector = match self.s.inner {
+            Inner::Scalar => None,
+            Inner::Map(v) | Inner::Reduce(v, _) => Some(v),
+        };
+        let mut rows = vec![Row::default(); n_in + 1];
+        for (i, row) in rows.iter_mut().enumerate() {
+            let Some(p) = ptrs[i] else { continue };
+            if i < n_in {
+                for (q, c) in self.s.checks.iter().enumerate().filter(|(_, c)| c.input == i) {
+                    if c.coeffs[k] == 0 {
+                        let ok = self.in_bounds(b, ctx, q, partials[q]);
+                        row.inb = Some(match row.inb {
+                            Some(m) => b.ins().band(m, ok),
+                            None => ok,
+                        });
+                    } else {
+                        row.step_checks.push((q, partials[q]));
+                    }
+                }
+            }
+            match self.s.steps[i][k] {
+                Step::Zero if i < n_in => {
+                    let s = self.load_input(b, ctx, i, None, p, row.inb);
+                    let v = vector.map(|vt| b.ins().splat(value_type(self.spec.inputs()[i].dtype, Some(vt)), s));
+                    row.hoisted = Some((s, v));
+                }
+                Step::Zero | Step::One => row.start = Some(p),
+                Step::Runtime => {
+                    row.start = Some(p);
+                    row.stride = Some(self.param(b, ctx, self.slot(i, 1 + k)));
+                }
+            }
+        }
+        let j = b.declare_var(types::I64);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.def_var(j, zero);
+        let (tail_head, tail, exit) = (b.create_block(), b.create_block(), b.create_block());
+        if let Some(vt) = vector {
+            let lanes = vt.lane_count() as i64;
+            let nv = b.ins().band_imm_s(n, !(lanes - 1));
+            let (pre, vloop, post) = (b.create_block(), b.create_block(), b.create_block());
+            b.ins().brif(nv, pre, &[], tail_head, &[]);
+            b.switch_to_block(pre);
+            b.seal_block(pre);
+            if let (Inner::Reduce(_, fold), Some(vacc)) = (self.s.inner, ctx.vacc) {
+                let id = self.constant(b, self.spec.out_dtype(), Some(vt), fold.identity());
+                b.def_var(vacc, id);
+            }
+            b.ins().jump(vloop, &[]);
+            b.switch_to_block(vloop);
+            self.step(b, ctx, Some(vt), &rows, j)?;
+            let jv = b.use_var(j);
+            let more = b.ins().icmp(IntCC::UnsignedLessThan, jv, nv);
+            b.ins().brif(more, vloop, &[], post, &[]);
+            b.seal_block(vloop);
+            b.switch_to_block(post);
+            b.seal_block(post);
+            if let Inner::Reduce(_, fold) = self.s.inner {
+                self.combine(b, ctx, vt, fold)?;
+            }
+            b.ins().jump(tail_head, &[]);
+        } else {
+            b.ins().jump(tail_head, &[]);
+        }
+        b.switch_to_block(tail_head);
+        let jv = b.use_var(j);
+        let left = b.ins().icmp(IntCC::UnsignedLessThan, jv, n);
+        b.ins().brif(left, tail, &[], exit, &[]);
+        b.seal_block(tail_head);
+        b.switch_to_block(tail);
+        self.step(b, ctx, None, &rows, j)?;
+        let jv = b.use_var(j);
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, jv, n);
+        b.ins().brif(more, tail, &[], exit, &[]);
+        b.seal_block(tail);
+        b.switch_to_block(exit);
+        b.seal_block(exit);
+        Ok(())
+    }
+
+    /// `row + j·stride` in bytes, for an operand of element type `d`.
+    fn address(b: &mut FunctionBuilder<'_>, row: &Row, d: DType, jv: Value) -> Option<Value> {
+        let start = row.start?;
+        let off = match row.stride {
+            Some(s) => b.ins().imul(jv, s),
+            None => b.ins().ishl_imm_u(jv, elem_size(d).trailing_zeros() as i64),
+        };
+        Some(b.ins().iadd(start, off))
+    }
+
+    /// One iteration of the innermost loop: `lanes` elements at index `j`.
+    fn step(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, vector: Option<Type>, rows: &[Row], j: Variable) -> Result<(), JitError> {
+        let n_in = self.n_in();
+        let k = self.spec.rank() - 1;
+        let jv = b.use_var(j);
+        let mut vals = vec![None; n_in];
+        for (i, row) in rows[..n_in].iter().enumerate() {
+            if let Some((s, v)) = row.hoisted {
+                vals[i] = if vector.is_some() { v } else { Some(s) };
+                continue;
+            }
+            let Some(addr) = Self::address(b, row, self.spec.inputs()[i].dtype, jv) else { continue };
+            let mut inb = row.inb;
+            for &(q, partial) in &row.step_checks {
+                let t = b.ins().imul_imm_s(jv, self.s.checks[q].coeffs[k]);
+                let e = b.ins().iadd(partial, t);
+                let ok = self.in_bounds(b, ctx, q, e);
+                inb = Some(match inb {
+                    Some(m) => b.ins().band(m, ok),
+                    None => ok,
+                });
+            }
+            vals[i] = Some(self.load_input(b, ctx, i, vector, addr, inb));
+        }
+        let od = self.spec.out_dtype();
+        let lanes = vector.map_or(1, |v| v.lane_count() as i64);
+        if self.spec.iterators()[k] == IterKind::Parallel {
+            let addr = Self::address(b, &rows[n_in], od, jv).ok_or_else(|| JitError::Codegen("the output has no row".into()))?;
+            let acc = (self.spec.has_reduction() && self.s.acc_live).then(|| b.ins().load(value_type(od, vector), out_flags(), addr, 0));
+            let y = self.body.emit(b, vector, &vals, acc)?;
+            b.ins().store(out_flags(), y, addr, 0);
+        } else {
+            let var = if vector.is_some() { ctx.vacc } else { ctx.acc };
+            let var = var.ok_or_else(|| JitError::Codegen("no accumulator".into()))?;
+            let acc = b.use_var(var);
+            let y = self.body.emit(b, vector, &vals, Some(acc))?;
+            b.def_var(var, y);
+        }
+        let jn = b.ins().iadd_imm_s(jv, lanes);
+        b.def_var(j, jn);
+        Ok(())
+    }
+
+    /// Folds the partial accumulators into the accumulator, lane 0 first.
+    fn combine(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, vt: Type, fold: Fold) -> Result<(), JitError> {
+        let (Some(vacc), Some(acc)) = (ctx.vacc, ctx.acc) else {
+            return Err(JitError::Codegen("a vector reduction without accumulators".into()));
+        };
+        let v = b.use_var(vacc);
+        let a = b.use_var(acc);
+        let mut fx = Fx { b, ty: vt.lane_type(), fma: self.body.fma };
+        let apply = |fx: &mut Fx<'_, '_>, x: Value, y: Value| match fold {
+            Fold::Add => fx.b.ins().fadd(x, y),
+            Fold::Max => extremum(fx, FloatCC::GreaterThan, x, y),
+            Fold::Min => extremum(fx, FloatCC::LessThan, x, y),
+        };
+        let mut t = fx.b.ins().extractlane(v, 0);
+        for lane in 1..vt.lane_count() as u8 {
+            let x = fx.b.ins().extractlane(v, lane);
+            t = apply(&mut fx, t, x);
+        }
+        let r = apply(&mut fx, a, t);
+        b.def_var(acc, r);
+        Ok(())
+    }
+}

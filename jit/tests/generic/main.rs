@@ -1,0 +1,421 @@
+//! Structured kernels (`GenericSpec`) against a naive evaluator of their
+//! semantics (`reference.rs`): reductions over every kind of axis set,
+//! transposes, broadcasts, strided slices, pooling windows with and
+//! without padding, a softmax chain, f64 and i1 operands, row-range splits
+//! and threads, and the calls that must be errors. Sizes are odd, 1, and
+//! not multiples of the vector width, so that every vector loop has a tail.
+
+mod props;
+mod reference;
+
+use dlc_ir::{AffineMap, Attrs, DType, OpKind, attrs};
+use dlc_jit::{Buffer, BufferMut, GenericBuilder, GenericSpec, IterKind, Jit, JitError};
+use reference::*;
+
+use DType::{F32, F64};
+use IterKind::{Parallel as P, Reduction as R};
+
+fn map(text: &str) -> AffineMap {
+    AffineMap::parse(text).unwrap()
+}
+
+/// `out = acc ⊕ x` for one input read through `in_map`.
+fn reduce(iters: &[IterKind], dtype: DType, in_map: &str, out_map: &str, kind: OpKind, init: f64) -> GenericSpec {
+    let mut g = GenericBuilder::new(iters, dtype).unwrap();
+    let x = g.input(dtype, map(in_map), None).unwrap();
+    let acc = g.acc().unwrap();
+    let y = g.op(kind, &[acc, x], Attrs::new()).unwrap();
+    g.finish(y, map(out_map), Some(init)).unwrap()
+}
+
+/// `out = x` read through `in_map` (a pure movement kernel).
+fn copy(iters: &[IterKind], dtype: DType, in_map: &str, out_map: &str) -> GenericSpec {
+    let mut g = GenericBuilder::new(iters, dtype).unwrap();
+    let x = g.input(dtype, map(in_map), None).unwrap();
+    g.finish(x, map(out_map), None).unwrap()
+}
+
+#[test]
+fn sum_over_the_last_axis_runs_on_partial_accumulators() {
+    let spec = reduce(&[P, R], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d0)", OpKind::Add, 0.0);
+    let mut rng = Rng::new(1);
+    for sizes in [[7, 13], [1, 1], [5, 4], [3, 1], [2, 3], [4, 33], [3, 257]] {
+        let k = check(&spec, &[rng.operand(&sizes)], &sizes, 1e-5);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+}
+
+#[test]
+fn sum_over_the_first_axis_updates_output_rows_on_vectors() {
+    let spec = reduce(&[R, P], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", OpKind::Add, 0.5);
+    let mut rng = Rng::new(2);
+    for sizes in [[9, 11], [1, 5], [6, 256], [5, 1], [3, 7]] {
+        let k = check(&spec, &[rng.operand(&sizes)], &sizes, 1e-5);
+        assert_eq!(k.vector_lanes(), 4);
+        assert!(!k.splits_rows(), "dim 0 is a reduction");
+    }
+}
+
+#[test]
+fn sum_over_middle_axes() {
+    let mut rng = Rng::new(3);
+    // The conv bias gradient: [N, C, H, W] -> [C].
+    let spec = reduce(&[R, P, R, R], F32, "(d0, d1, d2, d3) -> (d0, d1, d2, d3)", "(d0, d1, d2, d3) -> (d1)", OpKind::Add, 0.0);
+    for sizes in [[3, 5, 7, 9], [2, 3, 1, 1], [1, 1, 5, 3], [4, 2, 6, 6], [2, 3, 4, 1]] {
+        let k = check(&spec, &[rng.operand(&sizes)], &sizes, 1e-5);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+    // [A, B, C] -> [A, C]: the reduction is outside the inner parallel dim.
+    let spec = reduce(&[P, R, P], F32, "(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d0, d2)", OpKind::Add, 0.0);
+    for sizes in [[3, 5, 7], [1, 1, 1], [2, 4, 9], [4, 3, 1]] {
+        let k = check(&spec, &[rng.operand(&sizes)], &sizes, 1e-5);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+    // Over a transposed output: [A, B, C] -> [B, A], summing C.
+    let spec = reduce(&[P, P, R], F32, "(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d1, d0)", OpKind::Add, 0.0);
+    for sizes in [[3, 5, 7], [2, 1, 9]] {
+        check(&spec, &[rng.operand(&sizes)], &sizes, 1e-5);
+    }
+}
+
+#[test]
+fn sum_along_a_strided_axis_runs_scalar() {
+    // Summing the columns of x read transposed: the reduction dim strides by a row.
+    let spec = reduce(&[P, R], F32, "(d0, d1) -> (d1, d0)", "(d0, d1) -> (d0)", OpKind::Add, 0.0);
+    let mut rng = Rng::new(4);
+    for sizes in [[5, 7], [1, 9], [6, 1]] {
+        let x = rng.operand(&[sizes[1], sizes[0]]);
+        let k = check(&spec, &[x], &sizes, 1e-5);
+        assert_eq!(k.vector_lanes(), 1);
+    }
+}
+
+/// `n` values with NaN at the given positions.
+fn with_nans(rng: &mut Rng, shape: &[usize], nans: &[usize]) -> Operand {
+    let mut x = rng.operand(shape);
+    for &i in nans {
+        x.data[i] = f64::NAN;
+    }
+    x
+}
+
+#[test]
+fn max_and_min_reductions_propagate_nan() {
+    let mut rng = Rng::new(5);
+    for (kind, init) in [(OpKind::Maximum, f64::NEG_INFINITY), (OpKind::Minimum, f64::INFINITY)] {
+        let last = reduce(&[P, R], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d0)", kind, init);
+        let sizes = [6, 11];
+        // Row 1 has a NaN in the vector part, row 3 in the tail, row 5 first.
+        let x = with_nans(&mut rng, &sizes, &[11 + 2, 33 + 10, 55]);
+        let k = check(&last, &[x], &sizes, 0.0);
+        assert_eq!(k.vector_lanes(), 4);
+        let want = eval(&last, &[with_nans(&mut rng, &sizes, &[13, 43, 55])], &sizes);
+        assert!(want[1].is_nan() && want[3].is_nan() && want[5].is_nan() && !want[0].is_nan());
+        let first = reduce(&[R, P], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", kind, init);
+        let sizes = [5, 9];
+        check(&first, &[with_nans(&mut rng, &sizes, &[0, 9 * 3 + 4, 44])], &sizes, 0.0);
+        // An empty reduction leaves init.
+        check(&last, &[rng.operand(&[3, 0])], &[3, 0], 0.0);
+    }
+}
+
+#[test]
+fn transposes_and_broadcasts() {
+    let mut rng = Rng::new(6);
+    let t = copy(&[P, P], F32, "(d0, d1) -> (d1, d0)", "(d0, d1) -> (d0, d1)");
+    for sizes in [[5, 7], [1, 1], [8, 3]] {
+        let k = check(&t, &[rng.operand(&[sizes[1], sizes[0]])], &sizes, 0.0);
+        assert_eq!(k.vector_lanes(), 1);
+    }
+    // The transposed write: out[d1, d0] = x[d0, d1].
+    let t = copy(&[P, P], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1, d0)");
+    check(&t, &[rng.operand(&[4, 9])], &[4, 9], 0.0);
+    // x + b with b a row ([1, C], the constant 0 result) and c a column.
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let b = g.input(F32, map("(d0, d1) -> (0, d1)"), None).unwrap();
+    let c = g.input(F32, map("(d0, d1) -> (d0)"), None).unwrap();
+    let s = g.op(OpKind::Add, &[x, b], Attrs::new()).unwrap();
+    let s = g.op(OpKind::Mul, &[s, c], Attrs::new()).unwrap();
+    let spec = g.finish(s, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    for [r, cols] in [[3, 7], [1, 1], [5, 16], [2, 5]] {
+        let ops = [rng.operand(&[r, cols]), rng.operand(&[1, cols]), rng.operand(&[r])];
+        let k = check(&spec, &ops, &[r, cols], 0.0);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+}
+
+#[test]
+fn strided_and_offset_slices() {
+    let mut rng = Rng::new(7);
+    let spec = copy(&[P], F32, "(d0) -> (d0 * 2 + 1)", "(d0) -> (d0)");
+    for n in [1, 5, 8] {
+        check(&spec, &[rng.operand(&[2 * n])], &[n], 0.0);
+    }
+    // Plain dims that cover only part of the operand (x[1:, :5] of a [4, 7]).
+    let spec = copy(&[P, P], F32, "(d0, d1) -> (d0 + 1, d1)", "(d0, d1) -> (d0, d1)");
+    check(&spec, &[rng.operand(&[4, 7])], &[3, 5], 0.0);
+    let spec = reduce(&[P, R], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d0)", OpKind::Add, 0.0);
+    let k = jit().compile_generic(&spec).unwrap();
+    let x = rng.operand(&[3, 6]);
+    let (got, want) = (run_jit(&k, std::slice::from_ref(&x), &[3, 6], None), eval(&spec, &[x], &[3, 6]));
+    assert_close(&got, &want, 1e-5, "whole rows");
+    // Reading only 4 of 6 columns: a call that would merge the loops must not.
+    let x = rng.operand(&[3, 6]);
+    let owned = Owned::new(F32, &x.data);
+    let mut out = [0f32; 3];
+    k.run(&[(owned.buffer(), &[3, 6])], (BufferMut::F32(&mut out), &[3]), &[3, 4]).unwrap();
+    for (r, &o) in out.iter().enumerate() {
+        let s: f64 = x.data[r * 6..r * 6 + 4].iter().sum();
+        assert!((o as f64 - s).abs() < 1e-5, "row {r}: {o} vs {s}");
+    }
+}
+
+#[test]
+fn max_pooling_2x2_stride_2() {
+    let mut g = GenericBuilder::new(&[P, P, P, P, R, R], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2 * 2 + d4, d3 * 2 + d5)"), None).unwrap();
+    let acc = g.acc().unwrap();
+    let m = g.op(OpKind::Maximum, &[acc, x], Attrs::new()).unwrap();
+    let spec = g.finish(m, map("(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)"), Some(f64::NEG_INFINITY)).unwrap();
+    let mut rng = Rng::new(8);
+    for [n, c, h, w] in [[2, 3, 7, 9], [1, 1, 2, 2], [3, 2, 8, 5]] {
+        let x = with_nans(&mut rng, &[n, c, h, w], &[n * c * h * w / 2]);
+        check(&spec, &[x], &[n, c, h / 2, w / 2, 2, 2], 0.0);
+    }
+}
+
+#[test]
+fn pooling_3x3_over_padding() {
+    let mut rng = Rng::new(9);
+    // Max pooling, stride 1, padding 1: pad reads are -inf.
+    let mut g = GenericBuilder::new(&[P, P, P, P, R, R], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2 + d4 - 1, d3 + d5 - 1)"), Some(f64::NEG_INFINITY)).unwrap();
+    let acc = g.acc().unwrap();
+    let m = g.op(OpKind::Maximum, &[acc, x], Attrs::new()).unwrap();
+    let spec = g.finish(m, map("(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)"), Some(f64::NEG_INFINITY)).unwrap();
+    for [n, c, h, w] in [[2, 3, 5, 7], [1, 1, 1, 1], [1, 2, 4, 3]] {
+        let k = check(&spec, &[rng.operand(&[n, c, h, w])], &[n, c, h, w, 3, 3], 0.0);
+        assert_eq!(k.vector_lanes(), 1);
+    }
+    // Average pooling, stride 2, padding 1 (count including padding): acc + x/9.
+    let mut g = GenericBuilder::new(&[P, P, P, P, R, R], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2 * 2 + d4 - 1, d3 * 2 + d5 - 1)"), Some(0.0)).unwrap();
+    let acc = g.acc().unwrap();
+    let ninth = g.constant(1.0 / 9.0, F32).unwrap();
+    let t = g.op(OpKind::Mul, &[x, ninth], Attrs::new()).unwrap();
+    let s = g.op(OpKind::Add, &[acc, t], Attrs::new()).unwrap();
+    let spec = g.finish(s, map("(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)"), Some(0.0)).unwrap();
+    for [n, c, h, w] in [[2, 3, 7, 9], [1, 1, 2, 2]] {
+        let (oh, ow) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1);
+        check(&spec, &[rng.operand(&[n, c, h, w])], &[n, c, oh, ow, 3, 3], 1e-6);
+    }
+    // A padded row read (the check does not depend on the inner index):
+    // the inner loop still vectorizes. out[i, j] = x[i - 1, j] or 7.
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d0 - 1, d1)"), Some(7.0)).unwrap();
+    let spec = g.finish(x, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let k = check(&spec, &[rng.operand(&[3, 9])], &[4, 9], 0.0);
+    assert_eq!(k.vector_lanes(), 4);
+    // An operand that is all padding, even with no elements.
+    check(&spec, &[rng.operand(&[0, 9])], &[1, 9], 0.0);
+    // A concatenation with fills: x [2, 3] then two 7s per row is a plain-dim
+    // read that runs past x's last dim, checked per element.
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let x = g.padded_input(F32, map("(d0, d1) -> (d0, d1)"), Some(7.0), &[1]).unwrap();
+    let spec = g.finish(x, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    check(&spec, &[rng.operand(&[2, 3])], &[2, 5], 0.0);
+    check(&spec, &[rng.operand(&[5, 1])], &[5, 6], 0.0);
+    // Unchecked, the same read is an error, not a wild read.
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d0, d1)"), Some(7.0)).unwrap();
+    let spec = g.finish(x, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let k = Jit::new().unwrap().compile_generic(&spec).unwrap();
+    let mut out = vec![0f32; 10];
+    assert!(k.run(&[(Buffer::F32(&[1.0; 6]), &[2, 3])], (BufferMut::F32(&mut out), &[2, 5]), &[2, 5]).is_err());
+    assert!(GenericBuilder::new(&[P, P], F32).unwrap().padded_input(F32, map("(d0, d1) -> (d0, d1)"), None, &[1]).is_err());
+}
+
+#[test]
+fn a_softmax_chain() {
+    let mut rng = Rng::new(10);
+    let rows = [P, R];
+    let id = "(d0, d1) -> (d0, d1)";
+    let row = "(d0, d1) -> (d0)";
+    let max = reduce(&rows, F32, id, row, OpKind::Maximum, f64::NEG_INFINITY);
+    // sum_j exp(x[i, j] - m[i])
+    let mut g = GenericBuilder::new(&rows, F32).unwrap();
+    let x = g.input(F32, map(id), None).unwrap();
+    let m = g.input(F32, map(row), None).unwrap();
+    let acc = g.acc().unwrap();
+    let d = g.op(OpKind::Sub, &[x, m], Attrs::new()).unwrap();
+    let e = g.op(OpKind::Exp, &[d], Attrs::new()).unwrap();
+    let s = g.op(OpKind::Add, &[acc, e], Attrs::new()).unwrap();
+    let sum = g.finish(s, map(row), Some(0.0)).unwrap();
+    // exp(x - m) / s
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let x = g.input(F32, map(id), None).unwrap();
+    let m = g.input(F32, map(row), None).unwrap();
+    let s = g.input(F32, map(row), None).unwrap();
+    let d = g.op(OpKind::Sub, &[x, m], Attrs::new()).unwrap();
+    let e = g.op(OpKind::Exp, &[d], Attrs::new()).unwrap();
+    let y = g.op(OpKind::Div, &[e, s], Attrs::new()).unwrap();
+    let norm = g.finish(y, map(id), None).unwrap();
+    let kernels: Vec<_> = [&max, &sum, &norm].iter().map(|s| jit().compile_generic(s).unwrap()).collect();
+    assert!(kernels.iter().all(|k| k.vector_lanes() == 4));
+    for [r, c] in [[5, 10], [1, 1], [3, 37]] {
+        let mut x = rng.operand(&[r, c]);
+        x.data.iter_mut().for_each(|v| *v *= 20.0);
+        let m = Operand::new(run_jit(&kernels[0], &[x.clone()], &[r, c], None), &[r]);
+        assert_close(&m.data, &eval(&max, &[x.clone()], &[r, c]), 0.0, "max");
+        let s = Operand::new(run_jit(&kernels[1], &[x.clone(), m.clone()], &[r, c], None), &[r]);
+        assert_close(&s.data, &eval(&sum, &[x.clone(), m.clone()], &[r, c]), 1e-5, "sum");
+        let y = run_jit(&kernels[2], &[x.clone(), m.clone(), s.clone()], &[r, c], None);
+        assert_close(&y, &eval(&norm, &[x, m, s], &[r, c]), 1e-5, "softmax");
+        for i in 0..r {
+            let total: f64 = y[i * c..(i + 1) * c].iter().sum();
+            assert!((total - 1.0).abs() < 1e-5, "row {i} sums to {total}");
+        }
+    }
+}
+
+#[test]
+fn f64_kernels() {
+    let mut rng = Rng::new(11);
+    let spec = reduce(&[P, R], F64, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d0)", OpKind::Add, 1.0);
+    for sizes in [[3, 7], [2, 1], [4, 10]] {
+        let k = check(&spec, &[rng.operand(&sizes)], &sizes, 1e-14);
+        assert_eq!(k.vector_lanes(), 2);
+    }
+    let spec = reduce(&[R, P, R, R], F64, "(d0, d1, d2, d3) -> (d0, d1, d2, d3)", "(d0, d1, d2, d3) -> (d1)", OpKind::Maximum, f64::NEG_INFINITY);
+    check(&spec, &[rng.operand(&[3, 4, 5, 3])], &[3, 4, 5, 3], 0.0);
+    // sum(x·y) over the last axis: one fma per lane.
+    let mut g = GenericBuilder::new(&[P, R], F64).unwrap();
+    let x = g.input(F64, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let y = g.input(F64, map("(d0, d1) -> (d1)"), None).unwrap();
+    let acc = g.acc().unwrap();
+    let p = g.op(OpKind::Mul, &[x, y], Attrs::new()).unwrap();
+    let s = g.op(OpKind::Add, &[p, acc], Attrs::new()).unwrap();
+    let spec = g.finish(s, map("(d0, d1) -> (d0)"), Some(0.0)).unwrap();
+    let k = check(&spec, &[rng.operand(&[5, 9]), rng.operand(&[9])], &[5, 9], 1e-14);
+    assert_eq!(k.vector_lanes(), 2);
+}
+
+#[test]
+fn i1_operands() {
+    let mut rng = Rng::new(12);
+    // select(mask[j], x, -x): a mask broadcast over rows.
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let m = g.input(DType::I1, map("(d0, d1) -> (d1)"), None).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let nx = g.op(OpKind::Neg, &[x], Attrs::new()).unwrap();
+    let y = g.op(OpKind::Select, &[m, x, nx], Attrs::new()).unwrap();
+    let spec = g.finish(y, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    for [r, c] in [[3, 7], [1, 1], [2, 9]] {
+        check(&spec, &[rng.mask(&[c]), rng.operand(&[r, c])], &[r, c], 0.0);
+    }
+    // Counting trues per row, and an i1 output (x > 0).
+    let mut g = GenericBuilder::new(&[P, R], F32).unwrap();
+    let m = g.input(DType::I1, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let acc = g.acc().unwrap();
+    let f = g.op(OpKind::Cast, &[m], attrs! {"dtype" => F32}).unwrap();
+    let s = g.op(OpKind::Add, &[acc, f], Attrs::new()).unwrap();
+    let spec = g.finish(s, map("(d0, d1) -> (d0)"), Some(0.0)).unwrap();
+    check(&spec, &[rng.mask(&[4, 11])], &[4, 11], 0.0);
+    let mut g = GenericBuilder::new(&[P, P], DType::I1).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d1, d0)"), None).unwrap();
+    let z = g.constant(0.0, F32).unwrap();
+    let y = g.op(OpKind::Cmp, &[x, z], attrs! {"predicate" => "gt"}).unwrap();
+    let spec = g.finish(y, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    check(&spec, &[rng.operand(&[5, 3])], &[3, 5], 0.0);
+}
+
+#[test]
+fn a_sequential_accumulator_keeps_the_visit_order() {
+    // acc·0.5 + x is not a fold that lanes may split: it runs scalar, in order.
+    let mut g = GenericBuilder::new(&[P, R], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let acc = g.acc().unwrap();
+    let half = g.constant(0.5, F32).unwrap();
+    let t = g.op(OpKind::Mul, &[acc, half], Attrs::new()).unwrap();
+    let s = g.op(OpKind::Add, &[t, x], Attrs::new()).unwrap();
+    let spec = g.finish(s, map("(d0, d1) -> (d0)"), Some(3.0)).unwrap();
+    let k = check(&spec, &[Rng::new(13).operand(&[4, 9])], &[4, 9], 1e-6);
+    assert_eq!(k.vector_lanes(), 1);
+}
+
+#[test]
+fn row_ranges_on_threads_equal_one_run() {
+    let mut rng = Rng::new(14);
+    let spec = reduce(&[P, R, R], F32, "(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d0)", OpKind::Add, 0.0);
+    let k = jit().compile_generic(&spec).unwrap();
+    assert!(k.splits_rows());
+    let sizes = [37, 5, 13];
+    let x = Owned::new(F32, &rng.operand(&sizes).data);
+    let mut whole = vec![0f32; 37];
+    k.run(&[(x.buffer(), &sizes)], (BufferMut::F32(&mut whole), &[37]), &sizes).unwrap();
+    let mut split = vec![0f32; 37];
+    std::thread::scope(|s| {
+        for (t, chunk) in split.chunks_mut(10).enumerate() {
+            let (k, x) = (&k, &x);
+            s.spawn(move || {
+                let lo = t * 10;
+                let hi = lo + chunk.len();
+                k.run_range(&[(x.buffer(), &sizes)], (BufferMut::F32(chunk), &[37]), &sizes, lo..hi).unwrap();
+            });
+        }
+    });
+    assert_eq!(whole, split);
+}
+
+#[test]
+fn malformed_calls_are_errors() {
+    let spec = reduce(&[P, R], F32, "(d0, d1) -> (d0, d1 + 1)", "(d0, d1) -> (d0)", OpKind::Add, 0.0);
+    let k = jit().compile_generic(&spec).unwrap();
+    let x = vec![1f32; 12];
+    let mut out = vec![9f32; 3];
+    let run = |x: &[f32], xs: &[usize], out: &mut [f32], os: &[usize], sizes: &[usize]| k.run(&[(Buffer::F32(x), xs)], (BufferMut::F32(out), os), sizes);
+    assert!(matches!(run(&x, &[3, 4], &mut out, &[3], &[3, 3]), Ok(())));
+    assert_eq!(out, [3.0; 3]);
+    out.fill(9.0);
+    assert!(matches!(run(&x, &[3, 4], &mut out, &[3], &[3, 4]), Err(JitError::Shape { .. })), "d1 + 1 reaches 4");
+    assert!(matches!(run(&x, &[4, 3], &mut out, &[3], &[3, 3]), Err(JitError::Shape { .. })), "d1 + 1 reaches 3");
+    assert!(matches!(run(&x, &[3, 4], &mut out, &[3], &[4, 3]), Err(JitError::Shape { .. })), "d0 reaches 3; output of 4");
+    assert!(matches!(run(&x[..11], &[3, 4], &mut out, &[3], &[3, 3]), Err(JitError::Len { .. })));
+    assert!(matches!(run(&x, &[12], &mut out, &[3], &[3, 3]), Err(JitError::Shape { .. })), "rank 1 for a rank-2 map");
+    assert!(matches!(run(&x, &[3, 4], &mut out[..2], &[3], &[3, 3]), Err(JitError::Len { .. })));
+    assert!(matches!(run(&x, &[3, 4], &mut out, &[2], &[3, 3]), Err(JitError::Shape { .. })), "output shape is not [3]");
+    assert!(matches!(run(&x, &[3, 4], &mut out, &[3], &[3]), Err(JitError::Rank { .. })));
+    assert!(matches!(run(&x, &[3, 4], &mut out, &[3], &[usize::MAX, 2]), Err(JitError::TooLarge(_))));
+    assert!(matches!(k.run(&[], (BufferMut::F32(&mut out), &[3]), &[3, 3]), Err(JitError::InputCount { .. })));
+    let xd = vec![1f64; 12];
+    assert!(matches!(k.run(&[(Buffer::F64(&xd), &[3, 4])], (BufferMut::F32(&mut out), &[3]), &[3, 3]), Err(JitError::DType { .. })));
+    assert!(matches!(k.run(&[(Buffer::F32(&x), &[3, 4])], (BufferMut::F64(&mut [0.0; 3]), &[3]), &[3, 3]), Err(JitError::DType { .. })));
+    let range = |out: &mut [f32], r: std::ops::Range<usize>| k.run_range(&[(Buffer::F32(&x), &[3, 4])], (BufferMut::F32(out), &[3]), &[3, 3], r);
+    #[allow(clippy::reversed_empty_ranges)]
+    let backwards = 2..1;
+    assert!(matches!(range(&mut out[..1], backwards), Err(JitError::Shape { .. })));
+    assert!(matches!(range(&mut out[..1], 2..4), Err(JitError::Shape { .. })));
+    assert!(matches!(range(&mut out[..2], 1..2), Err(JitError::Len { .. })), "one row, two elements");
+    assert!(out.iter().all(|&v| v == 9.0), "nothing ran");
+    range(&mut out[1..2], 1..2).unwrap();
+    assert_eq!(out, [9.0, 3.0, 9.0]);
+    // A kernel whose output rows are not dim 0 runs only whole.
+    let t = jit().compile_generic(&reduce(&[R, P], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", OpKind::Add, 0.0)).unwrap();
+    assert!(matches!(t.run_range(&[(Buffer::F32(&x), &[3, 4])], (BufferMut::F32(&mut [0.0; 4]), &[4]), &[3, 4], 0..1), Err(JitError::Shape { .. })));
+    t.run_range(&[(Buffer::F32(&x), &[3, 4])], (BufferMut::F32(&mut [0.0; 4]), &[4]), &[3, 4], 0..3).unwrap();
+    // A strided read past the end.
+    let s = jit().compile_generic(&copy(&[P], F32, "(d0) -> (d0 * 2 + 1)", "(d0) -> (d0)")).unwrap();
+    s.run(&[(Buffer::F32(&x[..6]), &[6])], (BufferMut::F32(&mut out[..]), &[3]), &[3]).unwrap();
+    assert!(matches!(s.run(&[(Buffer::F32(&x[..5]), &[5])], (BufferMut::F32(&mut out[..]), &[3]), &[3]), Err(JitError::Shape { .. })));
+}
+
+#[test]
+fn empty_spaces_write_init_or_nothing() {
+    let spec = reduce(&[P, R], F32, "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d0)", OpKind::Add, 2.5);
+    let k = jit().compile_generic(&spec).unwrap();
+    let mut out = [0f32; 3];
+    k.run(&[(Buffer::F32(&[]), &[3, 0])], (BufferMut::F32(&mut out), &[3]), &[3, 0]).unwrap();
+    assert_eq!(out, [2.5; 3]);
+    k.run(&[(Buffer::F32(&[]), &[0, 5])], (BufferMut::F32(&mut []), &[0]), &[0, 5]).unwrap();
+}

@@ -1,0 +1,147 @@
+//! The cost model fusion decides with: bytes moved and FLOPs per kernel,
+//! turned into one estimated time.
+//!
+//! A kernel reads each distinct operand value once and writes its result
+//! once (`bytes`); its body runs once per point of its iteration space
+//! (`flops`, transcendental functions weighted by their polynomial's length).
+//! The estimate is `bytes / BYTES_PER_NS + flops / FLOPS_PER_NS`: one core
+//! streaming from memory, and its 128-bit FMA units. It is analytic on
+//! purpose — the same decisions on every machine and in CI — and it needs
+//! only to rank alternatives, not to predict times. A `?` batch counts as
+//! [`NOMINAL_BATCH`]: every kernel of a function scales with the same batch,
+//! so the choice rarely depends on it.
+
+use dlc_ir::kernel::{Generic, Scalar};
+use dlc_ir::{Dim, Function, OpId, OpKind, TensorType, Type, ValueId};
+
+/// The batch size a `?` stands for in estimates.
+pub const NOMINAL_BATCH: u64 = 64;
+/// Bytes one core moves per nanosecond when streaming (≈ 8 GB/s).
+pub const BYTES_PER_NS: f64 = 8.0;
+/// f32 operations one core retires per nanosecond on 4-lane vectors.
+pub const FLOPS_PER_NS: f64 = 16.0;
+
+/// What one kernel (or a set of kernels) costs.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Cost {
+    /// Bytes read and written.
+    pub bytes: f64,
+    /// Arithmetic operations.
+    pub flops: f64,
+    /// Kernel launches (each a pass over memory and a call).
+    pub kernels: usize,
+}
+
+impl Cost {
+    /// The estimated time in nanoseconds.
+    pub fn time_ns(&self) -> f64 {
+        self.bytes / BYTES_PER_NS + self.flops / FLOPS_PER_NS
+    }
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost { bytes: self.bytes + o.bytes, flops: self.flops + o.flops, kernels: self.kernels + o.kernels }
+    }
+}
+
+impl std::iter::Sum for Cost {
+    fn sum<I: Iterator<Item = Cost>>(it: I) -> Cost {
+        it.fold(Cost::default(), |a, b| a + b)
+    }
+}
+
+/// Elements of a tensor type (`?` as the nominal batch).
+pub fn elements(t: &TensorType) -> f64 {
+    t.shape.iter().map(|d| match d {
+        Dim::Static(n) => *n as f64,
+        Dim::Dynamic => NOMINAL_BATCH as f64,
+    }).product()
+}
+
+/// Bytes of a value of type `t`.
+pub fn bytes(t: &Type) -> f64 {
+    match t {
+        Type::Tensor(t) => elements(t) * t.dtype.size_bytes() as f64,
+        _ => 0.0,
+    }
+}
+
+/// Operations one evaluation of `kind` costs, relative to an add.
+pub fn op_flops(kind: OpKind) -> f64 {
+    match kind {
+        OpKind::Exp | OpKind::Log | OpKind::Tanh | OpKind::Sigmoid | OpKind::Pow => 12.0,
+        OpKind::Sqrt | OpKind::Rsqrt | OpKind::Div => 4.0,
+        _ => 1.0,
+    }
+}
+
+/// Points of a kernel's iteration space.
+pub fn points(g: &Generic) -> f64 {
+    g.sizes.iter().map(|s| s.unwrap_or(NOMINAL_BATCH) as f64).product()
+}
+
+/// The cost of a generic kernel reading `operands` of `f` and producing a
+/// result of type `out`.
+pub fn generic_cost(f: &Function, g: &Generic, operands: &[ValueId], out: &Type) -> Cost {
+    let live = g.live();
+    let per_point: f64 = g.body.iter().enumerate().filter(|(i, _)| live[*i]).map(|(_, s)| match s {
+        Scalar::Op { kind, .. } => op_flops(*kind),
+        _ => 0.0,
+    }).sum();
+    let mut seen: Vec<ValueId> = Vec::new();
+    let mut read = 0.0;
+    for &v in operands {
+        if !seen.contains(&v) {
+            seen.push(v);
+            read += bytes(f.ty(v));
+        }
+    }
+    Cost { bytes: read + bytes(out), flops: per_point * points(g), kernels: 1 }
+}
+
+/// The cost of any top-level op of a kernel-level function: generics by
+/// [`generic_cost`], contractions by their multiply-adds and operands, views
+/// (`dl.reshape`) and constants free, anything else as one pass over its
+/// operands and result.
+pub fn op_cost(f: &Function, o: OpId) -> Cost {
+    let op = f.op(o);
+    let out = op.results.first().map(|&r| f.ty(r).clone());
+    let io: f64 = op.operands.iter().map(|&v| bytes(f.ty(v))).sum::<f64>() + out.as_ref().map_or(0.0, bytes);
+    match op.kind {
+        OpKind::Generic => match Generic::read(f, o) {
+            Ok((g, operands)) => generic_cost(f, &g, &operands, out.as_ref().expect("a result")),
+            Err(_) => Cost::default(),
+        },
+        OpKind::KernelMatmul | OpKind::KernelConv2d | OpKind::Matmul | OpKind::Conv2d => {
+            // 2·M·N·K for matmul; for conv2d the output elements times C·KH·KW.
+            let w = op.operands.get(1).and_then(|&v| f.ty(v).as_tensor().cloned());
+            let y = out.as_ref().and_then(|t| t.as_tensor().cloned());
+            let macs = match (w, y) {
+                (Some(w), Some(y)) if matches!(op.kind, OpKind::KernelConv2d | OpKind::Conv2d) => elements(&y) * w.shape[1..].iter().map(|d| d.as_static().unwrap_or(1) as f64).product::<f64>(),
+                (Some(_), Some(y)) => {
+                    let a = f.ty(op.operands[0]).as_tensor().cloned();
+                    let k = a.map_or(1.0, |a| {
+                        let ta = dlc_ir::AttrView::new(op.kind, &op.attrs).bool("transpose_a").unwrap_or(false);
+                        let r = a.rank();
+                        match a.shape[if ta { r - 2 } else { r - 1 }] {
+                            Dim::Static(n) => n as f64,
+                            Dim::Dynamic => NOMINAL_BATCH as f64,
+                        }
+                    });
+                    elements(&y) * k
+                }
+                _ => 0.0,
+            };
+            Cost { bytes: io, flops: 2.0 * macs, kernels: 1 }
+        }
+        OpKind::Reshape | OpKind::Constant | OpKind::Return => Cost::default(),
+        _ => Cost { bytes: io, flops: 0.0, kernels: 1 },
+    }
+}
+
+/// The cost of a whole function: the sum over its top-level ops.
+pub fn function_cost(f: &Function) -> Cost {
+    f.body_ops().iter().map(|&o| op_cost(f, o)).sum()
+}
