@@ -114,7 +114,22 @@ fn compile_times() {
         let train = median_ms(9, || {
             model.trainer().expect("a train block");
         });
-        println!("  {e:<12} forward {fwd:>7.2} ms   train step {train:>7.2} ms");
+        // Where the train step's time goes: building it (autodiff, optimizer,
+        // the default pipeline), lowering and fusion, code generation.
+        let p = dlc::Program::load(&path).expect("compiles");
+        let spec = p.compiled.as_ref().and_then(|c| c.model.train.as_ref()).expect("a train block");
+        let step = dlc::train::config::program(p.forward().expect("@forward"), spec).expect("builds").step;
+        let build = median_ms(5, || {
+            dlc::train::config::program(p.forward().expect("@forward"), spec).expect("builds");
+        });
+        let kernels = dlc::program::kernel_level(&step).expect("lowers");
+        let lower = median_ms(5, || {
+            dlc::program::kernel_level(&step).expect("lowers");
+        });
+        let codegen = median_ms(5, || {
+            dlc::cpu::CpuExecutable::compile(&kernels, &dlc::cpu::CpuOptions { threads: 1 }).expect("compiles");
+        });
+        println!("  {e:<12} forward {fwd:>7.2} ms   train step {train:>7.2} ms (build {build:.2}, kernel level {lower:.2}, code {codegen:.2})");
     }
 }
 

@@ -25,6 +25,7 @@ pub mod program;
 pub mod train;
 
 pub use dlc_backends as backends;
+pub use dlc_cpu as cpu;
 pub use dlc_frontend as frontend;
 pub use dlc_ir as ir;
 pub use dlc_passes as passes;

@@ -112,8 +112,8 @@ impl CpuExecutable {
             .build()
             .map_err(|e| CpuError::Unsupported(format!("cannot start {threads} threads: {e}")))?;
         let jit = Jit::new()?;
-        let mut ready: Vec<(Exec, ValueId, String)> = Vec::new();
         let mut constants = Vec::new();
+        let mut jobs = Vec::new();
         for &o in func.body_ops() {
             let op = func.op(o);
             match op.kind {
@@ -123,10 +123,20 @@ impl CpuExecutable {
                     let &[r] = op.results.as_slice() else {
                         return Err(CpuError::Unsupported(format!("'{}' with {} results", op.kind.name(), op.results.len())));
                     };
-                    let (exec, describe) = steps::compile_op(func, o, &jit)?;
-                    ready.push((exec, r, describe));
+                    jobs.push((o, r));
                 }
             }
+        }
+        // Kernels compile on the executable's threads, each distinct one once.
+        let cache = steps::KernelCache::default();
+        let compiled: Vec<Result<(Exec, String), CpuError>> = {
+            use rayon::prelude::*;
+            pool.install(|| jobs.par_iter().map(|&(o, _)| steps::compile_op(func, o, &jit, &cache)).collect())
+        };
+        let mut ready: Vec<(Exec, ValueId, String)> = Vec::with_capacity(jobs.len());
+        for ((_, r), c) in jobs.iter().zip(compiled) {
+            let (exec, describe) = c?;
+            ready.push((exec, *r, describe));
         }
         let consts = constants
             .iter()

@@ -16,14 +16,33 @@ use crate::CpuError;
 use dlc_contract::{Conv2d, Transpose};
 use dlc_ir::kernel::{Generic, Scalar};
 use dlc_ir::{AttrView, Attrs, Builder, DenseAttr, Dim, Function, OpId, OpKind, TensorType, Type, ValueId};
-use dlc_jit::{CompiledKernel, Jit, Lowered};
+use dlc_jit::{CompiledGeneric, CompiledKernel, Jit, Lowered};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Kernels already compiled for this function, by what they compute: a
+/// training step repeats the same kernel many times (one Adam update per
+/// parameter of a shape, the same slice pattern per pooling tap), and each
+/// costs a Cranelift compile (0.2–1 ms).
+#[derive(Default)]
+pub(crate) struct KernelCache {
+    elementwise: Mutex<HashMap<String, (Arc<CompiledKernel>, Arc<Lowered>)>>,
+    structured: Mutex<HashMap<String, Arc<CompiledGeneric>>>,
+}
+
+/// The cache key of a generic: everything but the names of the ops it fused.
+fn key(g: &Generic, types: &[Type]) -> String {
+    let mut g = g.clone();
+    g.fused.clear();
+    format!("{g:?}{types:?}")
+}
 
 /// A step ready to run.
 pub(crate) enum Exec {
     /// An elementwise `kernel.generic` on the elementwise JIT path.
-    Elementwise { kernel: Box<CompiledKernel>, lowered: Box<Lowered>, inputs: Vec<ValueId> },
+    Elementwise { kernel: Arc<CompiledKernel>, lowered: Arc<Lowered>, inputs: Vec<ValueId> },
     /// Any other `kernel.generic`, compiled as a loop nest.
-    Structured { kernel: Box<dlc_jit::CompiledGeneric>, generic: Box<Generic>, inputs: Vec<ValueId> },
+    Structured { kernel: Arc<CompiledGeneric>, generic: Box<Generic>, inputs: Vec<ValueId> },
     /// A `kernel.generic` the JIT cannot take, run by the interpreter (the
     /// function holds just that kernel).
     InterpKernel { func: Box<Function>, inputs: Vec<ValueId> },
@@ -62,7 +81,7 @@ fn pair(view: &AttrView, name: &str) -> Result<[usize; 2], CpuError> {
 }
 
 /// Compiles top-level op `o` of `f`; also returns its description.
-pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit) -> Result<(Exec, String), CpuError> {
+pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) -> Result<(Exec, String), CpuError> {
     let op = f.op(o);
     let view = AttrView::new(op.kind, &op.attrs);
     let mal = CpuError::Malformed;
@@ -71,14 +90,30 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit) -> Result<(Exec, Stri
             let (g, inputs) = Generic::read(f, o).map_err(mal)?;
             let name = g.fused.iter().map(|s| short(s)).collect::<Vec<_>>().join(",");
             let types: Vec<Type> = inputs.iter().map(|&v| f.ty(v).clone()).collect();
+            let k = key(&g, &types);
+            let cached = cache.elementwise.lock().expect("no panics while held").get(&k).cloned();
+            if let Some((kernel, lowered)) = cached {
+                return Ok((Exec::Elementwise { kernel, lowered, inputs }, format!("jit[{name}]")));
+            }
             if let Some(dl) = as_elementwise(&g, &types)
                 && let Ok(lowered) = dlc_jit::lower_function(&dl)
                 && let Ok(kernel) = jit.compile(&lowered.spec)
             {
-                return Ok((Exec::Elementwise { kernel: Box::new(kernel), lowered: Box::new(lowered), inputs }, format!("jit[{name}]")));
+                let (kernel, lowered) = (Arc::new(kernel), Arc::new(lowered));
+                cache.elementwise.lock().expect("no panics while held").insert(k, (kernel.clone(), lowered.clone()));
+                return Ok((Exec::Elementwise { kernel, lowered, inputs }, format!("jit[{name}]")));
             }
-            match structured(&g, &types, jit) {
-                Ok(kernel) => (Exec::Structured { kernel: Box::new(kernel), generic: Box::new(g), inputs }, format!("loops[{name}]")),
+            let cached = cache.structured.lock().expect("no panics while held").get(&k).cloned();
+            let compiled = match cached {
+                Some(kernel) => Ok(kernel),
+                None => structured(&g, &types, jit).map(|kernel| {
+                    let kernel = Arc::new(kernel);
+                    cache.structured.lock().expect("no panics while held").insert(k, kernel.clone());
+                    kernel
+                }),
+            };
+            match compiled {
+                Ok(kernel) => (Exec::Structured { kernel, generic: Box::new(g), inputs }, format!("loops[{name}]")),
                 Err(_) => {
                     let mut k = Function::new("kernel");
                     let args: Vec<ValueId> = types.iter().map(|t| k.add_arg(t.clone(), None, Attrs::new())).collect();

@@ -222,7 +222,9 @@ impl Generic {
     }
 
     /// Drops dead body nodes and operands no live node reads (returning the
-    /// kept operand positions), so the kernel reads only what it uses.
+    /// kept operand positions), so the kernel reads only what it uses, and
+    /// merges equal nodes (fusion inlines a producer once per read, so two
+    /// reads of one value computed the same way become one computation).
     pub fn compact(&mut self) -> Vec<usize> {
         let live = self.live();
         let used: Vec<bool> = (0..self.maps.len()).map(|i| self.body.iter().enumerate().any(|(n, s)| live[n] && *s == Scalar::Operand(i))).collect();
@@ -242,6 +244,10 @@ impl Generic {
                 Scalar::Op { kind, attrs, args } => Scalar::Op { kind: *kind, attrs: attrs.clone(), args: args.iter().map(|&a| remap[a]).collect() },
                 other => other.clone(),
             };
+            if let Some(same) = body.iter().position(|b| *b == s) {
+                remap[n] = same;
+                continue;
+            }
             remap[n] = body.len();
             body.push(s);
         }

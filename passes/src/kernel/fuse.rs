@@ -45,7 +45,7 @@ impl crate::Pass for FuseKernels {
         while epilogue_once(f)? {
             changed = true;
         }
-        while producer_once(f)? {
+        while producers(f)? {
             changed = true;
         }
         Ok(changed)
@@ -235,21 +235,32 @@ fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c
     Some((g, operands))
 }
 
-/// One producer fusion, if any pays off.
-fn producer_once(f: &mut Function) -> Result<bool, String> {
-    let (u, ret) = users(f);
+/// Producer fusion in one sweep from the last op to the first, each
+/// producer tried once; the pass repeats sweeps until one changes nothing
+/// (a fusion can make an earlier producer's consumers all fusable). A few
+/// linear sweeps, not the quadratic cost of restarting after every fusion.
+fn producers(f: &mut Function) -> Result<bool, String> {
+    let mut changed = false;
     for p_op in f.body_ops().to_vec().into_iter().rev() {
-        if f.op(p_op).kind != OpKind::Generic {
-            continue;
+        if f.op(p_op).kind == OpKind::Generic && f.body_ops().contains(&p_op) {
+            changed |= producer(f, p_op)?;
         }
+    }
+    Ok(changed)
+}
+
+/// Fuses generic `p_op` into all its consumers when that pays off.
+fn producer(f: &mut Function, p_op: OpId) -> Result<bool, String> {
+    let (u, ret) = users(f);
+    {
         let pr = f.op(p_op).results[0];
         let consumers = &u[pr.0 as usize];
         if ret[pr.0 as usize] || consumers.is_empty() || consumers.iter().any(|&c| f.op(c).kind != OpKind::Generic) {
-            continue;
+            return Ok(false);
         }
         let (p, p_operands) = Generic::read(f, p_op)?;
         if p.reduces() {
-            continue;
+            return Ok(false);
         }
         let mut fused = Vec::new();
         let mut before: Cost = op_cost(f, p_op);
@@ -263,7 +274,7 @@ fn producer_once(f: &mut Function) -> Result<bool, String> {
             fused.push((c_op, g, ops));
         }
         if fused.len() != consumers.len() || after.time_ns() > before.time_ns() {
-            continue;
+            return Ok(false);
         }
         let mut gone = vec![p_op];
         // A consumer may read another consumer's result: follow replacements.
@@ -281,7 +292,6 @@ fn producer_once(f: &mut Function) -> Result<bool, String> {
         let entry = f.entry();
         let ops: Vec<OpId> = f.body_ops().iter().copied().filter(|o| !gone.contains(o)).collect();
         f.set_block_ops(entry, ops);
-        return Ok(true);
+        Ok(true)
     }
-    Ok(false)
 }
