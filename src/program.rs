@@ -99,12 +99,24 @@ impl Program {
 /// prints and the JIT backend compiles): the default `dl` pipeline, then
 /// lowering to kernels and fusion, checked by the verifier.
 pub fn kernel_level(f: &Function) -> Result<Function, Error> {
+    let mut k = optimized(f)?;
+    dlc_passes::to_kernels(&mut k).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
+    dlc_ir::verify::verify_function(&k).map_err(|errors| Error::Verify { path: format!("@{} at the kernel level", f.name), errors })?;
+    Ok(k)
+}
+
+/// `f` after the default `dl` pipeline.
+fn optimized(f: &Function) -> Result<Function, Error> {
     let mut m = Module { functions: vec![f.clone()] };
     dlc_passes::PassManager::default_pipeline(dlc_passes::Options::default())
         .run(&mut m, &mut std::io::sink())
         .map_err(|e| Error::Input(format!("@{}: optimizing: {e}", f.name)))?;
-    let mut k = m.functions.pop().expect("one function");
-    dlc_passes::to_kernels(&mut k).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
-    dlc_ir::verify::verify_function(&k).map_err(|errors| Error::Verify { path: format!("@{} at the kernel level", f.name), errors })?;
-    Ok(k)
+    Ok(m.functions.pop().expect("one function"))
+}
+
+/// What kernel fusion does to `f` (after the default pipeline): costs
+/// before and after, and each kernel with the ops it computes
+/// (`dlc compile --explain-fusion`).
+pub fn explain_fusion(f: &Function) -> Result<dlc_passes::kernel::FusionReport, Error> {
+    dlc_passes::kernel::explain(&optimized(f)?).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))
 }

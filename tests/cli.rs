@@ -211,3 +211,25 @@ fn every_command_has_help() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("Usage:"));
 }
+
+#[test]
+fn compile_emits_the_kernel_level_and_explains_fusion() {
+    let o = dlc(&["compile", "examples/mlp.dl", "--emit", "kernel"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("\"kernel.matmul\"(%x, %fc1.weight, %fc1.bias) {relu = true, transpose_b = true}") && out.contains("\"kernel.generic\""), "{out}");
+    let o = dlc(&["compile", "examples/mlp.dl", "--emit", "train-kernel"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("func.func @train_step") && out.contains("func.func @eval"), "{out}");
+    let o = dlc(&["compile", "examples/mlp.dl", "--explain-fusion"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.starts_with("@forward: 11 kernels -> 6") && out.contains("@train_step:") && out.contains("<- matmul add (bias) relu"), "{out}");
+    // Flags that contradict each other are a usage error.
+    assert_eq!(dlc(&["compile", "examples/mlp.dl", "--explain-fusion", "--emit", "dl"]).status.code(), Some(2));
+    // A model without a train block at the kernel level of its training step: exit 1, a reason.
+    let ir = std::env::temp_dir().join(format!("dlc-cli-tk-{}.mlir", std::process::id()));
+    std::fs::write(&ir, String::from_utf8_lossy(&dlc(&["compile", "examples/mlp.dl"]).stdout).as_bytes()).unwrap();
+    let o = dlc(&["compile", ir.to_str().unwrap(), "--emit", "train-kernel"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("need a .dl model with a train block"));
+}

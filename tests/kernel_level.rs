@@ -83,3 +83,21 @@ fn kernel_ir_round_trips_verifies_and_upstream_mlir_accepts_it() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `dlc compile --explain-fusion` for every example, forward and train step:
+/// the report is snapshotted (a fusion decision that changes shows in review),
+/// and fusion never makes the estimate worse or adds kernels.
+#[test]
+fn explain_fusion_reports_every_example() {
+    for name in EXAMPLES {
+        let (fs, _) = functions(name);
+        let mut text = String::new();
+        for f in &fs[..2] {
+            let r = dlc::program::explain_fusion(f).unwrap_or_else(|e| panic!("{name} @{}: {}", f.name, e.render(false)));
+            assert!(r.after.kernels <= r.before.kernels && r.after.time_ns() <= r.before.time_ns() * (1.0 + 1e-9), "{name} @{}: fusion made it worse:\n{r}", f.name);
+            assert_eq!(r.kernels.len(), r.after.kernels, "{name} @{}: one line per kernel", f.name);
+            text.push_str(&r.to_string());
+        }
+        insta::assert_snapshot!(format!("explain_{name}"), text);
+    }
+}

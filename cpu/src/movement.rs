@@ -24,18 +24,18 @@ pub(crate) fn concat(xs: &[&Tensor], axis: usize) -> Option<Result<Tensor, CpuEr
         let sizes: Vec<usize> = blocks.iter().map(|b| b.len() / outer.max(1)).collect();
         let row: usize = sizes.iter().sum();
         let mut out = vec![T::default(); row * outer];
-        let mut offset = 0;
-        for (b, &n) in blocks.iter().zip(&sizes) {
-            if n == 1 {
-                for (o, v) in b.iter().enumerate() {
-                    out[o * row + offset] = v.clone();
+        // Output rows in order (sequential writes); within a row, each piece's
+        // block — single elements when stacking taps along a new last axis.
+        for (o, dst) in out.chunks_exact_mut(row.max(1)).enumerate().take(outer) {
+            let mut offset = 0;
+            for (b, &n) in blocks.iter().zip(&sizes) {
+                if n == 1 {
+                    dst[offset] = b[o].clone();
+                } else {
+                    dst[offset..offset + n].clone_from_slice(&b[o * n..(o + 1) * n]);
                 }
-            } else {
-                for o in 0..outer {
-                    out[o * row + offset..o * row + offset + n].clone_from_slice(&b[o * n..(o + 1) * n]);
-                }
+                offset += n;
             }
-            offset += n;
         }
         ArrayD::from_shape_vec(IxDyn(shape), out).map_err(|e| CpuError::Malformed(e.to_string()))
     }

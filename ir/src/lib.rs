@@ -24,7 +24,7 @@ pub mod verify;
 pub use affine::{AffineExpr, AffineMap};
 pub use attr::{Attr, Attrs, DenseAttr, DenseData};
 pub use builder::{BuildError, Builder};
-pub use parse::{ParseError, parse_module};
+pub use parse::{ParseError, parse_attr_dict, parse_module};
 pub use print::{ValueNames, print_attr, print_function, print_module};
 pub use module::{BlockData, BlockId, Function, Module, OpData, OpId, Region, ValueData, ValueDef, ValueId};
 pub use registry::{AttrView, Category, OpDef, OpKind};

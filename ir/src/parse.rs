@@ -59,6 +59,17 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Parses an attribute dictionary on its own, `{transpose_b = true}` (the
+/// form [`crate::print::print_attr_dict`] writes; whitespace is optional).
+pub fn parse_attr_dict(src: &str) -> Result<crate::attr::Attrs, ParseError> {
+    let mut p = Parser::new(src)?;
+    let attrs = p.attr_dict()?;
+    if p.tok != Tok::Eof {
+        return Err(p.error(format!("unexpected {} after the attribute dictionary", p.tok.describe())));
+    }
+    Ok(attrs)
+}
+
 /// Parses a module: `module { func.func … }`, or bare `func.func`s without the
 /// wrapper (convenient for hand-written tests).
 pub fn parse_module(src: &str) -> Result<Module, ParseError> {

@@ -154,3 +154,17 @@ fn affine_maps_print_as_mlir_and_parse_back() {
         assert_eq!(print_attr(&m.functions[0].attrs["m"]), canonical);
     }
 }
+
+#[test]
+fn attribute_dictionaries_parse_on_their_own() {
+    use dlc_ir::{Attr, parse_attr_dict, print::print_attr_dict};
+    let a = parse_attr_dict("{transpose_b = true, axes = [1, -1], value = dense<[1.0, 2.0]> : tensor<2xf32>}").unwrap();
+    assert_eq!(a["transpose_b"], Attr::Bool(true));
+    assert_eq!(a["axes"], Attr::ints(&[1, -1]));
+    let text = print_attr_dict(&a);
+    assert_eq!(parse_attr_dict(&text).unwrap(), a);
+    // Whitespace is optional: the compact form reads back the same.
+    assert_eq!(parse_attr_dict(&text.replace(' ', "")).unwrap(), a);
+    assert!(parse_attr_dict("{a = 1} extra").is_err());
+    assert!(parse_attr_dict("{a = }").is_err());
+}

@@ -32,6 +32,11 @@ pub struct CompileArgs {
     /// Write the output to this file (atomically) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Instead of IR, report what kernel fusion does to the forward pass (and
+    /// to the training step, for a model with a train block): each kernel
+    /// with the ops it fuses, bytes moved and FLOPs before and after.
+    #[arg(long, conflicts_with = "emit")]
+    explain_fusion: bool,
 }
 
 #[derive(Args)]
@@ -51,6 +56,15 @@ pub fn compile(a: &CompileArgs) -> Result<(), Error> {
         })
     };
     let module = |functions: Vec<dlc_ir::Function>| dlc_ir::print::print_module(&dlc_ir::Module { functions });
+    if a.explain_fusion {
+        let mut text = dlc::program::explain_fusion(program.forward()?)?.to_string();
+        if let Ok(spec) = train_spec() {
+            let p = dlc::train::config::program(program.forward()?, spec)?;
+            text.push('\n');
+            text.push_str(&dlc::program::explain_fusion(&p.step)?.to_string());
+        }
+        return super::emit(&text, a.output.as_deref());
+    }
     let text = match a.emit {
         Emit::Ast => dlc_frontend::dump_ast(&program.compiled.as_ref().expect("a .dl source keeps its AST").ast),
         Emit::Dl => dlc_ir::print::print_module(&program.module),

@@ -12,6 +12,11 @@ use std::path::Path;
 /// directory, flushed and synced, then renamed over `path`. Readers see either
 /// the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A device or pipe (`-o /dev/stdout`, `-o /dev/null`, a FIFO) is written
+    // in place: renaming a file over it would replace the device node.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::OpenOptions::new().write(true).open(path)?.write_all(bytes);
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -33,6 +38,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_written_in_place_not_replaced() {
+        let null = Path::new("/dev/null");
+        if std::fs::metadata(null).is_ok_and(|m| !m.is_file()) {
+            write_atomic(null, b"gone").unwrap();
+            assert!(!std::fs::metadata(null).unwrap().is_file(), "/dev/null must stay a device");
+        }
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp_file() {

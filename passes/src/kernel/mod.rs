@@ -32,3 +32,73 @@ pub fn to_kernels(f: &mut Function) -> Result<(), String> {
     crate::Dce.run(f);
     Ok(())
 }
+
+/// What fusion did to one function, for `dlc compile --explain-fusion`.
+#[derive(Clone, Debug)]
+pub struct FusionReport {
+    /// The function's name.
+    pub function: String,
+    /// Cost of the lowered function, one kernel per `dl` op.
+    pub before: cost::Cost,
+    /// Cost after fusion.
+    pub after: cost::Cost,
+    /// Per kernel of the fused function: its description, the `dl` ops it
+    /// computes, and its cost.
+    pub kernels: Vec<(String, Vec<String>, cost::Cost)>,
+}
+
+impl std::fmt::Display for FusionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kb = |c: &cost::Cost| c.bytes / 1024.0;
+        writeln!(f, "@{}: {} kernels -> {}, {:.1} KiB moved -> {:.1} KiB, {:.0} -> {:.0} kFLOP, est. {:.1} -> {:.1} us (a ? batch counts as {})",
+            self.function, self.before.kernels, self.after.kernels, kb(&self.before), kb(&self.after),
+            self.before.flops / 1e3, self.after.flops / 1e3, self.before.time_ns() / 1e3, self.after.time_ns() / 1e3, cost::NOMINAL_BATCH)?;
+        for (i, (what, ops, c)) in self.kernels.iter().enumerate() {
+            let ops = if ops.is_empty() { String::new() } else { format!(" <- {}", ops.join(" ")) };
+            writeln!(f, "  #{i:<3} {what:<16} {:>9.1} KiB {:>9.0} kFLOP{ops}", kb(c), c.flops / 1e3)?;
+        }
+        Ok(())
+    }
+}
+
+/// Lowers `f` (a `dl`-level function) to kernels and reports what fusion did:
+/// the cost before (one kernel per op) and after, and each fused kernel.
+pub fn explain(f: &Function) -> Result<FusionReport, String> {
+    let mut k = f.clone();
+    LowerKernels.try_run(&mut k)?;
+    crate::Dce.run(&mut k);
+    let before = cost::function_cost(&k);
+    FuseKernels.try_run(&mut k)?;
+    crate::Dce.run(&mut k);
+    let after = cost::function_cost(&k);
+    let mut kernels = Vec::new();
+    for &o in k.body_ops() {
+        let op = k.op(o);
+        let c = cost::op_cost(&k, o);
+        if c.kernels == 0 {
+            continue;
+        }
+        let short = |n: &str| n.split_once('.').map_or(n, |(_, s)| s).to_string();
+        let (what, ops) = match op.kind {
+            dlc_ir::OpKind::Generic => {
+                let (g, _) = dlc_ir::kernel::Generic::read(&k, o)?;
+                let what = if g.reduces() { "generic/reduce" } else { "generic" };
+                (what.to_string(), g.fused.iter().map(|s| short(s)).collect())
+            }
+            dlc_ir::OpKind::KernelMatmul | dlc_ir::OpKind::KernelConv2d => {
+                let view = dlc_ir::AttrView::new(op.kind, &op.attrs);
+                let mut ops = vec![short(op.kind.name()).replace("kernel.", "")];
+                if op.operands.len() > 2 {
+                    ops.push("add (bias)".into());
+                }
+                if view.bool("relu").unwrap_or(false) {
+                    ops.push("relu".into());
+                }
+                (short(op.kind.name()), ops)
+            }
+            kind => (short(kind.name()), Vec::new()),
+        };
+        kernels.push((what, ops, c));
+    }
+    Ok(FusionReport { function: f.name.clone(), before, after, kernels })
+}
