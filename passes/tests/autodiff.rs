@@ -157,6 +157,21 @@ fn ties_follow_pytorch() {
     assert_eq!(unary(OpKind::MaxPool2d, pool.clone(), &[1, 1, 3, 3], &ties), [1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
     let shared = [0.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 5.0];
     assert_eq!(unary(OpKind::MaxPool2d, pool, &[1, 1, 3, 3], &shared), [0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 0.0]);
+    // Tiling windows (stride = kernel) take the tiled rule: ties go to the
+    // first maximum in row-major window order, and the column no window
+    // covers (width 5, kernel 2) gets nothing.
+    let tiled = attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])};
+    #[rustfmt::skip]
+    let x = [1.0, 1.0, 0.0, 2.0, 9.0,
+             1.0, 0.0, 2.0, 2.0, 9.0,
+             3.0, 1.0, 4.0, 4.0, 9.0,
+             3.0, 3.0, 4.0, 4.0, 9.0];
+    #[rustfmt::skip]
+    let want = [1.0, 0.0, 0.0, 1.0, 0.0,
+                0.0, 0.0, 0.0, 0.0, 0.0,
+                1.0, 0.0, 1.0, 0.0, 0.0,
+                0.0, 0.0, 0.0, 0.0, 0.0];
+    assert_eq!(unary(OpKind::MaxPool2d, tiled, &[1, 1, 4, 5], &x), want);
 }
 
 #[test]

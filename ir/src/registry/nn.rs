@@ -60,6 +60,9 @@ fn pool(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
 /// never wins. `taken` marks windows whose maximum an earlier tap already had.
 fn max_pool2d_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
     let axes = pool_axes(b, a, OpKind::MaxPool2d)?;
+    if axes.iter().all(|w| w.stride == w.kernel && w.pad == 0) {
+        return Ok(vec![Some(max_pool2d_tiled_vjp(b, a, &axes)?)]);
+    }
     let (x, y, g) = (a.x(0), a.y(), a.grad);
     let xp = vjp::pad_spatial(b, x, &axes, f64::NEG_INFINITY)?;
     let zero = scalar_like(b, 0.0, g)?;
@@ -90,6 +93,46 @@ fn max_pool2d_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
         dx = Some(accumulate(b, dx, placed)?);
     }
     Ok(vec![dx])
+}
+
+/// The same rule when windows tile the input (stride = kernel, no padding,
+/// the common `MaxPool2d(k)`), without placing taps one by one: `code` holds,
+/// per window, the row-major index of its first maximum (taps visited last
+/// to first, so the first hit is written last); the input seen as
+/// `[n, c, oh, kh, ow, kw]` (a reshape: windows tile it) gets `g` where the
+/// constant tap index equals `code`, zeros elsewhere; rows and columns the
+/// windows do not cover (an odd size) get zeros.
+fn max_pool2d_tiled_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>, axes: &[WindowAxis; 2]) -> Result<ValueId, BuildError> {
+    let (x, y, g) = (a.x(0), a.y(), a.grad);
+    let t = tensor_type(b, x)?;
+    let [kh, kw] = [axes[0].kernel, axes[1].kernel];
+    let [oh, ow] = [axes[0].out, axes[1].out];
+    let mut code = b.scalar(-1.0, t.dtype);
+    for i in (0..kh).rev() {
+        for j in (0..kw).rev() {
+            let tap = vjp::window_taps(b, x, axes, i, j)?;
+            let hit = cmp(b, "eq", tap, y)?;
+            let index = b.scalar((i * kw + j) as f64, t.dtype);
+            code = select(b, hit, index, code)?;
+        }
+    }
+    let (n, c) = (t.shape[0], t.shape[1]);
+    let six = |b: &mut Builder<'_>, v: ValueId| vjp::reshape(b, v, &[n, c, Dim::Static(oh), Dim::Static(1), Dim::Static(ow), Dim::Static(1)]);
+    let (code6, g6) = (six(b, code)?, six(b, g)?);
+    let taps: Vec<f64> = (0..kh * kw).map(|k| k as f64).collect();
+    let one = Dim::Static(1);
+    let index_ty = TensorType::new(vec![one, one, one, Dim::Static(kh), one, Dim::Static(kw)], t.dtype);
+    let index = b.constant(crate::attr::DenseAttr { ty: index_ty, data: crate::attr::DenseData::Float(taps) })?;
+    let mine = cmp(b, "eq", code6, index)?;
+    let zero = scalar_like(b, 0.0, g)?;
+    let dx6 = select(b, mine, g6, zero)?;
+    let mut dx = vjp::reshape(b, dx6, &[n, c, Dim::Static(oh * kh), Dim::Static(ow * kw)])?;
+    for (k, w) in axes.iter().enumerate() {
+        if w.size > w.out * w.kernel {
+            dx = vjp::pad_axis(b, dx, 2 + k, 0, (w.size - w.out * w.kernel) as i64, 0.0)?;
+        }
+    }
+    Ok(dx)
 }
 
 /// Every tap gets `g / (kh·kw)` (padding counts in the divisor, as the
