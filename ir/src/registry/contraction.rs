@@ -102,10 +102,8 @@ pub(super) fn conv2d(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     if x.shape[1] != w.shape[1] {
         return Err(format!("input has {} channels but the weight expects {}", x.shape[1], w.shape[1]));
     }
-    // The contracted channel may be the batch `?` on both sides (the weight
-    // gradient contracts over the batch); the output channels must be static.
-    if matches!(w.shape[0], Dim::Dynamic) {
-        return Err("conv2d output channels must be static".into());
+    if matches!(w.shape[0], Dim::Dynamic) || matches!(x.shape[1], Dim::Dynamic) {
+        return Err("conv2d channel counts must be static".into());
     }
     let oh = window_out(x.shape[2], kh, stride[0], pad[0], dil[0])?;
     let ow = window_out(x.shape[3], kw, stride[1], pad[1], dil[1])?;
@@ -148,18 +146,17 @@ fn conv2d_input_grad(b: &mut Builder<'_>, g: ValueId, w: ValueId, axes: &[Window
 
 /// `dW[o,c,i,j] = Σ_{n,a,b} g[n,o,a,b] · xpad[n, c, a·s + i·d, b·s + j·d]`.
 ///
-/// This is one conv2d with batch and channel axes swapped (input `xᵀ`
-/// [C,N,H,W], weight `gᵀ` [O,N,OH,OW], stride and dilation exchanged),
-/// cropped to the kernel: it contracts over the batch, which may be `?` on
-/// both sides, and runs on the contraction fast path like the forward conv.
-/// The im2col form below (the K·K strided taps of the padded input as
-/// columns [N, C·K·K, OH·OW], a batched matmul with `g` per sample, a sum
-/// over the batch) is kept for a weight with `?` output channels, which
-/// conv2d cannot produce.
+/// With a static batch this is one conv2d with batch and channel axes
+/// swapped (input `xᵀ` [C,N,H,W], weight `gᵀ` [O,N,OH,OW], stride and
+/// dilation exchanged), cropped to the kernel. With the batch `?` that form
+/// would contract over `?`, which conv2d's static channel rule forbids, so
+/// the weight gradient is taken as im2col instead: the K·K strided taps of the
+/// padded input become columns [N, C·K·K, OH·OW], a batched matmul with `g`
+/// gives one [O, C·K·K] per sample, and a sum over the batch finishes it.
 fn conv2d_weight_grad(b: &mut Builder<'_>, x: ValueId, g: ValueId, w: &TensorType, axes: &[WindowAxis; 2]) -> Result<ValueId, BuildError> {
     let xt = tensor_type(b, x)?;
     let [kh, kw] = [axes[0].kernel, axes[1].kernel];
-    if xt.shape[1].as_static().is_some() {
+    if xt.shape[0].as_static().is_some() {
         let xs = transpose(b, x, &[1, 0, 2, 3])?;
         let gs = transpose(b, g, &[1, 0, 2, 3])?;
         let [h, v] = axes;
