@@ -149,7 +149,7 @@ fn constants_expand_splats() {
         .constant(DenseAttr { ty: TensorType::fixed(&[3], DType::F64), data: DenseData::Float(vec![1.0, -2.0, 0.25]) })
         .unwrap();
     b.ret(&[s, t, d]);
-    let out = run(&f, &[]).unwrap();
+    let out = run::<Tensor>(&f, &[]).unwrap();
     assert_eq!(out[0], f32t(&[2, 2], &[1.5; 4]));
     assert_eq!(out[1], Tensor::from_bool(&[], vec![true]).unwrap());
     assert_eq!(out[2], f64t(&[3], &[1.0, -2.0, 0.25]));

@@ -42,7 +42,10 @@ struct Batch {
 ///
 /// Each argument must match its declared type: dtype, rank and every static
 /// dim; all `?` dims, across all arguments, are one batch size.
-pub fn run(func: &Function, args: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+///
+/// Arguments may be owned tensors or references (`&[&Tensor]`), so a caller
+/// holding parameters need not copy them for a call.
+pub fn run<T: std::borrow::Borrow<Tensor>>(func: &Function, args: &[T]) -> Result<Vec<Tensor>, InterpError> {
     let params = func.args();
     let typed: Vec<(String, &Type)> =
         params.iter().enumerate().map(|(i, &v)| (func.value(v).name.clone().unwrap_or_else(|| format!("arg{i}")), func.ty(v))).collect();
@@ -52,7 +55,7 @@ pub fn run(func: &Function, args: &[Tensor]) -> Result<Vec<Tensor>, InterpError>
     }
     let mut env: Vec<Option<Cow<'_, Tensor>>> = (0..func.num_values()).map(|_| None).collect();
     for (&v, t) in params.iter().zip(args) {
-        env[v.0 as usize] = Some(Cow::Borrowed(t));
+        env[v.0 as usize] = Some(Cow::Borrowed(t.borrow()));
     }
     // Values are dropped after their last use, so a long function (a training
     // step) holds only what is still live.
@@ -140,13 +143,13 @@ fn conforms(ty: &TensorType, t: &Tensor) -> bool {
 /// each dtype, rank and static dim, and that every `?` dim has one size. Returns
 /// that batch size, if any `?` occurs. Every backend checks its arguments with
 /// this, so a mistake reads the same whichever backend runs the model.
-pub fn check_args(func: &str, params: &[(String, &Type)], args: &[Tensor]) -> Result<Option<usize>, InterpError> {
+pub fn check_args<T: std::borrow::Borrow<Tensor>>(func: &str, params: &[(String, &Type)], args: &[T]) -> Result<Option<usize>, InterpError> {
     if args.len() != params.len() {
         return Err(InterpError::ArgCount { func: func.to_string(), expected: params.len(), found: args.len() });
     }
     let mut batch = Batch::default();
     for ((name, ty), t) in params.iter().zip(args) {
-        check_arg(name, ty, t, &mut batch)?;
+        check_arg(name, ty, t.borrow(), &mut batch)?;
     }
     Ok(batch.size)
 }
