@@ -6,7 +6,7 @@
 //! their `// RUN: dlc opt …` lines through it, and the pipelines below name
 //! its rows.
 
-use crate::{Canonicalize, Cse, Dce, Fold, FuseKernels, LowerKernels, Pass};
+use crate::{Canonicalize, Cse, Dce, Egraph, Fold, FuseKernels, LowerKernels, Pass};
 use std::fmt;
 
 /// One declared pass.
@@ -37,6 +37,11 @@ pub const PASSES: &[PassInfo] = &[
         create: || Box::new(Fold::default()),
     },
     PassInfo { name: "dce", summary: "remove ops whose results are never used", create: || Box::new(Dce) },
+    PassInfo {
+        name: "egraph",
+        summary: "equality saturation (egg): exact algebra, transposes into matmul flags, stable log-softmax, scalar motion; cheapest form by bytes and FLOPs",
+        create: || Box::new(Egraph),
+    },
     PassInfo {
         name: "lower-kernels",
         summary: "lower dl ops to structured kernels (kernel.generic loop nests, kernel.matmul / kernel.conv2d contractions)",
@@ -157,7 +162,7 @@ mod tests {
     fn unknown_names_suggest_the_closest_one() {
         let e = lookup("cs").err().unwrap();
         assert_eq!(e.suggestion, Some("cse"));
-        assert_eq!(e.to_string(), "unknown pass 'cs'; did you mean 'cse'? (available: canonicalize, cse, fold, dce, lower-kernels, fuse-kernels)");
+        assert_eq!(e.to_string(), "unknown pass 'cs'; did you mean 'cse'? (available: canonicalize, cse, fold, dce, egraph, lower-kernels, fuse-kernels)");
         assert_eq!(lookup("canonicalise").err().unwrap().suggestion, Some("canonicalize"));
         assert_eq!(lookup("fodl").err().unwrap().suggestion, Some("fold"));
         assert_eq!(lookup("inline").err().unwrap().suggestion, None);

@@ -1,0 +1,212 @@
+//! The extraction cost model, and extraction: which node each needed class
+//! is computed by.
+//!
+//! A node costs its estimated time, in picoseconds, from the kernel level's
+//! analytic model (`kernel::cost`): bytes moved (each distinct operand read
+//! once, the result written once) at [`BYTES_PER_NS`], plus FLOPs at
+//! [`FLOPS_PER_NS`], with a `?` batch counted as [`NOMINAL_BATCH`]. Per op:
+//! - elementwise ops: their operation count per result element
+//!   (`op_flops`: a transcendental function weighs 12, a division 4);
+//! - `matmul`: `2·M·N·K`; `conv2d`: `2 · output elements · C·KH·KW`;
+//! - reductions: one operation per input element; `softmax`: a max, a
+//!   subtraction, an exp, a sum and a division per element;
+//!   `log_softmax`: the same without the division, plus one log per row;
+//! - other movement (transpose, broadcast, slice, gather …): its bytes only;
+//! - `reshape` (a view) and splat constants: free; leaves: free (their ops
+//!   are kept as they are whatever is extracted).
+//!
+//! Costs are integers, so sums and comparisons are exact and the choice is
+//! the same on every machine. Extraction first picks, per class, the node
+//! with the least tree cost (a node plus its children's best costs), ties
+//! broken by fewer ops, then by preferring a node of the input IR, then by
+//! the node order; tree costs count a shared operand once per use, so a
+//! second step re-chooses the input's own node for each class where that
+//! lowers the cost of the whole extracted DAG (a value needed elsewhere
+//! anyway is free to reuse).
+
+use super::analysis::Graph;
+use super::lang::Dl;
+use crate::kernel::cost::{BYTES_PER_NS, FLOPS_PER_NS, NOMINAL_BATCH, bytes, elements, op_flops};
+use dlc_ir::{Attrs, AttrView, Category, Dim, Function, OpId, OpKind, Type};
+use egg::{Id, Language};
+use std::collections::HashSet;
+
+/// The estimated time of `kind` with `attrs` reading `operands` (distinct
+/// values) and producing `out`, in picoseconds.
+pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], out: &Type) -> u64 {
+    let dims = |t: &Type| -> Vec<f64> {
+        t.as_tensor().map_or(Vec::new(), |t| t.shape.iter().map(|d| match d {
+            Dim::Static(n) => *n as f64,
+            Dim::Dynamic => NOMINAL_BATCH as f64,
+        }).collect())
+    };
+    let n_out = out.as_tensor().map_or(1.0, elements);
+    let n_in = operands.first().and_then(|t| t.as_tensor()).map_or(1.0, elements);
+    let io = operands.iter().map(|t| bytes(t)).sum::<f64>() + bytes(out);
+    let view = AttrView::new(kind, attrs);
+    let flops = match kind {
+        OpKind::Constant | OpKind::Reshape => return 0,
+        OpKind::Matmul | OpKind::KernelMatmul => {
+            let a = operands.first().map(|t| dims(t)).unwrap_or_default();
+            let ta = view.bool("transpose_a").unwrap_or(false);
+            let k = match a.len() {
+                r if r >= 2 => a[if ta { r - 2 } else { r - 1 }],
+                _ => 1.0,
+            };
+            2.0 * n_out * k
+        }
+        OpKind::Conv2d | OpKind::KernelConv2d => {
+            let w = operands.get(1).map(|t| dims(t)).unwrap_or_default();
+            2.0 * n_out * w.iter().skip(1).product::<f64>()
+        }
+        OpKind::Softmax => n_out * (op_flops(OpKind::Exp) + op_flops(OpKind::Div) + 3.0),
+        OpKind::LogSoftmax => {
+            let d = dims(out);
+            let axis = view.int("axis").unwrap_or(-1);
+            let axis = if axis < 0 { axis + d.len() as i64 } else { axis };
+            let row = d.get(axis as usize).copied().unwrap_or(1.0).max(1.0);
+            n_out * (op_flops(OpKind::Exp) + 3.0) + n_out / row * op_flops(OpKind::Log)
+        }
+        k if k.is_elementwise() => n_out * op_flops(k),
+        k if k.category() == Category::Reduction => n_in,
+        _ => 0.0,
+    };
+    (1000.0 * (io / BYTES_PER_NS + flops / FLOPS_PER_NS)).round() as u64
+}
+
+/// The cost of op `o` of `f`, as [`op_cost`] counts it.
+pub fn ir_op_cost(f: &Function, o: OpId) -> u64 {
+    let op = f.op(o);
+    let mut operands = op.operands.clone();
+    operands.sort();
+    operands.dedup();
+    let types: Vec<&Type> = operands.iter().map(|&v| f.ty(v)).collect();
+    op.results.first().map_or(0, |&r| op_cost(op.kind, &op.attrs, &types, f.ty(r)))
+}
+
+/// The cost of one e-node of `g`.
+pub fn node_cost(g: &Graph, class: Id, node: &Dl) -> u64 {
+    match node {
+        Dl::Leaf(_) => 0,
+        Dl::Op { kind, attrs, children } => {
+            let mut distinct: Vec<Id> = children.iter().map(|&c| g.find(c)).collect();
+            distinct.sort();
+            distinct.dedup();
+            let types: Vec<&Type> = distinct.iter().map(|&c| &g[c].data.ty).collect();
+            op_cost(*kind, attrs.attrs(), &types, &g[class].data.ty)
+        }
+    }
+}
+
+/// The chosen node of every class that has one, by canonical class id.
+pub struct Choice {
+    nodes: Vec<Option<Dl>>,
+}
+
+impl Choice {
+    /// The node that computes `class`.
+    pub fn node(&self, g: &Graph, class: Id) -> &Dl {
+        self.nodes[usize::from(g.find(class))].as_ref().expect("every class reachable from a root has a choice")
+    }
+}
+
+/// A node's rank in tree extraction: its tree cost, its tree's op count,
+/// then 0 for a node of the input IR and 1 for a new one.
+type TreeKey = (u128, u64, u8);
+
+/// Picks a node per class for the values `roots`; `original` holds the
+/// input IR's nodes (canonical), which win ties.
+pub fn extract(g: &Graph, roots: &[Id], original: &HashSet<Dl>) -> Choice {
+    let n = g.classes().map(|c| usize::from(c.id)).max().map_or(0, |m| m + 1);
+    let mut best: Vec<Option<(TreeKey, Dl)>> = vec![None; n];
+    loop {
+        let mut changed = false;
+        for class in g.classes() {
+            for node in &class.nodes {
+                let mut key = (u128::from(node_cost(g, class.id, node)), u64::from(node.kind().is_some()), u8::from(!original.contains(node)));
+                let mut complete = true;
+                for &c in node.children() {
+                    match &best[usize::from(g.find(c))] {
+                        Some(((cc, co, _), _)) => key = (key.0.saturating_add(*cc), key.1.saturating_add(*co), key.2),
+                        None => complete = false,
+                    }
+                }
+                let slot = &mut best[usize::from(class.id)];
+                if complete && slot.as_ref().is_none_or(|(k, _)| key < *k) {
+                    *slot = Some((key, node.clone()));
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut choice = Choice { nodes: best.into_iter().map(|b| b.map(|(_, n)| n)).collect() };
+    refine(g, roots, original, &mut choice);
+    choice
+}
+
+/// The cost of the DAG the choice computes from `roots` (each class once),
+/// or `None` when the choice is cyclic.
+pub fn dag_cost(g: &Graph, roots: &[Id], choice: &Choice) -> Option<u128> {
+    let mut state = vec![0u8; choice.nodes.len()]; // 0 new, 1 on the stack, 2 done
+    let mut total = 0u128;
+    // Iterative DFS: (class, children visited).
+    for &r in roots {
+        let mut stack = vec![(g.find(r), false)];
+        while let Some((c, expanded)) = stack.pop() {
+            let i = usize::from(c);
+            if expanded {
+                state[i] = 2;
+                total += u128::from(node_cost(g, c, choice.nodes[i].as_ref()?));
+                continue;
+            }
+            match state[i] {
+                2 => continue,
+                1 => return None,
+                _ => {}
+            }
+            state[i] = 1;
+            stack.push((c, true));
+            for &ch in choice.nodes[i].as_ref()?.children() {
+                let ch = g.find(ch);
+                match state[usize::from(ch)] {
+                    1 => return None,
+                    0 => stack.push((ch, false)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Where a class's tree-cheapest node is not the input's, tries the input's
+/// node instead and keeps it when the whole DAG gets cheaper.
+fn refine(g: &Graph, roots: &[Id], original: &HashSet<Dl>, choice: &mut Choice) {
+    let Some(mut cost) = dag_cost(g, roots, choice) else { return };
+    for _ in 0..2 {
+        let mut improved = false;
+        for class in g.classes() {
+            let i = usize::from(class.id);
+            if choice.nodes[i].as_ref().is_none_or(|n| original.contains(n)) {
+                continue;
+            }
+            for node in class.nodes.iter().filter(|n| original.contains(*n)) {
+                let previous = choice.nodes[i].replace(node.clone());
+                match dag_cost(g, roots, choice) {
+                    Some(c) if c < cost => {
+                        cost = c;
+                        improved = true;
+                        break;
+                    }
+                    _ => choice.nodes[i] = previous,
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+}

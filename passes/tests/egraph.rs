@@ -1,0 +1,291 @@
+//! The `egraph` pass's rules, one line each in egg's style: under the given
+//! leaf types, the start term and the expected term end up in one e-class
+//! when the rule alone runs (`=>`), or do not (`!=>`: the rule must not
+//! fire). Every rule has a line; `every_rule_has_a_test` fails otherwise.
+//! Then the language, the analysis (types, constant folding) and the pass on
+//! small functions.
+//!
+//! Leaf types are written as the inside of `tensor<…>`: `3x4xf32`, `?x10xf32`,
+//! `f32`. `c(v)` below is an f32 rank-0 splat constant.
+
+use dlc_ir::{DType, Dim, Function, TensorType, Type, parse_module, print_function, verify_function};
+use dlc_passes::egraph::analysis::{DlAnalysis, Graph};
+use dlc_passes::egraph::lang::Dl;
+use dlc_passes::egraph::{optimize, rules};
+use egg::{RecExpr, Runner};
+use std::collections::BTreeSet;
+
+/// One line: rule, leaf types, start term, `=>` or `!=>`, expected term.
+type Case = (&'static str, &'static str, &'static str, &'static str, &'static str);
+
+const C1: &str = "constant{value=dense<1.0>:tensor<f32>}";
+
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    // --- algebra
+    ("mul_one",      "3xf32",          "(mul %0 constant{value=dense<1.0>:tensor<f32>})",          "=>",  "%0"),
+    ("mul_one",      "3xf32",          "(mul constant{value=dense<1.0>:tensor<f32>} %0)",          "=>",  "%0"),
+    ("mul_one",      "3xi64",          "(mul %0 constant{value=dense<1>:tensor<i64>})",            "=>",  "%0"),
+    ("mul_one",      "f32",            "(mul %0 constant{value=dense<1.0>:tensor<3xf32>})",        "!=>", "%0"),
+    ("mul_one",      "3xf32",          "(mul %0 constant{value=dense<1.0000001>:tensor<f32>})",    "!=>", "%0"),
+    ("div_one",      "3xf32",          "(div %0 constant{value=dense<1.0>:tensor<f32>})",          "=>",  "%0"),
+    ("div_one",      "3xf32",          "(div constant{value=dense<1.0>:tensor<f32>} %0)",          "!=>", "%0"),
+    ("add_zero",     "3xf32",          "(add %0 constant{value=dense<-0.0>:tensor<f32>})",         "=>",  "%0"),
+    ("add_zero",     "3xf32",          "(add constant{value=dense<-0.0>:tensor<f32>} %0)",         "=>",  "%0"),
+    ("add_zero",     "3xf32",          "(add %0 constant{value=dense<0.0>:tensor<f32>})",          "!=>", "%0"),
+    ("add_zero",     "3xi32",          "(add constant{value=dense<0>:tensor<i32>} %0)",            "=>",  "%0"),
+    ("sub_zero",     "3xf32",          "(sub %0 constant{value=dense<0.0>:tensor<f32>})",          "=>",  "%0"),
+    ("sub_zero",     "3xf32",          "(sub %0 constant{value=dense<-0.0>:tensor<f32>})",         "!=>", "%0"),
+    ("sub_zero",     "3xf32",          "(sub constant{value=dense<0.0>:tensor<f32>} %0)",          "!=>", "%0"),
+    ("mul_neg_one",  "3xf32",          "(mul constant{value=dense<-1.0>:tensor<f32>} %0)",         "=>",  "(neg %0)"),
+    ("div_pow2",     "3xf32",          "(div %0 constant{value=dense<4.0>:tensor<f32>})",          "=>",  "(mul %0 constant{value=dense<0.25>:tensor<f32>})"),
+    ("div_pow2",     "3xf64",          "(div %0 constant{value=dense<-0.5>:tensor<f64>})",         "=>",  "(mul %0 constant{value=dense<-2.0>:tensor<f64>})"),
+    ("div_pow2",     "3xf32",          "(div %0 constant{value=dense<3.0>:tensor<f32>})",          "!=>", "(mul %0 constant{value=dense<0.3333333432674408>:tensor<f32>})"),
+    ("div_pow2",     "3xf32",          "(div %0 constant{value=dense<1.0e38>:tensor<f32>})",       "!=>", "(mul %0 constant{value=dense<1.0e-38>:tensor<f32>})"),
+    ("neg_neg",      "3xf32",          "(neg (neg %0))",                                           "=>",  "%0"),
+    ("sub_neg",      "3xf32, f32",     "(sub %0 (neg %1))",                                        "=>",  "(add %0 %1)"),
+    ("add_neg",      "3xf32, f32",     "(add (neg %1) %0)",                                        "=>",  "(sub %0 %1)"),
+    ("abs_neg",      "3xf32",          "(abs (neg %0))",                                           "=>",  "(abs %0)"),
+    ("abs_abs",      "3xi64",          "(abs (abs %0))",                                           "=>",  "(abs %0)"),
+    ("relu_relu",    "3xf32",          "(relu (relu %0))",                                         "=>",  "(relu %0)"),
+    ("max_same",     "3xf32",          "(maximum %0 %0)",                                          "=>",  "%0"),
+    ("min_same",     "3xf32",          "(minimum %0 %0)",                                          "=>",  "%0"),
+    ("select_true",  "3xf32, 3xf32",   "(select constant{value=dense<true>:tensor<i1>} %0 %1)",    "=>",  "%0"),
+    ("select_true",  "3xf32, 3xf32",   "(select constant{value=dense<false>:tensor<i1>} %0 %1)",   "!=>", "%0"),
+    ("select_false", "3xf32, 3xf32",   "(select constant{value=dense<false>:tensor<3xi1>} %0 %1)", "=>",  "%1"),
+    ("select_false", "3xf32, f32",     "(select constant{value=dense<false>:tensor<3xi1>} %0 %1)", "!=>", "%1"),
+    ("select_same",  "3xi1, 3xf32",    "(select %0 %1 %1)",                                        "=>",  "%1"),
+    // --- layout
+    ("transpose_transpose", "2x3x4xf32", "(transpose{perm=[0,2,1]} (transpose{perm=[1,2,0]} %0))", "=>", "(transpose{perm=[1,0,2]} %0)"),
+    ("transpose_identity",  "3x3xf32",   "(transpose{perm=[0,1]} %0)",                              "=>",  "%0"),
+    ("transpose_identity",  "3x3xf32",   "(transpose{perm=[1,0]} %0)",                              "!=>", "%0"),
+    ("matmul_transpose_a",  "3x2xf32, 3x4xf32", "(matmul (transpose{perm=[1,0]} %0) %1)",           "=>",  "(matmul{transpose_a=true} %0 %1)"),
+    ("matmul_transpose_a",  "5x3x2xf32, 3x4xf32", "(matmul (transpose{perm=[0,2,1]} %0) %1)",       "=>",  "(matmul{transpose_a=true} %0 %1)"),
+    ("matmul_transpose_a",  "3x2x4xf32, 4x5xf32", "(matmul (transpose{perm=[1,0,2]} %0) %1)",       "!=>", "(matmul{transpose_a=true} %0 %1)"),
+    ("matmul_transpose_b",  "2x3xf32, 4x3xf32", "(matmul %0 (transpose{perm=[1,0]} %1))",           "=>",  "(matmul{transpose_b=true} %0 %1)"),
+    ("matmul_transpose_b",  "2x3xf32, 3x4xf32", "(matmul{transpose_b=true} %0 (transpose{perm=[1,0]} %1))", "=>", "(matmul %0 %1)"),
+    ("transpose_matmul",    "?x3xf32, 3x4xf32", "(transpose{perm=[1,0]} (matmul %0 %1))",           "=>",  "(matmul{transpose_a=true,transpose_b=true} %1 %0)"),
+    ("reshape_reshape",     "2x6xf32",   "(reshape{shape=[3,4]} (reshape{shape=[12]} %0))",        "=>",  "(reshape{shape=[3,4]} %0)"),
+    ("reshape_reshape",     "?x6xf32",   "(reshape{shape=[-1,6]} (reshape{shape=[-1,2,3]} %0))",   "=>",  "(reshape{shape=[-1,6]} %0)"),
+    ("broadcast_broadcast", "3xf32",     "(broadcast_to{shape=[4,2,3]} (broadcast_to{shape=[2,3]} %0))", "=>", "(broadcast_to{shape=[4,2,3]} %0)"),
+    ("reshape_noop",        "2x3xf32",   "(reshape{shape=[2,3]} %0)",                               "=>",  "%0"),
+    ("reshape_noop",        "2x3xf32",   "(reshape{shape=[3,2]} %0)",                               "!=>", "%0"),
+    ("broadcast_noop",      "?x3xf32",   "(broadcast_to{shape=[-1,3]} %0)",                         "=>",  "%0"),
+    ("cast_noop",           "3xf32",     "(cast{dtype=f32} %0)",                                    "=>",  "%0"),
+    ("cast_noop",           "3xf32",     "(cast{dtype=f64} (cast{dtype=f64} %0))",                  "!=>", "%0"),
+    // --- loss
+    ("log_softmax",         "?x10xf32",  "(log (softmax{axis=1} %0))",                              "=>",  "(log_softmax{axis=1} %0)"),
+    ("exp_log_softmax",     "?x10xf32",  "(exp (log_softmax{axis=-1} %0))",                         "=>",  "(softmax{axis=-1} %0)"),
+    ("softmax_log_softmax", "?x10xf32",  "(softmax{axis=-1} (log_softmax{axis=1} %0))",             "=>",  "(softmax{axis=-1} %0)"),
+    ("softmax_log_softmax", "4x10xf32",  "(softmax{axis=0} (log_softmax{axis=1} %0))",              "!=>", "(softmax{axis=0} %0)"),
+    // --- scalar
+    ("matmul_scale_a",      "2x3xf32, 3x4xf32", "(matmul (mul %0 constant{value=dense<2.0>:tensor<f32>}) %1)", "=>", "(mul (matmul %0 %1) constant{value=dense<2.0>:tensor<f32>})"),
+    ("matmul_scale_a",      "2x3xf32, 3x4xf32, f32", "(matmul (mul %2 %0) %1)",                       "=>",  "(mul (matmul %0 %1) %2)"),
+    ("matmul_scale_a",      "2x3xf32, 3x4xf32, 3xf32", "(matmul (mul %0 %2) %1)",                     "!=>", "(mul (matmul %0 %1) %2)"),
+    ("matmul_scale_b",      "2x3xf32, 3x4xf32", "(matmul{transpose_a=false} %0 (mul constant{value=dense<2.0>:tensor<f32>} %1))", "=>", "(mul (matmul %0 %1) constant{value=dense<2.0>:tensor<f32>})"),
+    ("scale_matmul_a",      "2x3xf32, 4x3xf32", "(mul (matmul{transpose_b=true} %0 %1) constant{value=dense<2.0>:tensor<f32>})", "=>", "(matmul{transpose_b=true} (mul %0 constant{value=dense<2.0>:tensor<f32>}) %1)"),
+    ("scale_matmul_b",      "2x3xf32, 3x4xf32", "(mul constant{value=dense<2.0>:tensor<f32>} (matmul %0 %1))", "=>", "(matmul %0 (mul %1 constant{value=dense<2.0>:tensor<f32>}))"),
+    ("matmul_neg_a",        "2x3xf32, 3x4xf32", "(matmul (neg %0) %1)",                             "=>",  "(neg (matmul %0 %1))"),
+    ("matmul_neg_b",        "2x3xf32, 3x4xf32", "(matmul %0 (neg %1))",                             "=>",  "(neg (matmul %0 %1))"),
+    ("reduce_sum_scale",    "?x3xf32",   "(reduce_sum{axes=[1]} (mul %0 constant{value=dense<2.0>:tensor<f32>}))", "=>", "(mul (reduce_sum{axes=[1]} %0) constant{value=dense<2.0>:tensor<f32>})"),
+    ("reduce_mean_scale",   "?x3xf32",   "(reduce_mean{axes=[0,1]} (mul constant{value=dense<2.0>:tensor<f32>} %0))", "=>", "(mul (reduce_mean{axes=[0,1]} %0) constant{value=dense<2.0>:tensor<f32>})"),
+    ("scale_scale",         "3xf32",     "(mul (mul %0 constant{value=dense<2.0>:tensor<f32>}) constant{value=dense<3.0>:tensor<f32>})", "=>", "(mul %0 constant{value=dense<6.0>:tensor<f32>})"),
+    ("scale_scale",         "3xf32, f32", "(mul (mul %0 %1) constant{value=dense<3.0>:tensor<f32>})", "!=>", "(mul %0 (mul %1 constant{value=dense<3.0>:tensor<f32>}))"),
+];
+
+/// A type written as the inside of `tensor<…>`.
+fn ty(s: &str) -> Type {
+    let mut parts: Vec<&str> = s.trim().split('x').collect();
+    let dtype = DType::from_name(parts.pop().unwrap()).unwrap_or_else(|| panic!("bad dtype in {s}"));
+    let dims = parts.iter().map(|d| if *d == "?" { Dim::Dynamic } else { Dim::Static(d.parse().unwrap()) }).collect();
+    TensorType::new(dims, dtype).into()
+}
+
+fn graph(leaves: &str) -> Graph {
+    let leaf_types = if leaves.is_empty() { Vec::new() } else { leaves.split(',').map(ty).collect() };
+    Graph::new(DlAnalysis { leaf_types })
+}
+
+fn rule(name: &str) -> &'static rules::Rule {
+    rules::TOPICS.iter().flat_map(|(_, rs)| rs.iter()).find(|r| r.name == name).unwrap_or_else(|| panic!("no rule {name}"))
+}
+
+/// Runs one case; the error says what went wrong.
+fn check(&(name, leaves, start, arrow, expected): &Case) -> Result<(), String> {
+    let mut g = graph(leaves);
+    let start_expr: RecExpr<Dl> = start.parse().map_err(|e| format!("start: {e}"))?;
+    let expected_expr: RecExpr<Dl> = expected.parse().map_err(|e| format!("expected: {e}"))?;
+    let root = g.add_expr(&start_expr);
+    let runner = Runner::default().with_egraph(g).with_iter_limit(4).run(&rules::rewrites(std::slice::from_ref(rule(name))));
+    let g = runner.egraph;
+    let found = g.lookup_expr(&expected_expr).is_some_and(|e| g.find(e) == g.find(root));
+    match (arrow, found) {
+        ("=>", true) | ("!=>", false) => Ok(()),
+        ("=>", false) => Err("did not rewrite to the expected term".into()),
+        ("!=>", true) => Err("rewrote, and must not".into()),
+        _ => Err(format!("bad arrow {arrow}")),
+    }
+}
+
+#[test]
+fn every_rule_rewrites_as_its_line_says() {
+    let failures: Vec<String> = CASES.iter().filter_map(|c| check(c).err().map(|e| format!("{}: {} {} {}: {e}", c.0, c.2, c.3, c.4))).collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_rule_has_a_test() {
+    let tested: BTreeSet<&str> = CASES.iter().filter(|c| c.3 == "=>").map(|c| c.0).collect();
+    let all: Vec<&str> = rules::TOPICS.iter().flat_map(|(_, rs)| rs.iter().map(|r| r.name)).collect();
+    let untested: Vec<&&str> = all.iter().filter(|r| !tested.contains(*r)).collect();
+    assert!(untested.is_empty(), "rules without a `=>` line: {untested:?}");
+    let mut seen = BTreeSet::new();
+    for r in &all {
+        assert!(seen.insert(r), "rule {r} is declared twice");
+    }
+    for t in &tested {
+        assert!(all.contains(t), "a line names unknown rule {t}");
+    }
+}
+
+#[test]
+fn every_rule_parses_and_right_sides_name_bound_variables() {
+    for (_, rs) in rules::TOPICS {
+        // Panics with the rule's name on a bad pattern or an unbound variable.
+        let _ = rules::rewrites(rs);
+    }
+}
+
+// --- the language ------------------------------------------------------------
+
+#[test]
+fn terms_print_and_parse_with_canonical_attributes() {
+    for (text, canonical) in [
+        ("(matmul{transpose_b=true} %0 %1)", "(matmul{transpose_b=true} %0 %1)"),
+        ("(matmul{transpose_a=false} %0 %1)", "(matmul %0 %1)"),
+        ("(reduce_sum{keepdims=false,axes=[0]} %0)", "(reduce_sum{axes=[0]} %0)"),
+        ("(cmp{predicate=\"lt\"} %0 %1)", "(cmp{predicate=\"lt\"} %0 %1)"),
+        (C1, C1),
+    ] {
+        let e: RecExpr<Dl> = text.parse().unwrap_or_else(|err| panic!("{text}: {err}"));
+        assert_eq!(dlc_passes::egraph::lang::term(&e), canonical);
+    }
+    for bad in ["(frobnicate %0)", "(add %0)", "(relu{alpha=1.0} %0)", "(%0 %1)"] {
+        assert!(bad.parse::<RecExpr<Dl>>().is_err(), "{bad} parsed");
+    }
+}
+
+// --- the analysis ------------------------------------------------------------
+
+fn class_of(g: &mut Graph, term: &str) -> egg::Id {
+    let e: RecExpr<Dl> = term.parse().unwrap();
+    let id = g.add_expr(&e);
+    g.rebuild();
+    g.find(id)
+}
+
+#[test]
+fn classes_know_their_types_and_constants_fold_as_the_interpreter_computes() {
+    let mut g = graph("?x3xf32, 3xf32");
+    let x = class_of(&mut g, "(add %0 %1)");
+    assert_eq!(g[x].data.ty, ty("?x3xf32"));
+    // 1 + 2 folds to 3, a splat of the broadcast type.
+    let folded = class_of(&mut g, "(add constant{value=dense<1.0>:tensor<f32>} constant{value=dense<2.0>:tensor<2x2xf32>})");
+    assert_eq!(g[folded].data.splat_f64(), Some(3.0));
+    assert_eq!(folded, class_of(&mut g, "constant{value=dense<3.0>:tensor<2x2xf32>}"));
+    // f32 rounding: 0.1 + 0.2 in f32 is not the f64 sum.
+    let r = class_of(&mut g, "(add constant{value=dense<0.1>:tensor<f32>} constant{value=dense<0.2>:tensor<f32>})");
+    assert_eq!(g[r].data.splat_f64(), Some((0.1f32 + 0.2f32) as f64));
+    // A splat of a `?` shape is the rank-0 constant broadcast to it.
+    let dynamic = class_of(&mut g, "(broadcast_to{shape=[-1,3]} (reshape{shape=[1,1]} constant{value=dense<1.0>:tensor<f32>}))");
+    assert_eq!(dynamic, class_of(&mut g, "(broadcast_to{shape=[-1,3]} constant{value=dense<1.0>:tensor<f32>})"));
+    // Comparisons and selects fold to their own dtypes.
+    let c = class_of(&mut g, "(cmp{predicate=\"lt\"} constant{value=dense<1.0>:tensor<f32>} constant{value=dense<2.0>:tensor<f32>})");
+    assert_eq!((g[c].data.ty.clone(), g[c].data.splat_f64()), (ty("i1"), Some(1.0)));
+    // Not folded: a reduction of a splat (it depends on the size).
+    let s = class_of(&mut g, "(reduce_sum{axes=[0]} constant{value=dense<1.0>:tensor<3xf32>})");
+    assert_eq!(g[s].data.splat_f64(), None);
+}
+
+// --- the pass on small functions ---------------------------------------------
+
+fn opt(src: &str) -> (Function, dlc_passes::egraph::Report) {
+    let m = parse_module(src).unwrap();
+    let mut f = m.functions[0].clone();
+    let report = optimize(&mut f).unwrap();
+    verify_function(&f).unwrap();
+    (f, report)
+}
+
+#[test]
+fn transposes_fold_into_matmul_flags_and_names_are_kept() {
+    let (f, report) = opt(
+        r#"func.func @f(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> tensor<?x3xf32> {
+  %wt = "dl.transpose"(%w) {perm = [1, 0]} : (tensor<3x4xf32>) -> tensor<4x3xf32>
+  %y = "dl.matmul"(%x, %wt) : (tensor<?x4xf32>, tensor<4x3xf32>) -> tensor<?x3xf32>
+  %r = "dl.relu"(%y) : (tensor<?x3xf32>) -> tensor<?x3xf32>
+  return %r : tensor<?x3xf32>
+}"#,
+    );
+    let text = print_function(&f);
+    assert!(text.contains(r#"%y = "dl.matmul"(%x, %w) {transpose_b = true}"#), "{text}");
+    assert!(!text.contains("dl.transpose"), "{text}");
+    assert!(text.contains(r#"%r = "dl.relu"(%y)"#), "{text}");
+    assert!(report.changed && report.cost_after < report.cost_before, "{report}");
+    assert_eq!(report.fired.get("matmul_transpose_b"), Some(&1), "{report}");
+}
+
+#[test]
+fn an_unchanged_function_is_left_byte_for_byte() {
+    let src = r#"func.func @f(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> tensor<?x3xf32> {
+  %y = "dl.matmul"(%x, %w) {transpose_b = true} : (tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<?x3xf32>
+  %s = "dl.softmax"(%y) {axis = 1} : (tensor<?x3xf32>) -> tensor<?x3xf32>
+  return %s : tensor<?x3xf32>
+}"#;
+    let before = print_function(&parse_module(src).unwrap().functions[0]);
+    let (f, report) = opt(src);
+    assert!(!report.changed, "{report}");
+    assert_eq!(print_function(&f), before);
+}
+
+#[test]
+fn ops_the_egraph_does_not_model_stay_in_order_with_operands_remapped() {
+    // A non-splat constant is a leaf; `neg(neg(x))` feeding it collapses.
+    let (f, _) = opt(
+        r#"func.func @f(%x: tensor<3xf32>) -> (tensor<3xf32>, tensor<3xf32>) {
+  %0 = "dl.neg"(%x) : (tensor<3xf32>) -> tensor<3xf32>
+  %1 = "dl.neg"(%0) : (tensor<3xf32>) -> tensor<3xf32>
+  %k = "dl.constant"() {value = dense<[1.0, 2.0, 3.0]> : tensor<3xf32>} : () -> tensor<3xf32>
+  %2 = "dl.add"(%1, %k) : (tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
+  return %2, %k : tensor<3xf32>, tensor<3xf32>
+}"#,
+    );
+    let text = print_function(&f);
+    assert!(!text.contains("dl.neg"), "{text}");
+    assert!(text.contains(r#""dl.add"(%x, %k)"#), "{text}");
+}
+
+#[test]
+fn a_shared_value_is_reused_rather_than_recomputed_another_way() {
+    // exp(log_softmax(x)) is softmax(x), but log_softmax(x) is returned anyway:
+    // one exp is cheaper than a second normalization, so the exp stays.
+    let (f, report) = opt(
+        r#"func.func @f(%x: tensor<?x10xf32>) -> (tensor<?x10xf32>, tensor<?x10xf32>) {
+  %l = "dl.log_softmax"(%x) {axis = 1} : (tensor<?x10xf32>) -> tensor<?x10xf32>
+  %p = "dl.exp"(%l) : (tensor<?x10xf32>) -> tensor<?x10xf32>
+  return %l, %p : tensor<?x10xf32>, tensor<?x10xf32>
+}"#,
+    );
+    assert_eq!(report.fired.get("exp_log_softmax"), Some(&1), "{report}");
+    assert!(!report.changed, "{report}\n{f}");
+    // Alone, the softmax wins.
+    let (f, report) = opt(
+        r#"func.func @f(%x: tensor<?x10xf32>) -> tensor<?x10xf32> {
+  %l = "dl.log_softmax"(%x) {axis = 1} : (tensor<?x10xf32>) -> tensor<?x10xf32>
+  %p = "dl.exp"(%l) : (tensor<?x10xf32>) -> tensor<?x10xf32>
+  return %p : tensor<?x10xf32>
+}"#,
+    );
+    let text = print_function(&f);
+    assert!(report.changed && text.contains(r#"%p = "dl.softmax"(%x) {axis = 1}"#), "{report}\n{text}");
+}
