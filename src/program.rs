@@ -96,10 +96,11 @@ impl Program {
 }
 
 /// The structured-kernel level of `f` (what `dlc compile --emit kernel`
-/// prints and the JIT backend compiles): the default `dl` pipeline, then
-/// lowering to kernels and fusion, checked by the verifier.
+/// prints and the JIT backend compiles): the default `dl` pipeline, the
+/// e-graph pass, then lowering to kernels and fusion, checked by the verifier.
 pub fn kernel_level(f: &Function) -> Result<Function, Error> {
     let mut k = optimized(f)?;
+    dlc_passes::egraph::optimize(&mut k).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
     dlc_passes::to_kernels(&mut k).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
     dlc_ir::verify::verify_function(&k).map_err(|errors| Error::Verify { path: format!("@{} at the kernel level", f.name), errors })?;
     Ok(k)
@@ -114,9 +115,13 @@ fn optimized(f: &Function) -> Result<Function, Error> {
     Ok(m.functions.pop().expect("one function"))
 }
 
-/// What kernel fusion does to `f` (after the default pipeline): costs
-/// before and after, and each kernel with the ops it computes
+/// What the e-graph pass and kernel fusion do to `f` (after the default
+/// pipeline): the rules that fired, e-graph size per stage, kernel costs
+/// before and after fusion, and each kernel with the ops it computes
 /// (`dlc compile --explain-fusion`).
-pub fn explain_fusion(f: &Function) -> Result<dlc_passes::kernel::FusionReport, Error> {
-    dlc_passes::kernel::explain(&optimized(f)?).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))
+pub fn explain_fusion(f: &Function) -> Result<(dlc_passes::egraph::Report, dlc_passes::kernel::FusionReport), Error> {
+    let mut g = optimized(f)?;
+    let report = dlc_passes::egraph::optimize(&mut g).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
+    let fusion = dlc_passes::kernel::explain(&g).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
+    Ok((report, fusion))
 }

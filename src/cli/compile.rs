@@ -57,11 +57,14 @@ pub fn compile(a: &CompileArgs) -> Result<(), Error> {
     };
     let module = |functions: Vec<dlc_ir::Function>| dlc_ir::print::print_module(&dlc_ir::Module { functions });
     if a.explain_fusion {
-        let mut text = dlc::program::explain_fusion(program.forward()?)?.to_string();
+        let mut functions = vec![program.forward()?.clone()];
         if let Ok(spec) = train_spec() {
-            let p = dlc::train::config::program(program.forward()?, spec)?;
-            text.push('\n');
-            text.push_str(&dlc::program::explain_fusion(&p.step)?.to_string());
+            functions.push(dlc::train::config::program(program.forward()?, spec)?.step);
+        }
+        let mut text = String::new();
+        for f in &functions {
+            let (egraph, fusion) = dlc::program::explain_fusion(f)?;
+            text.push_str(&format!("e-graph {egraph}kernels {fusion}\n"));
         }
         return super::emit(&text, a.output.as_deref());
     }

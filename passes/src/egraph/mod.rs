@@ -139,20 +139,24 @@ pub struct Report {
     pub time: Duration,
 }
 
+/// `{}` prints the report with wall times; `{:#}` leaves them out (for
+/// snapshots: everything else is deterministic).
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let timed = !f.alternate();
+        let ms = |d: Duration| if timed { format!(", {:.2} ms", d.as_secs_f64() * 1e3) } else { String::new() };
         writeln!(
             f,
-            "@{}: {} → {} ops, cost {:.1} → {:.1} µs, {:.2} ms",
+            "@{}: {} → {} ops, cost {:.1} → {:.1} µs{}",
             self.function,
             self.ops.0,
             self.ops.1,
             self.cost_before / 1e3,
             self.cost_after / 1e3,
-            self.time.as_secs_f64() * 1e3
+            ms(self.time)
         )?;
         for s in &self.stages {
-            writeln!(f, "  {:<8} {:>6} e-nodes {:>6} e-classes {:>3} iterations {:>7.2} ms  {}", s.name, s.nodes, s.classes, s.iterations, s.time.as_secs_f64() * 1e3, s.stop)?;
+            writeln!(f, "  {:<8} {:>6} e-nodes {:>6} e-classes {:>3} iterations{}  {}", s.name, s.nodes, s.classes, s.iterations, ms(s.time), s.stop)?;
         }
         if !self.fired.is_empty() {
             let fired: Vec<String> = self.fired.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
