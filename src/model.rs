@@ -33,6 +33,7 @@ use crate::train::{Slot, config, slots};
 use crate::{Tensor, io};
 use dlc_ir::{Dim, Signature, TensorType};
 use dlc_passes::train_step::TrainProgram;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -91,8 +92,8 @@ impl Runner {
         }
     }
 
-    /// Runs the function on `args`.
-    pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+    /// Runs the function on `args` (owned tensors or references).
+    pub fn run<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T]) -> Result<Vec<Tensor>, Error> {
         match self {
             Runner::Interp(f) => Ok(dlc_backends::run(f, args)?),
             Runner::Jit(exe) => exe.run(args).map_err(cpu_error),
@@ -101,7 +102,7 @@ impl Runner {
 
     /// Like [`Runner::run`], also returning each compiled step's description
     /// and wall time (empty for the interpreter, which has no steps).
-    pub fn run_profiled(&self, args: &[Tensor]) -> Result<(Vec<Tensor>, dlc_cpu::StepTimes), Error> {
+    pub fn run_profiled<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T]) -> Result<(Vec<Tensor>, dlc_cpu::StepTimes), Error> {
         match self {
             Runner::Interp(f) => Ok((dlc_backends::run(f, args)?, Vec::new())),
             Runner::Jit(exe) => exe.run_profiled(args).map_err(cpu_error),
@@ -215,15 +216,16 @@ impl Model {
             t.shape().get(i).copied()
         });
         let fill_batch = seen.into_iter().next().unwrap_or(1);
+        // Borrowed, not copied: parameters can be megabytes.
         for a in &self.sig.args {
-            let t = match (&a.role, given.get(a.name.as_str())) {
-                (dlc_ir::Role::Input, Some(t)) => (*t).clone(),
+            let t: Cow<'_, Tensor> = match (&a.role, given.get(a.name.as_str())) {
+                (dlc_ir::Role::Input, Some(t)) => Cow::Borrowed(*t),
                 // An input no op reads (a training label) may be left out.
                 (dlc_ir::Role::Input, None) if unused.contains(&a.name) => {
-                    Tensor::zeros(&a.ty.shape.iter().map(|d| d.as_static().map_or(fill_batch, |n| n as usize)).collect::<Vec<_>>(), a.ty.dtype)
+                    Cow::Owned(Tensor::zeros(&a.ty.shape.iter().map(|d| d.as_static().map_or(fill_batch, |n| n as usize)).collect::<Vec<_>>(), a.ty.dtype))
                 }
                 (dlc_ir::Role::Input, None) => return Err(Error::Input(format!("missing input '{}'", a.name))),
-                _ => self.params[&a.name].clone(),
+                _ => Cow::Borrowed(&self.params[&a.name]),
             };
             check_arg(&format!("input '{}'", a.name), &t, &a.ty, &mut batch)?;
             args.push(t);
@@ -313,19 +315,21 @@ impl StepTrainer {
     pub fn step_profiled(&mut self, inputs: &[(&str, &Tensor)], label: &Tensor, profile: bool) -> Result<(StepResult, dlc_cpu::StepTimes), Error> {
         let step = Tensor::from_f64_values(&[], &[(self.step + 1) as f64], self.params[0].dtype()).map_err(|e| Error::Input(e.to_string()))?;
         let mut batch = None;
-        let mut args = Vec::with_capacity(self.slots.len());
+        // Borrowed, not copied: parameters and optimizer state can be megabytes.
+        let mut args: Vec<&Tensor> = Vec::with_capacity(self.slots.len());
         for (slot, a) in self.slots.iter().zip(&self.sig.args) {
             let t = match slot {
-                Slot::Features => inputs.iter().find(|(n, _)| *n == a.name).map(|(_, t)| (*t).clone()).ok_or_else(|| Error::Input(format!("missing input '{}'", a.name)))?,
-                Slot::Label => label.clone(),
-                Slot::Param(i) => self.params[*i].clone(),
-                Slot::State(i) => self.state[*i].clone(),
-                Slot::Step => step.clone(),
+                Slot::Features => inputs.iter().find(|(n, _)| *n == a.name).map(|(_, t)| *t).ok_or_else(|| Error::Input(format!("missing input '{}'", a.name)))?,
+                Slot::Label => label,
+                Slot::Param(i) => &self.params[*i],
+                Slot::State(i) => &self.state[*i],
+                Slot::Step => &step,
             };
-            check_arg(&format!("'{}'", a.name), &t, &a.ty, &mut batch)?;
+            check_arg(&format!("'{}'", a.name), t, &a.ty, &mut batch)?;
             args.push(t);
         }
         let (out, times) = if profile { self.runner.run_profiled(&args)? } else { (self.runner.run(&args)?, Vec::new()) };
+        drop(args);
         let mut out = out.into_iter();
         for p in &mut self.params {
             *p = out.next().expect("one result per parameter");

@@ -1,5 +1,6 @@
-//! Prints the slowest steps of an example's train step at batch 64:
-//! `cargo run -p dlc-cpu --release --example profile -- examples/mlp.dl`.
+//! Prints the slowest steps of an example's train step at batch 64, the
+//! median run time and the memory plan:
+//! `cargo run -p dlc-cpu --release --example profile -- examples/mlp.dl [threads] [runs]`.
 use dlc_backends::Tensor;
 use dlc_cpu::{CpuExecutable, CpuOptions};
 use dlc_ir::{Dim, Role, Signature};
@@ -29,13 +30,41 @@ fn main() {
             }
         })
         .collect();
-    let exe = CpuExecutable::compile(&p.step, &CpuOptions { threads: 2 }).unwrap();
-    exe.run(&args).unwrap();
-    let (_, mut times) = exe.run_profiled(&args).unwrap();
-    let total: f64 = times.iter().map(|t| t.1.as_secs_f64()).sum();
-    times.sort_by_key(|t| std::cmp::Reverse(t.1));
-    println!("total {:.3} ms", total * 1e3);
-    for (name, t) in times.iter().take(15) {
-        println!("{:>9.3} ms  {}", t.as_secs_f64() * 1e3, &name[..name.len().min(100)]);
+    let threads: usize = std::env::args().nth(2).and_then(|t| t.parse().ok()).unwrap_or(2);
+    let runs: usize = std::env::args().nth(3).and_then(|t| t.parse().ok()).unwrap_or(20);
+    let mut k = p.step.clone();
+    dlc_passes::to_kernels(&mut k).unwrap();
+    let exe = CpuExecutable::compile(&k, &CpuOptions { threads }).unwrap();
+    let mut walls: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            drop(exe.run(&args).unwrap());
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    walls.sort_by(f64::total_cmp);
+    println!("{threads} thread(s), median of {runs} runs: {:.3} ms", walls[runs / 2] * 1e3);
+    let m = exe.memory_plan(Some(64));
+    println!(
+        "memory: arena {} KiB, peak live {} KiB, naive {} KiB, outside {} KiB",
+        m.arena_bytes / 1024,
+        m.peak_live_bytes / 1024,
+        m.naive_bytes / 1024,
+        m.outside_bytes / 1024
+    );
+    // Each step's median over the runs.
+    let profiles: Vec<Vec<(String, std::time::Duration)>> = (0..runs).map(|_| exe.run_profiled(&args).unwrap().1).collect();
+    let mut steps: Vec<(f64, usize, String)> = (0..profiles[0].len())
+        .map(|i| {
+            let mut t: Vec<f64> = profiles.iter().map(|p| p[i].1.as_secs_f64()).collect();
+            t.sort_by(f64::total_cmp);
+            (t[runs / 2], i, profiles[0][i].0.clone())
+        })
+        .collect();
+    let total: f64 = steps.iter().map(|s| s.0).sum();
+    steps.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!("sum of step medians {:.3} ms", total * 1e3);
+    for (t, i, name) in steps.iter().take(15) {
+        println!("{:>9.3} ms  #{i:<4} {}", t * 1e3, &name[..name.len().min(100)]);
     }
 }

@@ -7,27 +7,81 @@
 //! elementwise kernels, other generics (reductions, pooling windows,
 //! transposed or strided reads) as dlc-jit loop nests, `kernel.matmul` and
 //! `kernel.conv2d` on dlc-contract's gemm with their bias/ReLU epilogue,
-//! `dl.reshape` as a view, and what remains (gather, concat, one-hot,
-//! argmax, integer kernels, `dl` ops not lowered) on the reference
-//! interpreter, one op at a time. Constants are evaluated at compile time.
+//! `dl.reshape` as a view, `dl.concat` as block copies, and what remains
+//! (gather, one-hot, argmax, integer kernels, `dl` ops not lowered) on the
+//! reference interpreter, one op at a time. Constants are evaluated at
+//! compile time.
 //!
 //! [`CpuExecutable::run`] checks the arguments as the interpreter does
 //! (dtype, rank, static dims, one batch size for every `?`), runs the steps
-//! over a table of value buffers indexed by [`ValueId`], frees each buffer
-//! after its last use and returns the function's results. Contractions use
-//! `threads` workers of a private rayon pool; at a fixed thread count every
-//! run is bit-identical.
+//! over a table of values indexed by [`ValueId`] and returns the function's
+//! results.
+//!
+//! # Memory
+//!
+//! Step outputs that a kernel writes into a slice (JIT kernels,
+//! contractions, concat) live in one arena per dtype (f32, f64, i1) that the
+//! executable keeps between runs; a convolution's im2col scratch does too.
+//! The plan (`memory.rs`) gives each such value a lifetime, from the step
+//! that defines it to the last step that reads it or a reshape of it (a
+//! `dl.reshape` of an arena value is a view of the same bytes), and places
+//! the values by greedy best fit so that two values live at the same step
+//! never share a byte; each buffer starts on a 64-byte boundary. Arguments
+//! and constants are not in the arena; function results are written into
+//! buffers of their own and moved to the caller, so returning them copies
+//! nothing; interpreter fallbacks allocate their outputs, freed after their
+//! last use. [`CpuExecutable::memory_plan`] reports the arena's size, the
+//! peak of live bytes and what a fresh buffer per output would take.
+//!
+//! The plan depends on the batch size. The first run plans for its batch;
+//! a run at another batch size plans again (microseconds: a few hundred
+//! buffers) and resizes the arena, and the plan for the last batch size is
+//! kept, so alternating sizes (a last partial batch) re-plans at each
+//! change. The arena sits behind a mutex: a run that finds it held by a
+//! concurrent run of the same executable plans and allocates an arena of
+//! its own instead of waiting. Debug builds fill the arena with NaN before
+//! every run and check before every step that it writes over no live value.
+//!
+//! # Threads
+//!
+//! With `threads` > 1, a private rayon pool of that many workers runs
+//! contractions (dlc-contract splits them from 512 Ki multiply-adds) and
+//! JIT kernels whose cost, iteration points × (1 + the ops in the body), is
+//! at least 256 Ki (`parallel.rs`; [`CpuExecutable::with_min_parallel_cost`]
+//! moves the threshold). An elementwise kernel is cut along its outermost
+//! iteration dim, a structured kernel along its dim 0 when that is parallel
+//! and indexes the output's rows: each part is computed by the same code as
+//! one call, so the result is exactly the one-thread result. A structured
+//! kernel whose dim 0 is a plain sum (a bias gradient over the batch) runs
+//! as partial sums added in a fixed order: within rounding of one thread.
+//! At a fixed thread count every run is bit-identical.
+//!
+//! A run with something to split executes on a worker of the pool while
+//! the other workers spin, picking up each split part as soon as it is
+//! pushed (OpenMP's active wait): waking a sleeping thread costs tens of
+//! microseconds on small VMs, as much as a whole kernel. The spinning ends
+//! with the run; a run with nothing large enough stays on the calling
+//! thread and wakes no one.
 #![deny(missing_docs)]
 
+mod arena;
+mod exec;
+mod memory;
 mod movement;
+mod parallel;
 pub mod steps;
 
+pub use memory::{MemoryPlan, PlannedBuffer};
+
+use arena::Arena;
 use dlc_backends::{InterpError, Tensor, eval_op};
-use dlc_contract::{Conv2d, ContractError, Epilogue, Transpose, View};
-use dlc_ir::{AttrView, Attrs, DType, Function, OpKind, TensorType, Type, ValueId};
-use dlc_jit::{Buffer, BufferMut, Jit, JitError};
-use ndarray::{ArrayD, IxDyn};
+use dlc_contract::ContractError;
+use dlc_ir::{Dim, Function, OpKind, TensorType, Type, ValueId};
+use dlc_jit::{Jit, JitError};
+use exec::Val;
+use memory::{Home, Layout, StepInfo};
 use std::borrow::Cow;
+use std::sync::Mutex;
 use steps::Exec;
 
 /// Each step's description and wall time, in execution order.
@@ -36,7 +90,7 @@ pub type StepTimes = Vec<(String, std::time::Duration)>;
 /// Options for [`CpuExecutable::compile`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuOptions {
-    /// Worker threads for contractions (at least 1).
+    /// Worker threads for contractions and large JIT kernels (at least 1).
     pub threads: usize,
 }
 
@@ -70,10 +124,25 @@ pub enum CpuError {
 /// (dlc-contract's own threshold: a second thread costs more than it saves).
 const PAR_MIN_MACS: usize = 1 << 19;
 
+/// How much work a step is, in the units its split threshold counts.
+enum Work {
+    /// Not split (interpreter steps, reshapes).
+    None,
+    /// A JIT kernel's cost: the product of these dims (its iteration
+    /// space) times this factor (1 + the ops in its body).
+    Points(Vec<Dim>, usize),
+    /// A contraction's multiply-adds: the product of these dims.
+    Macs(Vec<Dim>),
+}
+
 struct Step {
     exec: Exec,
+    work: Work,
     output: ValueId,
-    /// Values whose last use is this step: freed after it.
+    /// The output's type.
+    out: TensorType,
+    /// Values whose last use is this step, and its output if nothing reads
+    /// it: dropped after it.
     frees: Vec<ValueId>,
     describe: String,
 }
@@ -88,6 +157,13 @@ pub struct CpuExecutable {
     steps: Vec<Step>,
     threads: usize,
     pool: rayon::ThreadPool,
+    /// JIT kernels of a smaller cost (iteration points × (1 + body ops))
+    /// run on one thread.
+    par_min_cost: usize,
+    /// Where each step's output lives.
+    layout: Layout,
+    /// The arena and its plan for the last batch size run.
+    arena: Mutex<Option<Arena>>,
 }
 
 impl std::fmt::Debug for CpuExecutable {
@@ -145,14 +221,17 @@ impl CpuExecutable {
                 Ok((op.results[0], eval_op(op.kind, &op.attrs, &[], None)?))
             })
             .collect::<Result<Vec<_>, CpuError>>()?;
-        // Last uses: a value is freed after the last step that reads it,
-        // unless the function returns it.
+        // Last uses: a value is dropped after the last step that reads it
+        // (right after its own step if none does), unless it is returned.
         let results = func.returned_values();
         let mut last: Vec<Option<usize>> = vec![None; func.num_values()];
         for (i, (e, _, _)) in ready.iter().enumerate() {
             for v in e.inputs() {
                 last[v.0 as usize] = Some(i);
             }
+        }
+        for (i, (_, output, _)) in ready.iter().enumerate() {
+            last[output.0 as usize].get_or_insert(i);
         }
         for &v in &results {
             last[v.0 as usize] = None;
@@ -162,11 +241,46 @@ impl CpuExecutable {
             .into_iter()
             .enumerate()
             .map(|(i, (exec, output, describe))| {
-                let mut frees: Vec<ValueId> = exec.inputs().into_iter().filter(|&v| last[v.0 as usize] == Some(i) && !is_const_or_arg(v)).collect();
+                let mut frees: Vec<ValueId> = exec.inputs().into_iter().chain([output]).filter(|&v| last[v.0 as usize] == Some(i) && !is_const_or_arg(v)).collect();
+                frees.sort_unstable();
                 frees.dedup();
-                Step { exec, output, frees, describe }
+                let out = tensor_ty(func, output)?;
+                let dims = |v: ValueId| tensor_ty(func, v).map(|t| t.shape);
+                let work = match &exec {
+                    Exec::Elementwise { kernel, .. } => Work::Points(out.shape.clone(), 1 + parallel::ops(kernel.spec().body())),
+                    Exec::Structured { kernel, generic, .. } => {
+                        Work::Points(generic.sizes.iter().map(|s| s.map_or(Dim::Dynamic, Dim::Static)).collect(), 1 + parallel::ops(kernel.spec().body()))
+                    }
+                    Exec::Matmul { a, t, .. } => {
+                        let a = dims(*a)?;
+                        let k = if a.len() < 2 { Dim::Static(0) } else if t.a { a[a.len() - 2] } else { a[a.len() - 1] };
+                        Work::Macs(out.shape.iter().copied().chain([k]).collect())
+                    }
+                    Exec::Conv2d { w, .. } => Work::Macs(out.shape.iter().copied().chain(dims(*w)?.into_iter().skip(1)).collect()),
+                    _ => Work::None,
+                };
+                Ok(Step { exec, work, output, out, frees, describe })
             })
-            .collect();
+            .collect::<Result<Vec<_>, CpuError>>()?;
+        let infos: Vec<StepInfo<'_>> = steps
+            .iter()
+            .map(|s| {
+                let conv = match &s.exec {
+                    Exec::Conv2d { x, w, conv, .. } => Some((tensor_ty(func, *x)?.shape, tensor_ty(func, *w)?.shape, *conv, threads)),
+                    _ => None,
+                };
+                Ok(StepInfo {
+                    output: s.output,
+                    dtype: s.out.dtype,
+                    shape: &s.out.shape,
+                    inputs: s.exec.inputs(),
+                    writes_slice: s.exec.writes_slice(),
+                    reshape: matches!(s.exec, Exec::Reshape { .. }),
+                    conv,
+                })
+            })
+            .collect::<Result<_, CpuError>>()?;
+        let layout = Layout::new(&infos, &results, func.num_values());
         let args = func
             .args()
             .iter()
@@ -176,7 +290,29 @@ impl CpuExecutable {
                 Ok((v, name, tensor_ty(func, v)?))
             })
             .collect::<Result<_, CpuError>>()?;
-        Ok(CpuExecutable { name: func.name.clone(), args, results, num_values: func.num_values(), constants: consts, steps, threads, pool })
+        Ok(CpuExecutable {
+            name: func.name.clone(),
+            args,
+            results,
+            num_values: func.num_values(),
+            constants: consts,
+            steps,
+            threads,
+            pool,
+            par_min_cost: parallel::PAR_MIN_COST,
+            layout,
+            arena: Mutex::new(None),
+        })
+    }
+
+    /// Splits JIT kernels over the threads from a cost of `cost` up
+    /// (iteration points × (1 + the ops in the kernel's body); by default
+    /// 256 Ki, below which a split costs more than it saves); `0` splits
+    /// every kernel that can be split, which is how the tests exercise the
+    /// split on small inputs.
+    pub fn with_min_parallel_cost(mut self, cost: usize) -> CpuExecutable {
+        self.par_min_cost = cost;
+        self
     }
 
     /// The steps in execution order: `jit[add,relu]`, `matmul+bias+relu`,
@@ -190,308 +326,146 @@ impl CpuExecutable {
         self.constants.len()
     }
 
-    /// Runs the function on `args` and returns its results.
-    pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>, CpuError> {
+    /// The memory plan at batch size `batch` (`None` for a function without
+    /// a `?`): arena bytes, peak live bytes, what allocating every output
+    /// would take, and where each buffer sits. See the crate docs.
+    pub fn memory_plan(&self, batch: Option<usize>) -> MemoryPlan {
+        let outside: usize = self
+            .steps
+            .iter()
+            .zip(&self.layout.homes)
+            .filter(|(s, h)| **h == Home::Outside && !matches!(s.exec, Exec::Reshape { .. }))
+            .map(|(s, _)| memory::concrete(&s.out.shape, batch).iter().product::<usize>() * s.out.dtype.size_bytes())
+            .sum();
+        self.layout.place(batch).report(&self.layout, outside)
+    }
+
+    /// Runs the function on `args` and returns its results. Arguments may be
+    /// owned tensors or references (`&[&Tensor]`): a caller holding
+    /// parameters need not copy them for a call.
+    pub fn run<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T]) -> Result<Vec<Tensor>, CpuError> {
         self.run_timed(args, None)
     }
 
     /// Like [`CpuExecutable::run`], also returning each step's description
     /// and wall time, in execution order.
-    pub fn run_profiled(&self, args: &[Tensor]) -> Result<(Vec<Tensor>, StepTimes), CpuError> {
+    pub fn run_profiled<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T]) -> Result<(Vec<Tensor>, StepTimes), CpuError> {
         let mut times = Vec::with_capacity(self.steps.len());
         let out = self.run_timed(args, Some(&mut times))?;
         let named = self.steps.iter().map(|s| s.describe.clone()).zip(times).collect();
         Ok((out, named))
     }
 
-    fn run_timed(&self, args: &[Tensor], mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
+    fn run_timed<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T], times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
         let typed: Vec<(String, Type)> = self.args.iter().map(|(_, name, ty)| (name.clone(), Type::Tensor(ty.clone()))).collect();
         let typed: Vec<(String, &Type)> = typed.iter().map(|(n, t)| (n.clone(), t)).collect();
         let batch = dlc_backends::check_args(&self.name, &typed, args)?;
-        let mut env: Vec<Option<Cow<'_, Tensor>>> = (0..self.num_values).map(|_| None).collect();
+        // The executable's arena, re-planned if the batch size changed; a
+        // run that finds it taken by a concurrent run plans one of its own.
+        let mut own = None;
+        let mut guard = match self.arena.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let arena: &mut Arena = match guard.as_deref_mut() {
+            Some(slot) => {
+                let a = slot.get_or_insert_with(|| Arena::new(&self.layout, batch));
+                a.fit(&self.layout, batch);
+                a
+            }
+            None => own.insert(Arena::new(&self.layout, batch)),
+        };
+        if cfg!(debug_assertions) {
+            arena.poison();
+        }
+        if self.threads > 1 && self.splits_at(batch) {
+            self.pool.install(|| hot(|| self.run_steps(args, arena, batch, times)))
+        } else {
+            self.run_steps(args, arena, batch, times)
+        }
+    }
+
+    /// True when some step at batch size `batch` is large enough to split.
+    fn splits_at(&self, batch: Option<usize>) -> bool {
+        self.steps.iter().any(|s| match &s.work {
+            Work::None => false,
+            Work::Points(dims, factor) => memory::concrete(dims, batch).iter().product::<usize>() * factor >= self.par_min_cost,
+            Work::Macs(dims) => memory::concrete(dims, batch).iter().product::<usize>() >= PAR_MIN_MACS,
+        })
+    }
+
+    fn run_steps<T: std::borrow::Borrow<Tensor>>(&self, args: &[T], arena: &mut Arena, batch: Option<usize>, mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
+        let mut env: Vec<Option<Val<'_>>> = (0..self.num_values).map(|_| None).collect();
         for ((v, _, _), t) in self.args.iter().zip(args) {
-            env[v.0 as usize] = Some(Cow::Borrowed(t));
+            env[v.0 as usize] = Some(Val::Tensor(Cow::Borrowed(t.borrow())));
         }
         for (v, t) in &self.constants {
-            env[v.0 as usize] = Some(Cow::Borrowed(t));
+            env[v.0 as usize] = Some(Val::Tensor(Cow::Borrowed(t)));
         }
-        {
-            for step in &self.steps {
-                let start = std::time::Instant::now();
-                let out = match &step.exec {
-                    // A view of a value whose last use this is: move it.
-                    Exec::Reshape { input, attrs } if step.frees.contains(input) && matches!(env[input.0 as usize], Some(Cow::Owned(_))) => {
-                        let Some(Cow::Owned(t)) = env[input.0 as usize].take() else { unreachable!("checked above") };
-                        reshape_owned(t, attrs, batch)?
-                    }
-                    e => self.exec(e, &env, batch)?,
-                };
-                if let Some(t) = times.as_deref_mut() {
-                    t.push(start.elapsed());
-                }
-                for v in &step.frees {
-                    env[v.0 as usize] = None;
-                }
-                env[step.output.0 as usize] = Some(Cow::Owned(out));
+        for (i, step) in self.steps.iter().enumerate() {
+            let start = std::time::Instant::now();
+            let out = self.run_step(i, &mut env, arena, batch)?;
+            if let Some(t) = times.as_deref_mut() {
+                t.push(start.elapsed());
+            }
+            env[step.output.0 as usize] = Some(out);
+            for v in &step.frees {
+                env[v.0 as usize] = None;
             }
         }
         let mut out = Vec::with_capacity(self.results.len());
         for (i, &v) in self.results.iter().enumerate() {
-            let slot = &mut env[v.0 as usize];
-            let t = if self.results[i + 1..].contains(&v) { slot.clone() } else { slot.take() };
-            let t = t.ok_or_else(|| CpuError::Malformed(format!("result %{} is not defined", v.0)))?;
-            out.push(t.into_owned());
+            let last = !self.results[i + 1..].contains(&v);
+            let t = match env[v.0 as usize].take() {
+                None => return Err(CpuError::Malformed(format!("result %{} is not defined", v.0))),
+                Some(Val::Tensor(t)) if last => t.into_owned(),
+                // Results never live in the arena (the plan keeps them out),
+                // so this copy is for returning one value twice.
+                val => {
+                    let val = val.expect("matched above");
+                    let t = exec::tensor_of(&val, &arena.reads())?.into_owned();
+                    env[v.0 as usize] = Some(val);
+                    t
+                }
+            };
+            out.push(t);
         }
         Ok(out)
     }
-
-    fn exec(&self, e: &Exec, env: &[Option<Cow<'_, Tensor>>], batch: Option<usize>) -> Result<Tensor, CpuError> {
-        let get = |v: ValueId| -> Result<&Tensor, CpuError> {
-            env[v.0 as usize].as_deref().ok_or_else(|| CpuError::Malformed(format!("%{} is used before it is defined", v.0)))
-        };
-        match e {
-            Exec::Interp { kind, attrs, inputs } => {
-                let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
-                if *kind == OpKind::Concat
-                    && let Some(axis) = ins.first().and_then(|x| AttrView::new(*kind, attrs).int("axis").ok().and_then(|a| dlc_ir::registry::shape::axis(a, x.rank()).ok()))
-                    && let Some(joined) = movement::concat(&ins, axis)
-                {
-                    return joined;
-                }
-                Ok(eval_op(*kind, attrs, &ins, batch)?)
-            }
-            Exec::Reshape { input, attrs } => {
-                let t = get(*input)?;
-                match reshape_contiguous(attrs, t, batch) {
-                    Some(t) => Ok(t),
-                    None => Ok(eval_op(OpKind::Reshape, attrs, &[t], batch)?),
-                }
-            }
-            Exec::InterpKernel { func, inputs } => {
-                let ins = inputs.iter().map(|&v| get(v).cloned()).collect::<Result<Vec<_>, _>>()?;
-                let mut out = dlc_backends::run(func, &ins)?;
-                out.pop().ok_or_else(|| CpuError::Malformed("a kernel returned nothing".into()))
-            }
-            Exec::Structured { kernel, generic, inputs } => {
-                let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
-                self.structured(kernel, generic, &ins, batch)
-            }
-            Exec::Elementwise { kernel, lowered, inputs } => {
-                let shape = lowered
-                    .output_shape(batch)
-                    .ok_or_else(|| CpuError::Unsupported("a kernel's output has a ? dim but no argument binds the batch".into()))?;
-                let iter = lowered.iteration_shape(&shape)?;
-                let ins = inputs.iter().map(|&v| get(v)).collect::<Result<Vec<_>, _>>()?;
-                let slices: Vec<Contig<'_>> = ins.iter().map(|t| Contig::of(t)).collect::<Result<_, _>>()?;
-                let bufs: Vec<Buffer<'_>> = slices.iter().map(Contig::buffer).collect();
-                with_output(lowered.output.dtype, &shape, |out| Ok(kernel.run_buffers(&bufs, out, &iter)?))
-            }
-            Exec::Matmul { a, b, t, bias, relu } => {
-                let (a, b) = (get(*a)?, get(*b)?);
-                let bias = bias.map(get).transpose()?;
-                match (a, b) {
-                    (Tensor::F32(x), Tensor::F32(y)) => self.matmul::<f32>(x, y, *t, bias.map(f32_of).transpose()?, *relu).map(Tensor::F32),
-                    (Tensor::F64(x), Tensor::F64(y)) => self.matmul::<f64>(x, y, *t, bias.map(f64_of).transpose()?, *relu).map(Tensor::F64),
-                    _ => Err(CpuError::Unsupported(format!("matmul of {} and {}", a.describe(), b.describe()))),
-                }
-            }
-            Exec::Conv2d { x, w, conv, bias, relu } => {
-                let (x, w) = (get(*x)?, get(*w)?);
-                let bias = bias.map(get).transpose()?;
-                match (x, w) {
-                    (Tensor::F32(x), Tensor::F32(y)) => self.conv::<f32>(x, y, *conv, bias.map(f32_of).transpose()?, *relu).map(Tensor::F32),
-                    (Tensor::F64(x), Tensor::F64(y)) => self.conv::<f64>(x, y, *conv, bias.map(f64_of).transpose()?, *relu).map(Tensor::F64),
-                    _ => Err(CpuError::Unsupported(format!("conv2d of {} and {}", x.describe(), w.describe()))),
-                }
-            }
-        }
-    }
-
-    fn matmul<T: dlc_contract::Element + Clone>(
-        &self,
-        a: &ArrayD<T>,
-        b: &ArrayD<T>,
-        t: Transpose,
-        bias: Option<Cow<'_, [T]>>,
-        relu: bool,
-    ) -> Result<ArrayD<T>, CpuError> {
-        let (ad, bd) = (contiguous(a), contiguous(b));
-        let shape = dlc_contract::matmul_shape(a.shape(), b.shape(), t)?;
-        let mut out = vec![T::ZERO; shape.iter().product()];
-        let epi = Epilogue { bias: bias.as_deref(), relu };
-        let k = if t.a { a.shape()[a.ndim() - 2] } else { a.shape()[a.ndim() - 1] };
-        self.parallel(out.len() * k, |threads| {
-            dlc_contract::matmul(View::new(&ad, a.shape()), View::new(&bd, b.shape()), &mut out, t, epi, threads)
-        })?;
-        array(&shape, out)
-    }
-
-    fn conv<T: dlc_contract::Element + Clone>(
-        &self,
-        x: &ArrayD<T>,
-        w: &ArrayD<T>,
-        conv: Conv2d,
-        bias: Option<Cow<'_, [T]>>,
-        relu: bool,
-    ) -> Result<ArrayD<T>, CpuError> {
-        let (xd, wd) = (contiguous(x), contiguous(w));
-        let shape = conv.out_shape(x.shape(), w.shape())?;
-        let mut out = vec![T::ZERO; shape.iter().product()];
-        let epi = Epilogue { bias: bias.as_deref(), relu };
-        let taps: usize = w.shape()[1..].iter().product();
-        self.parallel(out.len() * taps, |threads| {
-            let mut scratch = vec![T::ZERO; dlc_contract::conv2d_scratch_len::<T>(x.shape(), w.shape(), conv, threads)?];
-            dlc_contract::conv2d(View::new(&xd, x.shape()), View::new(&wd, w.shape()), &mut out, conv, epi, &mut scratch, threads)
-        })?;
-        array(&shape, out)
-    }
-
-    /// Runs a structured kernel: the iteration space from the sizes (`?` the
-    /// batch), the result's shape from its map.
-    fn structured(&self, kernel: &dlc_jit::CompiledGeneric, g: &dlc_ir::kernel::Generic, ins: &[&Tensor], batch: Option<usize>) -> Result<Tensor, CpuError> {
-        let sizes: Vec<usize> = g
-            .sizes
-            .iter()
-            .map(|s| s.map(|n| n as usize).or(batch))
-            .collect::<Option<_>>()
-            .ok_or_else(|| CpuError::Unsupported("a kernel's iteration space has a ? but no argument binds the batch".into()))?;
-        let shape: Vec<usize> = g.out_map.results.iter().map(|e| e.as_dim().map_or(1, |k| sizes[k])).collect();
-        let slices: Vec<Contig<'_>> = ins.iter().map(|t| Contig::of(t)).collect::<Result<_, _>>()?;
-        let bufs: Vec<(Buffer<'_>, &[usize])> = slices.iter().zip(ins).map(|(c, t)| (c.buffer(), t.shape())).collect();
-        with_output(g.dtype, &shape, |out| Ok(kernel.run(&bufs, (out, &shape), &sizes)?))
-    }
-
-    /// Runs a contraction of `macs` multiply-adds with this executable's
-    /// threads inside its rayon pool, or on the calling thread with one
-    /// thread when it is too small to split (dlc-contract would use one
-    /// anyway, and entering the pool costs a thread hand-off per call).
-    fn parallel<R: Send>(&self, macs: usize, f: impl FnOnce(usize) -> R + Send) -> R {
-        if self.threads > 1 && macs >= PAR_MIN_MACS {
-            self.pool.install(|| f(self.threads))
-        } else {
-            f(1)
-        }
-    }
 }
 
-/// Runs `fill` on a fresh output buffer of `dtype` and `shape` and wraps it.
-fn with_output(dtype: DType, shape: &[usize], fill: impl FnOnce(BufferMut<'_>) -> Result<(), CpuError>) -> Result<Tensor, CpuError> {
-    let n: usize = shape.iter().product();
-    match dtype {
-        DType::F32 => {
-            let mut out = vec![0f32; n];
-            fill(BufferMut::F32(&mut out))?;
-            Ok(Tensor::F32(array(shape, out)?))
+/// Runs `f` on the current worker of a rayon pool while the pool's other
+/// workers spin, each running whatever job the run splits off as soon as
+/// it is pushed: a sleeping worker takes tens of microseconds to wake (on
+/// the 2-vCPU machine the benchmarks run on, 20–50 µs, as much as a whole
+/// elementwise kernel), which would eat the gain of every split. Like
+/// OpenMP's active wait policy, the spinning costs the other cores for the
+/// duration of the run; they yield to the OS scheduler between polls.
+fn hot<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Stops the spinning when the run ends, panics included (the scope
+    /// waits for the spinners, so a panic that left them spinning would hang).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
         }
-        DType::F64 => {
-            let mut out = vec![0f64; n];
-            fill(BufferMut::F64(&mut out))?;
-            Ok(Tensor::F64(array(shape, out)?))
-        }
-        DType::I1 => {
-            let mut out = vec![false; n];
-            fill(BufferMut::I1(&mut out))?;
-            Ok(Tensor::I1(array(shape, out)?))
-        }
-        d => Err(CpuError::Unsupported(format!("a kernel writing {d}"))),
     }
-}
-
-/// `dl.reshape` of a tensor this step owns: the same elements under the new
-/// shape, without a copy when they are row-major already.
-fn reshape_owned(t: Tensor, attrs: &Attrs, batch: Option<usize>) -> Result<Tensor, CpuError> {
-    let dims = AttrView::new(OpKind::Reshape, attrs).ints("shape").map_err(CpuError::Malformed)?;
-    let shape: Option<Vec<usize>> = dims.iter().map(|&d| if d == -1 { batch } else { usize::try_from(d).ok() }).collect();
-    let Some(shape) = shape.filter(|s| s.iter().product::<usize>() == t.len()) else {
-        return Ok(eval_op(OpKind::Reshape, attrs, &[&t], batch)?);
-    };
-    fn go<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, CpuError> {
-        let a = if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
-        a.into_shape_with_order(IxDyn(shape)).map_err(|e| CpuError::Malformed(e.to_string()))
-    }
-    Ok(match t {
-        Tensor::F32(a) => Tensor::F32(go(a, &shape)?),
-        Tensor::F64(a) => Tensor::F64(go(a, &shape)?),
-        Tensor::I32(a) => Tensor::I32(go(a, &shape)?),
-        Tensor::I64(a) => Tensor::I64(go(a, &shape)?),
-        Tensor::I1(a) => Tensor::I1(go(a, &shape)?),
+    let active = AtomicBool::new(true);
+    let me = rayon::current_thread_index();
+    rayon::in_place_scope(|s| {
+        let _stop = Stop(&active);
+        s.spawn_broadcast(|_, ctx| {
+            if Some(ctx.index()) == me {
+                return;
+            }
+            while active.load(Ordering::Acquire) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        f()
     })
 }
-
-fn array<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>, CpuError> {
-    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| CpuError::Malformed(e.to_string()))
-}
-
-/// The elements of `a` in row-major order, borrowed when already contiguous
-/// (otherwise copied lane by lane along the last axis).
-fn contiguous<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
-    match a.as_slice() {
-        Some(s) => Cow::Borrowed(s),
-        None if a.ndim() == 0 => Cow::Owned(a.iter().cloned().collect()),
-        None => {
-            let mut v = Vec::with_capacity(a.len());
-            for lane in a.rows() {
-                match lane.as_slice() {
-                    Some(s) => v.extend_from_slice(s),
-                    None => v.extend(lane.iter().cloned()),
-                }
-            }
-            Cow::Owned(v)
-        }
-    }
-}
-
-/// `dl.reshape` of a row-major tensor: one copy of its elements under the
-/// new shape (`None`: leave it to the interpreter, which checks and reports).
-fn reshape_contiguous(attrs: &Attrs, t: &Tensor, batch: Option<usize>) -> Option<Tensor> {
-    let dims = AttrView::new(OpKind::Reshape, attrs).ints("shape").ok()?;
-    let shape: Vec<usize> = dims.iter().map(|&d| if d == -1 { batch } else { usize::try_from(d).ok() }).collect::<Option<_>>()?;
-    if shape.iter().product::<usize>() != t.len() {
-        return None;
-    }
-    fn go<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Option<ArrayD<T>> {
-        ArrayD::from_shape_vec(IxDyn(shape), contiguous(a).into_owned()).ok()
-    }
-    Some(match t {
-        Tensor::F32(a) => Tensor::F32(go(a, &shape)?),
-        Tensor::F64(a) => Tensor::F64(go(a, &shape)?),
-        Tensor::I32(a) => Tensor::I32(go(a, &shape)?),
-        Tensor::I64(a) => Tensor::I64(go(a, &shape)?),
-        Tensor::I1(a) => Tensor::I1(go(a, &shape)?),
-    })
-}
-
-fn f32_of(t: &Tensor) -> Result<Cow<'_, [f32]>, CpuError> {
-    t.as_f32().map(contiguous).ok_or_else(|| CpuError::Unsupported(format!("bias {} for an f32 contraction", t.describe())))
-}
-
-fn f64_of(t: &Tensor) -> Result<Cow<'_, [f64]>, CpuError> {
-    t.as_f64().map(contiguous).ok_or_else(|| CpuError::Unsupported(format!("bias {} for an f64 contraction", t.describe())))
-}
-
-/// A tensor's elements, contiguous, as one of the JIT's buffer types.
-enum Contig<'a> {
-    F32(Cow<'a, [f32]>),
-    F64(Cow<'a, [f64]>),
-    I1(Cow<'a, [bool]>),
-}
-
-impl<'a> Contig<'a> {
-    fn of(t: &'a Tensor) -> Result<Contig<'a>, CpuError> {
-        match t {
-            Tensor::F32(a) => Ok(Contig::F32(contiguous(a))),
-            Tensor::F64(a) => Ok(Contig::F64(contiguous(a))),
-            Tensor::I1(a) => Ok(Contig::I1(contiguous(a))),
-            other => Err(CpuError::Unsupported(format!("a kernel input of {}", other.describe()))),
-        }
-    }
-
-    fn buffer(&self) -> Buffer<'_> {
-        match self {
-            Contig::F32(s) => Buffer::F32(s),
-            Contig::F64(s) => Buffer::F64(s),
-            Contig::I1(s) => Buffer::I1(s),
-        }
-    }
-}
-

@@ -5,8 +5,9 @@
 //! | `kernel.generic` whose maps are NumPy broadcasts (elementwise chains) | a dlc-jit elementwise kernel: dims collapsed, 128-bit vectors |
 //! | any other `kernel.generic` (reductions, windows, permuted or strided reads) | a dlc-jit structured kernel (loop nest from the iteration space) |
 //! | `kernel.matmul`, `kernel.conv2d` | dlc-contract's gemm with the bias/ReLU epilogue |
-//! | `dl.reshape` | a view: the buffer is moved (or copied if still in use) under the new shape |
-//! | anything else (`dl.gather`, `dl.concat`, `dl.one_hot`, `dl.argmax`, integer kernels, ops left at the `dl` level) | the reference interpreter, one op at a time |
+//! | `dl.reshape` | a view: an arena value is read in place under the new shape; another buffer is moved (or copied if still in use) |
+//! | `dl.concat` | block copies (`movement.rs`), into the arena for f32, f64 and i1 |
+//! | anything else (`dl.gather`, `dl.one_hot`, `dl.argmax`, integer kernels, ops left at the `dl` level) | the reference interpreter, one op at a time |
 //!
 //! A kernel the JIT refuses (an element type it lacks, a rank-0 space) runs
 //! on the interpreter too: correct by construction, and visible in
@@ -26,9 +27,12 @@ use std::sync::{Arc, Mutex};
 /// costs a Cranelift compile (0.2–1 ms).
 #[derive(Default)]
 pub(crate) struct KernelCache {
-    elementwise: Mutex<HashMap<String, (Arc<CompiledKernel>, Arc<Lowered>)>>,
+    elementwise: Mutex<HashMap<String, Elementwise>>,
     structured: Mutex<HashMap<String, Arc<CompiledGeneric>>>,
 }
+
+/// A compiled elementwise kernel and how its iteration space maps to its output.
+type Elementwise = (Arc<CompiledKernel>, Arc<Lowered>);
 
 /// The cache key of a generic: everything but the names of the ops it fused.
 fn key(g: &Generic, types: &[Type]) -> String {
@@ -42,7 +46,14 @@ pub(crate) enum Exec {
     /// An elementwise `kernel.generic` on the elementwise JIT path.
     Elementwise { kernel: Arc<CompiledKernel>, lowered: Arc<Lowered>, inputs: Vec<ValueId> },
     /// Any other `kernel.generic`, compiled as a loop nest.
-    Structured { kernel: Arc<CompiledGeneric>, generic: Box<Generic>, inputs: Vec<ValueId> },
+    Structured {
+        kernel: Arc<CompiledGeneric>,
+        generic: Box<Generic>,
+        inputs: Vec<ValueId>,
+        /// When dim 0 is a sum that can be cut into partial sums
+        /// ([`partial_sums`]): per input, whether it is cut along its dim 0.
+        partial: Option<Vec<bool>>,
+    },
     /// A `kernel.generic` the JIT cannot take, run by the interpreter (the
     /// function holds just that kernel).
     InterpKernel { func: Box<Function>, inputs: Vec<ValueId> },
@@ -52,7 +63,7 @@ pub(crate) enum Exec {
     Conv2d { x: ValueId, w: ValueId, conv: Conv2d, bias: Option<ValueId>, relu: bool },
     /// `dl.reshape`: a view.
     Reshape { input: ValueId, attrs: Attrs },
-    /// One op through the interpreter's `eval_op`.
+    /// One op through the interpreter's `eval_op` (`dl.concat`: block copies).
     Interp { kind: OpKind, attrs: Attrs, inputs: Vec<ValueId> },
 }
 
@@ -64,6 +75,17 @@ impl Exec {
             Exec::Matmul { a, b, bias, .. } => [Some(*a), Some(*b), *bias].into_iter().flatten().collect(),
             Exec::Conv2d { x, w, bias, .. } => [Some(*x), Some(*w), *bias].into_iter().flatten().collect(),
             Exec::Reshape { input, .. } => vec![*input],
+        }
+    }
+
+    /// True when the step writes its output into a given `&mut` slice
+    /// (JIT kernels, contractions, block-copy concat), so the output can
+    /// live in the arena.
+    pub fn writes_slice(&self) -> bool {
+        match self {
+            Exec::Elementwise { .. } | Exec::Structured { .. } | Exec::Matmul { .. } | Exec::Conv2d { .. } => true,
+            Exec::Interp { kind, .. } => *kind == OpKind::Concat,
+            Exec::InterpKernel { .. } | Exec::Reshape { .. } => false,
         }
     }
 }
@@ -113,7 +135,10 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
                 }),
             };
             match compiled {
-                Ok(kernel) => (Exec::Structured { kernel, generic: Box::new(g), inputs }, format!("loops[{name}]")),
+                Ok(kernel) => {
+                    let partial = partial_sums(&g, &types);
+                    (Exec::Structured { kernel, generic: Box::new(g), inputs, partial }, format!("loops[{name}]"))
+                }
                 Err(_) => {
                     let mut k = Function::new("kernel");
                     let args: Vec<ValueId> = types.iter().map(|t| k.add_arg(t.clone(), None, Attrs::new())).collect();
@@ -139,6 +164,7 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
             (Exec::Conv2d { x: op.operands[0], w: op.operands[1], conv, bias, relu }, d)
         }
         OpKind::Reshape => (Exec::Reshape { input: op.operands[0], attrs: op.attrs.clone() }, "reshape".into()),
+        OpKind::Concat => (Exec::Interp { kind: OpKind::Concat, attrs: op.attrs.clone(), inputs: op.operands.clone() }, "concat".into()),
         kind => (Exec::Interp { kind, attrs: op.attrs.clone(), inputs: op.operands.clone() }, format!("interp[{}]", short(kind.name()))),
     })
 }
@@ -197,6 +223,45 @@ fn as_elementwise(g: &Generic, types: &[Type]) -> Option<Function> {
     b.ret(&[r]);
     f.result_types = vec![f.ty(r).clone()];
     Some(f)
+}
+
+/// When `g`'s dim 0 is a reduction that only adds to the accumulator
+/// (`acc + f(inputs)` from 0, a float result) and every input is either
+/// indexed by `d0` as its dim 0 or not by `d0` at all, the sum over
+/// `0..n` is the sum of the sums over `0..k` and `k..n`, each a call of
+/// the same kernel on the inputs' rows `0..k` and `k..n`: returns, per
+/// input, whether it is cut that way. (The gradient of a bias sums over the
+/// batch this way.)
+fn partial_sums(g: &Generic, types: &[Type]) -> Option<Vec<bool>> {
+    if g.reduction.first() != Some(&true) || g.init != 0.0 || !g.padded.is_empty() || !g.dtype.is_float() {
+        return None;
+    }
+    let acc: Vec<bool> = g.body.iter().map(|s| matches!(s, Scalar::Acc)).collect();
+    let Scalar::Op { kind: OpKind::Add, args, .. } = g.body.get(g.result)? else { return None };
+    // The accumulator feeds the final add and nothing else.
+    let mut uses = 0;
+    for s in &g.body {
+        if let Scalar::Op { args, .. } = s {
+            uses += args.iter().filter(|&&a| acc[a]).count();
+        }
+    }
+    if uses != 1 || !args.iter().any(|&a| acc[a]) {
+        return None;
+    }
+    g.maps
+        .iter()
+        .zip(types)
+        .map(|(m, t)| {
+            let rest_free = m.results.iter().skip(1).all(|e| e.coefficient(0) == 0);
+            let t = t.as_tensor()?;
+            match m.results.first() {
+                Some(e) if e.as_dim() == Some(0) && rest_free && t.rank() == m.results.len() => Some(true),
+                Some(e) if e.coefficient(0) == 0 && rest_free => Some(false),
+                None => Some(false),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Compiles the generic with the JIT's structured-kernel code generator.

@@ -1,7 +1,8 @@
 //! Differential test over randomly generated `dl` functions: each one is run
 //! through `CpuExecutable` (fused JIT kernels, gemm with epilogues,
 //! interpreter fallbacks) and through the reference interpreter
-//! `dlc_backends::run` at batch 1, 3 and 8; the results must agree within
+//! `dlc_backends::run` at batch 1, 3 and 8, on one thread and on two with
+//! every JIT kernel split however small; the results must agree within
 //! 1e-4 relative + 1e-5 absolute (NaN only where both are NaN).
 //!
 //! A case is a list of arg shapes and a list of op "recipes" (a kind byte and
@@ -252,7 +253,10 @@ fn concrete(s: &[Dim], batch: usize) -> Vec<usize> {
 fn check(case: &Case) -> Result<(), String> {
     let f = build(case);
     let ir = print_function(&f);
-    let exe = CpuExecutable::compile(&kernels(&f), &CpuOptions { threads: 1 }).map_err(|e| format!("compile: {e}\n{ir}"))?;
+    let k = kernels(&f);
+    let exe = CpuExecutable::compile(&k, &CpuOptions { threads: 1 }).map_err(|e| format!("compile: {e}\n{ir}"))?;
+    // Every JIT kernel that can be split over two threads is, however small.
+    let split = CpuExecutable::compile(&k, &CpuOptions { threads: 2 }).map_err(|e| format!("compile: {e}\n{ir}"))?.with_min_parallel_cost(0);
     for batch in [1usize, 3, 8] {
         let mut rng = ChaCha8Rng::seed_from_u64(case.seed ^ batch as u64);
         let args: Vec<Tensor> = f
@@ -267,13 +271,15 @@ fn check(case: &Case) -> Result<(), String> {
             .collect();
         let want = dlc_backends::run(&f, &args).map_err(|e| format!("interp at batch {batch}: {e}\n{ir}"))?;
         let got = exe.run(&args).map_err(|e| format!("cpu at batch {batch}: {e}\n{ir}"))?;
-        if got.len() != want.len() {
-            return Err(format!("result count {} vs {}\n{ir}", got.len(), want.len()));
+        let got_split = split.run(&args).map_err(|e| format!("cpu on 2 threads at batch {batch}: {e}\n{ir}"))?;
+        if got.len() != want.len() || got_split.len() != want.len() {
+            return Err(format!("result count {} and {} vs {}\n{ir}", got.len(), got_split.len(), want.len()));
         }
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        for (i, (g, w)) in got.iter().chain(&got_split).zip(want.iter().cycle()).enumerate() {
             if !g.allclose(w, RTOL, ATOL) {
+                let (i, how) = if i < want.len() { (i, "1 thread") } else { (i - want.len(), "2 threads, every kernel split") };
                 return Err(format!(
-                    "batch {batch}, result {i}: {} vs {} (reference), max |diff| {:?}\ncpu: {:?}\nref: {:?}\nargs: {:?}\n{ir}",
+                    "batch {batch}, result {i} ({how}): {} vs {} (reference), max |diff| {:?}\ncpu: {:?}\nref: {:?}\nargs: {:?}\n{ir}",
                     g.describe(),
                     w.describe(),
                     g.max_abs_diff(w),

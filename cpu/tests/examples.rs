@@ -159,6 +159,30 @@ fn one_and_two_threads_agree_and_runs_are_bit_identical() {
     }
 }
 
+/// Runs of one executable from several threads at once (all but one find
+/// the arena taken and plan their own) and at changing batch sizes (each
+/// change re-plans) give the results of one run at a time.
+#[test]
+fn concurrent_runs_and_changing_batches_agree() {
+    let ex = examples().into_iter().find(|e| e.name == "mnist_cnn").expect("examples/mnist_cnn.dl");
+    let step = ex.step.as_ref().unwrap();
+    let exe = CpuExecutable::compile(&kernels(step), &CpuOptions { threads: 2 }).unwrap();
+    let batches = [4usize, 9, 4];
+    let args: Vec<Vec<Tensor>> = batches.iter().map(|&b| random_args(step, &ex, b, 5 + b as u64)).collect();
+    let want: Vec<Vec<Tensor>> = args.iter().map(|a| exe.run(a).unwrap()).collect();
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (exe, args, want) = (&exe, &args, &want);
+            s.spawn(move || {
+                for i in 0..6 {
+                    let k = (t + i) % args.len();
+                    assert_eq!(exe.run(&args[k]).unwrap(), want[k], "thread {t}, run {i} (batch {})", batches[k]);
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn wrong_arguments_are_errors_not_panics() {
     let ex = examples().into_iter().find(|e| e.name == "mlp").expect("examples/mlp.dl");
@@ -185,6 +209,81 @@ fn wrong_arguments_are_errors_not_panics() {
     assert!(exe.run(&random_args(step, &ex, 4, 1)).is_ok());
 }
 
+/// Checks `exe`'s memory plan at `batch` against lifetimes computed here
+/// from the IR `k`: steps are its top-level ops but constants and the
+/// return; a value lives from its step to the last step that reads it; the
+/// values of one buffer must be a value and `dl.reshape`s of it, and live
+/// as one. Any two buffers of one dtype live at a common step must not
+/// share a byte; no function result may be in the arena.
+fn check_memory_plan(what: &str, k: &Function, exe: &CpuExecutable, batch: usize) -> dlc_cpu::MemoryPlan {
+    use dlc_ir::{OpKind, ValueId};
+    use std::collections::HashMap;
+    let steps: Vec<_> = k.body_ops().iter().copied().filter(|&o| !matches!(k.op(o).kind, OpKind::Constant | OpKind::Return)).collect();
+    let mut def: HashMap<ValueId, usize> = HashMap::new();
+    let mut last: HashMap<ValueId, usize> = HashMap::new();
+    for (i, &o) in steps.iter().enumerate() {
+        for &r in &k.op(o).results {
+            def.insert(r, i);
+            last.insert(r, i);
+        }
+        for &v in &k.op(o).operands {
+            last.insert(v, i);
+        }
+    }
+    let results = k.returned_values();
+    let plan = exe.memory_plan(Some(batch));
+    let lives: Vec<(usize, usize)> = plan
+        .buffers
+        .iter()
+        .map(|b| {
+            if let Some(s) = b.scratch_of_step {
+                assert!(b.values.is_empty(), "{what}: a scratch buffer holds values");
+                return (s, s);
+            }
+            for (j, v) in b.values.iter().enumerate() {
+                assert!(!results.contains(v), "{what}: result %{} is in the arena", v.0);
+                if j > 0 {
+                    let op = k.op(steps[def[v]]);
+                    assert!(op.kind == OpKind::Reshape && b.values[..j].contains(&op.operands[0]), "{what}: %{} shares a buffer without being a reshape of it", v.0);
+                }
+            }
+            let first = b.values.iter().map(|v| def[v]).min().expect("a buffer holds a value");
+            let end = b.values.iter().map(|v| last[v]).max().expect("a buffer holds a value");
+            (first, end)
+        })
+        .collect();
+    for (i, a) in plan.buffers.iter().enumerate() {
+        assert_eq!(a.offset % 64, 0, "{what}: buffer {i} is not 64-byte aligned");
+        for (j, b) in plan.buffers.iter().enumerate().skip(i + 1) {
+            let live = lives[i].0 <= lives[j].1 && lives[j].0 <= lives[i].1;
+            let overlap = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+            assert!(
+                a.dtype != b.dtype || !live || !overlap || a.bytes == 0 || b.bytes == 0,
+                "{what}: buffers {a:?} and {b:?} are live at once (steps {:?} and {:?}) and overlap",
+                lives[i],
+                lives[j]
+            );
+        }
+    }
+    assert!(plan.peak_live_bytes <= plan.arena_bytes, "{what}: {plan:?}");
+    plan
+}
+
+#[test]
+fn memory_plans_never_overlap_live_values() {
+    let mut buffers = 0;
+    for ex in examples() {
+        for f in std::iter::once(&ex.forward).chain(ex.step.as_ref()) {
+            let k = kernels(f);
+            let exe = CpuExecutable::compile(&k, &CpuOptions { threads: 2 }).unwrap();
+            for batch in [1, 7, 64] {
+                buffers += check_memory_plan(&format!("{} @{} batch {batch}", ex.name, f.name), &k, &exe, batch).buffers.len();
+            }
+        }
+    }
+    assert!(buffers > 100, "only {buffers} buffers planned");
+}
+
 fn time(mut f: impl FnMut(), min_runs: usize) -> f64 {
     f();
     let start = Instant::now();
@@ -196,15 +295,18 @@ fn time(mut f: impl FnMut(), min_runs: usize) -> f64 {
     start.elapsed().as_secs_f64() / runs as f64
 }
 
-/// Prints each example's plan and the interpreter/cpu time ratio at batch 64
-/// (meaningful with `cargo test -p dlc-cpu --release -- --nocapture`).
+/// Prints each example's plan, its memory plan and the interpreter/cpu time
+/// ratio at batch 64 (meaningful with `cargo test -p dlc-cpu --release --
+/// --nocapture`).
 #[test]
 fn plans_and_speed_against_the_interpreter() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
     for ex in examples() {
         for f in std::iter::once(&ex.forward).chain(ex.step.as_ref()) {
-            let exe = CpuExecutable::compile(&kernels(f), &CpuOptions { threads }).unwrap();
+            let k = kernels(f);
+            let exe = CpuExecutable::compile(&k, &CpuOptions { threads }).unwrap();
             let plan = exe.plan_summary();
+            let memory = check_memory_plan(&format!("{} @{}", ex.name, f.name), &k, &exe, 64);
             let args = random_args(f, &ex, 64, 3);
             let t_interp = time(|| drop(dlc_backends::run(f, &args).unwrap()), 3);
             let t_cpu = time(|| drop(exe.run(&args).unwrap()), 3);
@@ -217,6 +319,14 @@ fn plans_and_speed_against_the_interpreter() {
                 t_interp / t_cpu,
                 plan.len(),
                 exe.num_constants()
+            );
+            println!(
+                "    memory b64: arena {:.2} MiB, peak live {:.2} MiB, naive (a buffer per output) {:.2} MiB, outside the arena {:.2} MiB, {} buffers",
+                memory.arena_bytes as f64 / 1048576.0,
+                memory.peak_live_bytes as f64 / 1048576.0,
+                memory.naive_bytes as f64 / 1048576.0,
+                memory.outside_bytes as f64 / 1048576.0,
+                memory.buffers.len()
             );
             println!("    plan: {}", plan.join(" "));
         }

@@ -266,16 +266,17 @@ impl Trainer {
         Ok((x, y))
     }
 
-    /// The arguments of a step or eval call, in `slots` order.
-    fn args(&self, slots: &[Slot], x: &Tensor, y: &Tensor, step: Option<&Tensor>) -> Vec<Tensor> {
+    /// The arguments of a step or eval call, in `slots` order: borrowed,
+    /// not copied (parameters and optimizer state can be megabytes).
+    fn args<'a>(&'a self, slots: &[Slot], x: &'a Tensor, y: &'a Tensor, step: Option<&'a Tensor>) -> Vec<&'a Tensor> {
         slots
             .iter()
             .map(|s| match s {
-                Slot::Features => x.clone(),
-                Slot::Label => y.clone(),
-                Slot::Param(i) => self.params[*i].clone(),
-                Slot::State(i) => self.state[*i].clone(),
-                Slot::Step => step.expect("only the train step takes a step count").clone(),
+                Slot::Features => x,
+                Slot::Label => y,
+                Slot::Param(i) => &self.params[*i],
+                Slot::State(i) => &self.state[*i],
+                Slot::Step => step.expect("only the train step takes a step count"),
             })
             .collect()
     }
@@ -298,7 +299,9 @@ impl Trainer {
         self.position.step += 1;
         let step = Tensor::from_f64_values(&[], &[self.position.step as f64], self.dtype()).map_err(|e| input_err(e.to_string()))?;
         let args = self.args(&self.step_slots, &x, &y, Some(&step));
-        let mut out = self.step_runner.run(&args)?.into_iter();
+        let out = self.step_runner.run(&args)?;
+        drop(args);
+        let mut out = out.into_iter();
         for p in &mut self.params {
             *p = out.next().expect("one result per parameter");
         }

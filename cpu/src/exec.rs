@@ -1,0 +1,482 @@
+//! Running one step: where its inputs are read from (arguments, constants,
+//! owned tensors, the arena), where its output goes (its arena block, a
+//! buffer of its own, or, for a reshape of an arena value, nowhere new),
+//! and the call that computes it.
+
+use crate::arena::{Arena, Reads, Region};
+use crate::memory::{Home, arena_index, concrete};
+use crate::steps::Exec;
+use crate::{CpuError, CpuExecutable, Step, movement};
+use dlc_backends::{Tensor, eval_op};
+use dlc_contract::{Conv2d, Epilogue, Transpose, View};
+use dlc_ir::{AttrView, Attrs, DType, OpKind, ValueId};
+use dlc_jit::{Buffer, BufferMut};
+use ndarray::{ArrayD, IxDyn};
+use std::borrow::Cow;
+
+/// A value at run time.
+pub(crate) enum Val<'a> {
+    /// An argument or constant (borrowed), or a tensor of its own (owned).
+    Tensor(Cow<'a, Tensor>),
+    /// Row-major elements in the arena, of this shape.
+    Arena { region: Region, shape: Vec<usize> },
+}
+
+/// A kernel input: its elements, row-major and contiguous, and its shape.
+struct In<'a> {
+    data: Contig<'a>,
+    shape: &'a [usize],
+}
+
+/// A fresh output buffer (for a step whose output is not in the arena).
+enum Fresh {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I1(Vec<bool>),
+}
+
+impl Fresh {
+    fn new(dtype: DType, n: usize) -> Result<Fresh, CpuError> {
+        match dtype {
+            DType::F32 => Ok(Fresh::F32(vec![0.0; n])),
+            DType::F64 => Ok(Fresh::F64(vec![0.0; n])),
+            DType::I1 => Ok(Fresh::I1(vec![false; n])),
+            d => Err(CpuError::Unsupported(format!("a kernel writing {d}"))),
+        }
+    }
+
+    fn buffer(&mut self) -> BufferMut<'_> {
+        match self {
+            Fresh::F32(v) => BufferMut::F32(v),
+            Fresh::F64(v) => BufferMut::F64(v),
+            Fresh::I1(v) => BufferMut::I1(v),
+        }
+    }
+
+    fn into_tensor(self, shape: &[usize]) -> Result<Tensor, CpuError> {
+        Ok(match self {
+            Fresh::F32(v) => Tensor::F32(array(shape, v)?),
+            Fresh::F64(v) => Tensor::F64(array(shape, v)?),
+            Fresh::I1(v) => Tensor::I1(array(shape, v)?),
+        })
+    }
+}
+
+fn undefined(v: ValueId) -> CpuError {
+    CpuError::Malformed(format!("%{} is used before it is defined", v.0))
+}
+
+/// `v`'s elements and shape, read where it lives.
+fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueId) -> Result<In<'a>, CpuError> {
+    match env[v.0 as usize].as_ref().ok_or_else(|| undefined(v))? {
+        Val::Tensor(t) => Ok(In { data: Contig::of(t)?, shape: t.shape() }),
+        Val::Arena { region, shape } => {
+            let data = match reads.get(region)? {
+                Buffer::F32(s) => Contig::F32(Cow::Borrowed(s)),
+                Buffer::F64(s) => Contig::F64(Cow::Borrowed(s)),
+                Buffer::I1(s) => Contig::I1(Cow::Borrowed(s)),
+            };
+            Ok(In { data, shape })
+        }
+    }
+}
+
+/// `v` as a tensor (an arena value is copied out).
+fn tensor<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'_>, v: ValueId) -> Result<Cow<'a, Tensor>, CpuError> {
+    tensor_of(env[v.0 as usize].as_ref().ok_or_else(|| undefined(v))?, reads)
+}
+
+/// A value as a tensor (an arena value is copied out).
+pub(crate) fn tensor_of<'a>(val: &'a Val<'_>, reads: &Reads<'_>) -> Result<Cow<'a, Tensor>, CpuError> {
+    match val {
+        Val::Tensor(t) => Ok(Cow::Borrowed(&**t)),
+        Val::Arena { region, shape } => Ok(Cow::Owned(match reads.get(region)? {
+            Buffer::F32(s) => Tensor::F32(array(shape, s.to_vec())?),
+            Buffer::F64(s) => Tensor::F64(array(shape, s.to_vec())?),
+            Buffer::I1(s) => Tensor::I1(array(shape, s.to_vec())?),
+        })),
+    }
+}
+
+/// The shape a `dl.reshape` gives (its `-1` is the batch).
+fn reshape_dims(attrs: &Attrs, batch: Option<usize>) -> Result<Option<Vec<usize>>, CpuError> {
+    let dims = AttrView::new(OpKind::Reshape, attrs).ints("shape").map_err(CpuError::Malformed)?;
+    Ok(dims.iter().map(|&d| if d == -1 { batch } else { usize::try_from(d).ok() }).collect())
+}
+
+impl CpuExecutable {
+    /// Runs step `i` and returns its output.
+    pub(crate) fn run_step<'t>(&self, i: usize, env: &mut [Option<Val<'t>>], arena: &mut Arena, batch: Option<usize>) -> Result<Val<'t>, CpuError> {
+        let step = &self.steps[i];
+        let home = self.layout.homes[i];
+        match &step.exec {
+            Exec::Reshape { input, attrs } => self.reshape(step, *input, attrs, home, env, arena, batch),
+            e if e.writes_slice() && arena_index(step.out.dtype).is_some() => self.write_step(i, env, arena, batch),
+            e => Ok(Val::Tensor(Cow::Owned(self.interp(e, env, &arena.reads(), batch)?))),
+        }
+    }
+
+    /// A step that writes its output into a slice: its arena block, or a
+    /// buffer of its own.
+    fn write_step<'t>(&self, i: usize, env: &[Option<Val<'t>>], arena: &mut Arena, batch: Option<usize>) -> Result<Val<'t>, CpuError> {
+        let step = &self.steps[i];
+        if batch.is_none() && step.out.shape.iter().any(|d| d.as_static().is_none()) {
+            return Err(CpuError::Unsupported("a kernel's output has a ? dim but no argument binds the batch".into()));
+        }
+        let shape = concrete(&step.out.shape, batch);
+        let mut holes = Vec::with_capacity(2);
+        let region = match self.layout.homes[i] {
+            Home::Block(b) => Some(arena.region(&self.layout, b)),
+            _ => None,
+        };
+        holes.extend(region.clone());
+        if let Some(s) = self.layout.scratch[i] {
+            holes.push(arena.region(&self.layout, s));
+        }
+        if cfg!(debug_assertions) {
+            check_free(i, env, &holes)?;
+        }
+        let (reads, bufs) = arena.split(&holes)?;
+        let mut bufs = bufs.into_iter();
+        let mut fresh = match region {
+            Some(_) => None,
+            None => Some(Fresh::new(step.out.dtype, shape.iter().product())?),
+        };
+        let fresh_out = fresh.is_some();
+        let out = match fresh.as_mut() {
+            Some(f) => f.buffer(),
+            None => bufs.next().ok_or_else(|| CpuError::Malformed("no arena buffer for an output".into()))?,
+        };
+        self.write(&step.exec, env, &reads, out, bufs.next(), &shape, batch, fresh_out)?;
+        Ok(match (region, fresh) {
+            (Some(region), _) => Val::Arena { region, shape },
+            (None, Some(f)) => Val::Tensor(Cow::Owned(f.into_tensor(&shape)?)),
+            (None, None) => unreachable!("a step without a block has a fresh buffer"),
+        })
+    }
+
+    /// Computes a slice-writing step into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        e: &Exec,
+        env: &[Option<Val<'_>>],
+        reads: &Reads<'_>,
+        out: BufferMut<'_>,
+        scratch: Option<BufferMut<'_>>,
+        shape: &[usize],
+        batch: Option<usize>,
+        fresh: bool,
+    ) -> Result<(), CpuError> {
+        let inputs = |vs: &[ValueId]| vs.iter().map(|&v| input(env, reads, v)).collect::<Result<Vec<_>, _>>();
+        match e {
+            Exec::Elementwise { kernel, lowered, inputs: vs } => {
+                let iter = lowered.iteration_shape(shape)?;
+                let ins = inputs(vs)?;
+                let bufs: Vec<Buffer<'_>> = ins.iter().map(|i| i.data.buffer()).collect();
+                self.run_elementwise(kernel, &bufs, out, &iter, fresh)
+            }
+            Exec::Structured { kernel, generic, inputs: vs, partial } => {
+                let sizes: Vec<usize> = generic
+                    .sizes
+                    .iter()
+                    .map(|s| s.map(|n| n as usize).or(batch))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| CpuError::Unsupported("a kernel's iteration space has a ? but no argument binds the batch".into()))?;
+                let ins = inputs(vs)?;
+                let bufs: Vec<(Buffer<'_>, &[usize])> = ins.iter().map(|i| (i.data.buffer(), i.shape)).collect();
+                self.run_structured(kernel, &bufs, out, shape, &sizes, partial.as_deref())
+            }
+            Exec::Matmul { a, b, t, bias, relu } => {
+                let (a, b) = (input(env, reads, *a)?, input(env, reads, *b)?);
+                let bias = bias.map(|v| input(env, reads, v)).transpose()?;
+                let bias = bias.as_ref().map(|b| &b.data);
+                match (&a.data, &b.data, out) {
+                    (Contig::F32(x), Contig::F32(y), BufferMut::F32(o)) => self.matmul(View::new(x, a.shape), View::new(y, b.shape), o, *t, bias_of(bias, Contig::f32)?, *relu),
+                    (Contig::F64(x), Contig::F64(y), BufferMut::F64(o)) => self.matmul(View::new(x, a.shape), View::new(y, b.shape), o, *t, bias_of(bias, Contig::f64)?, *relu),
+                    _ => Err(CpuError::Unsupported(format!("matmul of {:?} and {:?}", a.data.dtype(), b.data.dtype()))),
+                }
+            }
+            Exec::Conv2d { x, w, conv, bias, relu } => {
+                let (x, w) = (input(env, reads, *x)?, input(env, reads, *w)?);
+                let bias = bias.map(|v| input(env, reads, v)).transpose()?;
+                let bias = bias.as_ref().map(|b| &b.data);
+                match (&x.data, &w.data, out, scratch) {
+                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o), s) => {
+                        let s = match s {
+                            Some(BufferMut::F32(s)) => Some(s),
+                            _ => None,
+                        };
+                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, s, *conv, bias_of(bias, Contig::f32)?, *relu)
+                    }
+                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o), s) => {
+                        let s = match s {
+                            Some(BufferMut::F64(s)) => Some(s),
+                            _ => None,
+                        };
+                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, s, *conv, bias_of(bias, Contig::f64)?, *relu)
+                    }
+                    _ => Err(CpuError::Unsupported(format!("conv2d of {:?} and {:?}", x.data.dtype(), w.data.dtype()))),
+                }
+            }
+            Exec::Interp { kind: OpKind::Concat, attrs, inputs: vs } => {
+                let ins = inputs(vs)?;
+                let rank = ins.first().map_or(0, |i| i.shape.len());
+                let axis = AttrView::new(OpKind::Concat, attrs).int("axis").ok().and_then(|a| dlc_ir::registry::shape::axis(a, rank).ok());
+                let parts: Vec<(&Contig<'_>, &[usize])> = ins.iter().map(|i| (&i.data, i.shape)).collect();
+                if let Some(axis) = axis
+                    && movement::concat_into(&parts, axis, out)
+                {
+                    return Ok(());
+                }
+                // Operands that do not fit: the interpreter says why.
+                let ts = vs.iter().map(|&v| tensor(env, reads, v)).collect::<Result<Vec<_>, _>>()?;
+                let refs: Vec<&Tensor> = ts.iter().map(|t| &**t).collect();
+                eval_op(OpKind::Concat, attrs, &refs, batch)?;
+                Err(CpuError::Malformed("a concat's operands do not fill its result".into()))
+            }
+            _ => Err(CpuError::Malformed("a step that does not write a slice was given one".into())),
+        }
+    }
+
+    /// A step the reference interpreter runs (or a concat of integers).
+    fn interp(&self, e: &Exec, env: &[Option<Val<'_>>], reads: &Reads<'_>, batch: Option<usize>) -> Result<Tensor, CpuError> {
+        match e {
+            Exec::Interp { kind, attrs, inputs } => {
+                let ts = inputs.iter().map(|&v| tensor(env, reads, v)).collect::<Result<Vec<_>, _>>()?;
+                let ins: Vec<&Tensor> = ts.iter().map(|t| &**t).collect();
+                if *kind == OpKind::Concat
+                    && let Some(axis) = ins.first().and_then(|x| AttrView::new(*kind, attrs).int("axis").ok().and_then(|a| dlc_ir::registry::shape::axis(a, x.rank()).ok()))
+                    && let Some(joined) = movement::concat(&ins, axis)
+                {
+                    return joined;
+                }
+                Ok(eval_op(*kind, attrs, &ins, batch)?)
+            }
+            Exec::InterpKernel { func, inputs } => {
+                let ins = inputs.iter().map(|&v| tensor(env, reads, v).map(Cow::into_owned)).collect::<Result<Vec<_>, _>>()?;
+                let mut out = dlc_backends::run(func, &ins)?;
+                out.pop().ok_or_else(|| CpuError::Malformed("a kernel returned nothing".into()))
+            }
+            // Slice-writing steps of a dtype the arena does not hold.
+            e => {
+                let ts = e.inputs().into_iter().map(|v| tensor(env, reads, v)).collect::<Result<Vec<_>, _>>()?;
+                let shapes: Vec<String> = ts.iter().map(|t| t.describe()).collect();
+                Err(CpuError::Unsupported(format!("a kernel step on {}", shapes.join(", "))))
+            }
+        }
+    }
+
+    /// `dl.reshape`: an arena value is read in place under its new shape; a
+    /// tensor this step reads last is moved, any other copied.
+    #[allow(clippy::too_many_arguments)]
+    fn reshape<'t>(
+        &self,
+        step: &Step,
+        input: ValueId,
+        attrs: &Attrs,
+        home: Home,
+        env: &mut [Option<Val<'t>>],
+        arena: &Arena,
+        batch: Option<usize>,
+    ) -> Result<Val<'t>, CpuError> {
+        let slot = &mut env[input.0 as usize];
+        match slot.as_ref().ok_or_else(|| undefined(input))? {
+            Val::Arena { region, .. } if matches!(home, Home::Alias(_)) => {
+                let shape = reshape_dims(attrs, batch)?.filter(|s| s.iter().product::<usize>() == region.range.len());
+                let shape = shape.ok_or_else(|| CpuError::Malformed(format!("a reshape to {attrs:?} of {} elements", region.range.len())))?;
+                Ok(Val::Arena { region: region.clone(), shape })
+            }
+            Val::Tensor(Cow::Owned(_)) if step.frees.contains(&input) => {
+                let Some(Val::Tensor(Cow::Owned(t))) = slot.take() else { unreachable!("matched above") };
+                Ok(Val::Tensor(Cow::Owned(reshape_owned(t, attrs, batch)?)))
+            }
+            _ => {
+                let t = tensor(env, &arena.reads(), input)?;
+                Ok(Val::Tensor(Cow::Owned(match reshape_contiguous(attrs, &t, batch) {
+                    Some(r) => r,
+                    None => eval_op(OpKind::Reshape, attrs, &[&t], batch)?,
+                })))
+            }
+        }
+    }
+
+    fn matmul<T: dlc_contract::Element>(
+        &self,
+        a: View<'_, T>,
+        b: View<'_, T>,
+        out: &mut [T],
+        t: Transpose,
+        bias: Option<&[T]>,
+        relu: bool,
+    ) -> Result<(), CpuError> {
+        let r = a.shape.len();
+        let k = if r < 2 { 0 } else if t.a { a.shape[r - 2] } else { a.shape[r - 1] };
+        let epi = Epilogue { bias, relu };
+        let macs = out.len() * k;
+        self.parallel(macs, |threads| dlc_contract::matmul(a, b, out, t, epi, threads))?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv<T: dlc_contract::Element>(
+        &self,
+        x: View<'_, T>,
+        w: View<'_, T>,
+        out: &mut [T],
+        scratch: Option<&mut [T]>,
+        conv: Conv2d,
+        bias: Option<&[T]>,
+        relu: bool,
+    ) -> Result<(), CpuError> {
+        let epi = Epilogue { bias, relu };
+        let taps: usize = w.shape.iter().skip(1).product();
+        self.parallel(out.len() * taps, |threads| {
+            let need = dlc_contract::conv2d_scratch_len::<T>(x.shape, w.shape, conv, threads)?;
+            let mut own = Vec::new();
+            let scratch = match scratch {
+                Some(s) if s.len() >= need => &mut s[..need],
+                _ => {
+                    own.resize(need, T::ZERO);
+                    &mut own[..]
+                }
+            };
+            dlc_contract::conv2d(x, w, out, conv, epi, scratch, threads)
+        })?;
+        Ok(())
+    }
+
+    /// Runs a contraction of `macs` multiply-adds with this executable's
+    /// threads inside its rayon pool, or on the calling thread with one
+    /// thread when it is too small to split (dlc-contract would use one
+    /// anyway, and entering the pool costs a thread hand-off per call).
+    fn parallel<R: Send>(&self, macs: usize, f: impl FnOnce(usize) -> R + Send) -> R {
+        if self.threads > 1 && macs >= crate::PAR_MIN_MACS { self.pool.install(|| f(self.threads)) } else { f(1) }
+    }
+}
+
+/// Debug builds: checks that no value still live occupies `holes`, the
+/// regions step `i` is about to write.
+fn check_free(i: usize, env: &[Option<Val<'_>>], holes: &[Region]) -> Result<(), CpuError> {
+    for (v, slot) in env.iter().enumerate() {
+        if let Some(Val::Arena { region, .. }) = slot
+            && holes.iter().any(|h| h.dtype == region.dtype && h.range.start < region.range.end && region.range.start < h.range.end)
+        {
+            return Err(CpuError::Malformed(format!("the memory plan lets step {i} write over %{v}, which is still live")));
+        }
+    }
+    Ok(())
+}
+
+fn bias_of<'a, T: 'a>(bias: Option<&'a Contig<'a>>, get: fn(&'a Contig<'a>) -> Option<&'a [T]>) -> Result<Option<&'a [T]>, CpuError> {
+    bias.map(|b| get(b).ok_or_else(|| CpuError::Unsupported(format!("a {:?} bias of another dtype than its contraction", b.dtype())))).transpose()
+}
+
+/// `dl.reshape` of a tensor this step owns: the same elements under the new
+/// shape, without a copy when they are row-major already.
+fn reshape_owned(t: Tensor, attrs: &Attrs, batch: Option<usize>) -> Result<Tensor, CpuError> {
+    let Some(shape) = reshape_dims(attrs, batch)?.filter(|s| s.iter().product::<usize>() == t.len()) else {
+        return Ok(eval_op(OpKind::Reshape, attrs, &[&t], batch)?);
+    };
+    fn go<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, CpuError> {
+        let a = if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() };
+        a.into_shape_with_order(IxDyn(shape)).map_err(|e| CpuError::Malformed(e.to_string()))
+    }
+    Ok(match t {
+        Tensor::F32(a) => Tensor::F32(go(a, &shape)?),
+        Tensor::F64(a) => Tensor::F64(go(a, &shape)?),
+        Tensor::I32(a) => Tensor::I32(go(a, &shape)?),
+        Tensor::I64(a) => Tensor::I64(go(a, &shape)?),
+        Tensor::I1(a) => Tensor::I1(go(a, &shape)?),
+    })
+}
+
+/// `dl.reshape` of a row-major tensor: one copy of its elements under the
+/// new shape (`None`: leave it to the interpreter, which checks and reports).
+fn reshape_contiguous(attrs: &Attrs, t: &Tensor, batch: Option<usize>) -> Option<Tensor> {
+    let shape = reshape_dims(attrs, batch).ok()??;
+    if shape.iter().product::<usize>() != t.len() {
+        return None;
+    }
+    fn go<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Option<ArrayD<T>> {
+        ArrayD::from_shape_vec(IxDyn(shape), contiguous(a).into_owned()).ok()
+    }
+    Some(match t {
+        Tensor::F32(a) => Tensor::F32(go(a, &shape)?),
+        Tensor::F64(a) => Tensor::F64(go(a, &shape)?),
+        Tensor::I32(a) => Tensor::I32(go(a, &shape)?),
+        Tensor::I64(a) => Tensor::I64(go(a, &shape)?),
+        Tensor::I1(a) => Tensor::I1(go(a, &shape)?),
+    })
+}
+
+fn array<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>, CpuError> {
+    ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| CpuError::Malformed(e.to_string()))
+}
+
+/// The elements of `a` in row-major order, borrowed when already contiguous
+/// (otherwise copied lane by lane along the last axis).
+pub(crate) fn contiguous<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None if a.ndim() == 0 => Cow::Owned(a.iter().cloned().collect()),
+        None => {
+            let mut v = Vec::with_capacity(a.len());
+            for lane in a.rows() {
+                match lane.as_slice() {
+                    Some(s) => v.extend_from_slice(s),
+                    None => v.extend(lane.iter().cloned()),
+                }
+            }
+            Cow::Owned(v)
+        }
+    }
+}
+
+/// A tensor's elements, contiguous, as one of the JIT's buffer types.
+pub(crate) enum Contig<'a> {
+    F32(Cow<'a, [f32]>),
+    F64(Cow<'a, [f64]>),
+    I1(Cow<'a, [bool]>),
+}
+
+impl<'a> Contig<'a> {
+    fn of(t: &'a Tensor) -> Result<Contig<'a>, CpuError> {
+        match t {
+            Tensor::F32(a) => Ok(Contig::F32(contiguous(a))),
+            Tensor::F64(a) => Ok(Contig::F64(contiguous(a))),
+            Tensor::I1(a) => Ok(Contig::I1(contiguous(a))),
+            other => Err(CpuError::Unsupported(format!("a kernel input of {}", other.describe()))),
+        }
+    }
+
+    fn buffer(&self) -> Buffer<'_> {
+        match self {
+            Contig::F32(s) => Buffer::F32(s),
+            Contig::F64(s) => Buffer::F64(s),
+            Contig::I1(s) => Buffer::I1(s),
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        self.buffer().dtype()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buffer().len()
+    }
+
+    fn f32(&self) -> Option<&[f32]> {
+        match self {
+            Contig::F32(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn f64(&self) -> Option<&[f64]> {
+        match self {
+            Contig::F64(s) => Some(s),
+            _ => None,
+        }
+    }
+}
