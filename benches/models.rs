@@ -136,7 +136,7 @@ fn compile_times() {
 /// `--profile`: where one CNN and one MLP train step spend their time, summed
 /// per step description (`interp[reduce_sum]`, `matmul+bias+relu`, …), largest first.
 fn profile(threads: usize) {
-    for (file, shape, batch) in [("mnist_cnn.dl", vec![1usize, 28, 28], 64usize), ("mlp.dl", vec![784], 64)] {
+    for (file, shape, batch) in [("mnist_cnn.dl", vec![1usize, 28, 28], 64usize), ("mlp.dl", vec![784], 64), ("digits_mlp.dl", vec![64], 32)] {
         let (model, input, x, y) = setup(file, &shape, batch, threads);
         let mut trainer = model.trainer().expect("a train block");
         let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
