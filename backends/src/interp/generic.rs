@@ -6,7 +6,10 @@
 //! (the parallel dims, for reductions), and the body's ops run on those
 //! tensors with [`eval_op`], the same code that evaluates the `dl` ops. A
 //! reduction repeats that once per point of its reduction dims, in row-major
-//! order, feeding the accumulator through. The lowering to this level and
+//! order, feeding the accumulator through — or, for the common fold bodies
+//! (`acc + t`, `max(acc, t)`), evaluates `t` once over the whole space and
+//! folds it in that same order, each step rounded as the definition rounds it.
+//! The lowering to this level and
 //! every fusion decision are then checked against the `dl`-level function.
 
 use super::{InterpError, eval_op};
@@ -100,6 +103,12 @@ pub fn eval(f: &Function, o: OpId, inputs: &[&Tensor], batch: Option<usize>) -> 
         Tensor::from_f64_values(&par_shape, &values, t.dtype()).map_err(|e| InterpError::malformed(OP, e.to_string()))
     };
 
+    if g.reduces()
+        && g.dtype.is_float()
+        && let Some(fold) = body.fold()
+    {
+        return fold_reduction(&fold, &body, &g, inputs, &data, &sizes, &par, batch);
+    }
     let mut acc = if g.reduces() {
         Some(Tensor::from_f64_values(&par_shape, &vec![g.init; par_shape.iter().product()], g.dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))?)
     } else {
@@ -123,6 +132,64 @@ pub fn eval(f: &Function, o: OpId, inputs: &[&Tensor], batch: Option<usize>) -> 
     let y = acc.or(result).ok_or_else(|| InterpError::malformed(OP, "the kernel computed nothing"))?;
     let y = if y.shape() == par_shape.as_slice() { y } else { broadcast(&y, &par_shape, g.dtype)? };
     scatter(&y, &par, &g, &sizes)
+}
+
+/// A reduction whose body is `combine(acc, t)` with `t` independent of the
+/// accumulator: `t` is evaluated once over the whole iteration space (one
+/// `eval_op` per body op, not one per reduction point), then folded along
+/// the reduction dims in row-major order, each step rounded to the result's
+/// element type as the point-by-point definition rounds it.
+#[allow(clippy::too_many_arguments)]
+fn fold_reduction(fold: &Fold, body: &Body, g: &GenericAttrs, inputs: &[&Tensor], data: &[Vec<f64>], sizes: &[usize], par: &[usize], batch: Option<usize>) -> Result<Tensor, InterpError> {
+    let total: usize = sizes.iter().product();
+    let mut args = Vec::with_capacity(inputs.len() + 1);
+    for (i, t) in inputs.iter().enumerate() {
+        let st = strides(t.shape());
+        let values: Vec<f64> = points(sizes)
+            .map(|p| {
+                let mut flat = 0usize;
+                for (j, e) in g.maps[i].results.iter().enumerate() {
+                    let at = e.eval(&p);
+                    if at < 0 || at >= t.shape()[j] as i64 {
+                        return g.pad;
+                    }
+                    flat += at as usize * st[j];
+                }
+                data[i][flat]
+            })
+            .collect();
+        args.push(Tensor::from_f64_values(sizes, &values, t.dtype()).map_err(|e| InterpError::malformed(OP, e.to_string()))?);
+    }
+    // The accumulator is not read on the way to the term; any value will do.
+    args.push(Tensor::zeros(sizes, g.dtype));
+    let term = body.value(&args, batch, fold.term)?.to_f64_vec();
+    let term = if term.len() == 1 && total != 1 { vec![term[0]; total] } else { term };
+    let par_shape: Vec<usize> = par.iter().map(|&k| sizes[k]).collect();
+    let par_st = strides(&par_shape);
+    let mut out = vec![g.init; par_shape.iter().product()];
+    let round = |v: f64| match g.dtype {
+        DType::F32 => v as f32 as f64,
+        _ => v,
+    };
+    for (n, p) in points(sizes).enumerate() {
+        let o: usize = par.iter().zip(&par_st).map(|(&k, s)| p[k] * s).sum();
+        let (a, t) = (out[o], term[n]);
+        out[o] = match fold.combine {
+            OpKind::Add => round(a + t),
+            OpKind::Maximum if a.is_nan() || t.is_nan() => f64::NAN,
+            OpKind::Maximum => a.max(t),
+            OpKind::Minimum if a.is_nan() || t.is_nan() => f64::NAN,
+            _ => a.min(t),
+        };
+    }
+    let y = Tensor::from_f64_values(&par_shape, &out, g.dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))?;
+    scatter(&y, par, g, sizes)
+}
+
+/// A reduction body `combine(acc, term)`.
+struct Fold {
+    combine: OpKind,
+    term: ValueId,
 }
 
 /// A body value that did not depend on any operand is a rank-0 tensor:
@@ -180,6 +247,53 @@ impl Body {
         }
         let yielded = yielded.ok_or_else(|| InterpError::malformed(OP, "the body does not end with kernel.yield"))?;
         Ok(Body { args: block.args.clone(), ops, yielded })
+    }
+
+    /// The fold form of a reduction body (call it for reductions only: the
+    /// accumulator is the last block argument): its yielded value is
+    /// `add`/`maximum`/`minimum` of the accumulator and a term that no other
+    /// op computes from the accumulator.
+    fn fold(&self) -> Option<Fold> {
+        let acc = *self.args.last()?;
+        let (kind, _, args, _) = self.ops.iter().find(|(_, _, _, r)| *r == Some(self.yielded))?;
+        if !matches!(kind, OpKind::Add | OpKind::Maximum | OpKind::Minimum) {
+            return None;
+        }
+        let term = match args.as_slice() {
+            [a, t] | [t, a] if *a == acc && *t != acc => *t,
+            _ => return None,
+        };
+        let reads_acc = self.ops.iter().filter(|(_, _, _, r)| *r != Some(self.yielded)).any(|(_, _, a, _)| a.contains(&acc));
+        (!reads_acc).then_some(Fold { combine: *kind, term })
+    }
+
+    /// The body's value `target` on these arguments.
+    fn value(&self, args: &[Tensor], batch: Option<usize>, target: ValueId) -> Result<Tensor, InterpError> {
+        let mut env: HashMap<ValueId, Tensor> = self.args.iter().copied().zip(args.iter().cloned()).collect();
+        for (kind, attrs, operands, result) in &self.ops {
+            if env.contains_key(&target) {
+                break;
+            }
+            let y = self.eval(*kind, attrs, operands, &env, batch)?;
+            if let Some(r) = result {
+                env.insert(*r, y);
+            }
+        }
+        env.remove(&target).ok_or_else(|| InterpError::malformed(OP, "the body value is not defined"))
+    }
+
+    fn eval(&self, kind: OpKind, attrs: &Attrs, operands: &[ValueId], env: &HashMap<ValueId, Tensor>, batch: Option<usize>) -> Result<Tensor, InterpError> {
+        if kind == OpKind::ScalarConstant {
+            let view = AttrView::new(kind, attrs);
+            let value = view.float("value").map_err(|m| InterpError::malformed(kind.name(), m))?;
+            let dtype = view.dtype("dtype").map_err(|m| InterpError::malformed(kind.name(), m))?;
+            return Tensor::from_f64_values(&[], &[value], dtype).map_err(|e| InterpError::malformed(kind.name(), e.to_string()));
+        }
+        let ins = operands
+            .iter()
+            .map(|v| env.get(v).ok_or_else(|| InterpError::malformed(kind.name(), format!("body value %{} is not defined", v.0))))
+            .collect::<Result<Vec<_>, _>>()?;
+        eval_op(kind, attrs, &ins, batch)
     }
 
     fn run(&self, args: &[Tensor], batch: Option<usize>) -> Result<Tensor, InterpError> {
