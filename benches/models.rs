@@ -130,6 +130,22 @@ fn compile_times() {
             dlc::cpu::CpuExecutable::compile(&kernels, &dlc::cpu::CpuOptions { threads: 1 }).expect("compiles");
         });
         println!("  {e:<12} forward {fwd:>7.2} ms   train step {train:>7.2} ms (build {build:.2}, kernel level {lower:.2}, code {codegen:.2})");
+        // The e-graph pass alone on the optimized train step (its budget is
+        // part of the kernel level above), and what fusion does after it.
+        let (g, fusion) = dlc::program::explain_fusion(&step).expect("explains");
+        println!(
+            "  {:<12} egraph {:>5.2} ms ({} -> {} ops, est. {:.0} -> {:.0} us); kernels {} -> {}, {:.0} -> {:.0} KiB moved",
+            "",
+            g.time.as_secs_f64() * 1e3,
+            g.ops.0,
+            g.ops.1,
+            g.cost_before / 1e3,
+            g.cost_after / 1e3,
+            fusion.before.kernels,
+            fusion.after.kernels,
+            fusion.before.bytes / 1024.0,
+            fusion.after.bytes / 1024.0
+        );
     }
 }
 
