@@ -9,23 +9,11 @@ mod common;
 use dlc::backends::run;
 use dlc::ir::{Function, Module, parse_module, print_module, verify_function};
 use dlc::program::kernel_level;
-use dlc::train::config;
-use dlc::Program;
-use std::path::Path;
 use std::process::Command;
 
-const EXAMPLES: &[&str] = &["mlp", "mnist_cnn", "digits_mlp", "logistic", "keras_dense", "fcn"];
 const BATCH: usize = 3;
 
-/// `@forward`, `@train_step` and `@eval` of an example, and its train program.
-fn functions(name: &str) -> (Vec<Function>, dlc::passes::train_step::TrainProgram) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.dl"));
-    let p = Program::load(&path).unwrap_or_else(|e| panic!("{name}: {}", e.render(false)));
-    let spec = p.compiled.as_ref().unwrap().model.train.as_ref().unwrap_or_else(|| panic!("{name} has no train block"));
-    let forward = p.forward().unwrap().clone();
-    let prog = config::program(&forward, spec).unwrap_or_else(|e| panic!("{name}: {e}"));
-    (vec![forward, prog.step.clone(), prog.eval.clone()], prog)
-}
+use common::{EXAMPLES, example as functions};
 
 #[test]
 fn the_kernel_level_computes_what_the_dl_level_computes() {

@@ -5,6 +5,23 @@
 use dlc::backends::{Tensor, init_tensor};
 use dlc::ir::{Function, Role, Signature, TensorType};
 use dlc::passes::train_step::TrainProgram;
+use dlc::train::config;
+use dlc::Program;
+use std::path::Path;
+
+/// Every example model in `examples/`.
+pub const EXAMPLES: &[&str] = &["mlp", "mnist_cnn", "digits_mlp", "logistic", "keras_dense", "fcn"];
+
+/// An example's `@forward`, `@train_step` and `@eval` (as the trainer builds
+/// them, before any optimization), and its train program.
+pub fn example(name: &str) -> (Vec<Function>, TrainProgram) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.dl"));
+    let p = Program::load(&path).unwrap_or_else(|e| panic!("{name}: {}", e.render(false)));
+    let spec = p.compiled.as_ref().unwrap().model.train.as_ref().unwrap_or_else(|| panic!("{name} has no train block"));
+    let forward = p.forward().unwrap().clone();
+    let prog = config::program(&forward, spec).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (vec![forward, prog.step.clone(), prog.eval.clone()], prog)
+}
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
