@@ -100,6 +100,33 @@ impl Runner {
         }
     }
 
+    /// Checks `args` as a run would first (names, dtypes, shapes, one batch size).
+    pub fn check(&self, args: &[&Tensor]) -> Result<(), Error> {
+        match self {
+            Runner::Interp(f) => {
+                let typed: Vec<(String, &dlc_ir::Type)> =
+                    f.args().iter().enumerate().map(|(i, &v)| (f.value(v).name.clone().unwrap_or_else(|| format!("arg{i}")), f.ty(v))).collect();
+                dlc_backends::check_args(&f.name, &typed, args)?;
+            }
+            Runner::Jit(exe) => {
+                exe.check_args(args).map_err(cpu_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`Runner::run`] with arguments the caller gives up: the JIT
+    /// writes results over donated arguments' buffers where it can (see
+    /// [`dlc_cpu::CpuExecutable::run_donated`]); with `profile`, also each
+    /// compiled step's wall time.
+    pub fn run_donated(&self, args: Vec<std::borrow::Cow<'_, Tensor>>, profile: bool) -> Result<(Vec<Tensor>, dlc_cpu::StepTimes), Error> {
+        match self {
+            Runner::Interp(f) => Ok((dlc_backends::run(f, &args)?, Vec::new())),
+            Runner::Jit(exe) if profile => exe.run_donated_profiled(args).map_err(cpu_error),
+            Runner::Jit(exe) => Ok((exe.run_donated(args).map_err(cpu_error)?, Vec::new())),
+        }
+    }
+
     /// Like [`Runner::run`], also returning each compiled step's description
     /// and wall time (empty for the interpreter, which has no steps).
     pub fn run_profiled<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T]) -> Result<(Vec<Tensor>, dlc_cpu::StepTimes), Error> {
@@ -313,33 +340,27 @@ impl StepTrainer {
     /// Like [`StepTrainer::step`]; with `profile`, also each compiled step's
     /// description and wall time (see [`Runner::run_profiled`]).
     pub fn step_profiled(&mut self, inputs: &[(&str, &Tensor)], label: &Tensor, profile: bool) -> Result<(StepResult, dlc_cpu::StepTimes), Error> {
-        let step = Tensor::from_f64_values(&[], &[(self.step + 1) as f64], self.params[0].dtype()).map_err(|e| Error::Input(e.to_string()))?;
+        let dtype = self.params.first().map_or(dlc_ir::DType::F32, Tensor::dtype);
+        let step = Tensor::from_f64_values(&[], &[(self.step + 1) as f64], dtype).map_err(|e| Error::Input(e.to_string()))?;
+        // Check every argument before the parameters are lent to the run.
         let mut batch = None;
-        // Borrowed, not copied: parameters and optimizer state can be megabytes.
-        let mut args: Vec<&Tensor> = Vec::with_capacity(self.slots.len());
+        let mut feature: Vec<Option<&Tensor>> = Vec::with_capacity(self.slots.len());
         for (slot, a) in self.slots.iter().zip(&self.sig.args) {
+            let input = inputs.iter().find(|(n, _)| *n == a.name).map(|(_, t)| *t);
+            feature.push(input.filter(|_| matches!(slot, Slot::Features)));
             let t = match slot {
-                Slot::Features => inputs.iter().find(|(n, _)| *n == a.name).map(|(_, t)| *t).ok_or_else(|| Error::Input(format!("missing input '{}'", a.name)))?,
+                Slot::Features => input.ok_or_else(|| Error::Input(format!("missing input '{}'", a.name)))?,
                 Slot::Label => label,
-                Slot::Param(i) => &self.params[*i],
+                Slot::Param(i) => self.params.get(*i).ok_or_else(|| Error::Input("the parameters were lost when an earlier step failed; load them from a checkpoint".into()))?,
                 Slot::State(i) => &self.state[*i],
                 Slot::Step => &step,
             };
             check_arg(&format!("'{}'", a.name), t, &a.ty, &mut batch)?;
-            args.push(t);
         }
-        let (out, times) = if profile { self.runner.run_profiled(&args)? } else { (self.runner.run(&args)?, Vec::new()) };
-        drop(args);
-        let mut out = out.into_iter();
-        for p in &mut self.params {
-            *p = out.next().expect("one result per parameter");
-        }
-        for s in &mut self.state {
-            *s = out.next().expect("one result per state slot");
-        }
+        let w = crate::train::Weights { params: &mut self.params, state: &mut self.state };
+        let (loss, correct, times) = crate::train::donated_step(&self.runner, &self.slots, w, &feature, label, &step, profile)?;
         self.step += 1;
-        let loss = out.next().expect("the loss").to_f64_vec()[0];
-        Ok((StepResult { loss, correct: out.next().map(|c| c.to_f64_vec()[0]) }, times))
+        Ok((StepResult { loss, correct }, times))
     }
 
     /// The current parameters, by name.

@@ -136,9 +136,9 @@ fn match_checks(output: &str, checks: &[Expect]) -> Result<(), String> {
             Expect::CheckNot(t) => pending_not.push(t),
             Expect::Check(t) => {
                 let mut found = None;
-                for i in line..lines.len() {
-                    let from = if i == line { col.min(lines[i].len()) } else { 0 };
-                    if let Some(p) = lines[i][from..].find(t.as_str()) {
+                for (i, text) in lines.iter().enumerate().skip(line) {
+                    let from = if i == line { col.min(text.len()) } else { 0 };
+                    if let Some(p) = text[from..].find(t.as_str()) {
                         found = Some((i, from + p));
                         break;
                     }

@@ -77,6 +77,14 @@ fn training_step_by_step_lowers_the_loss_and_checks_labels() {
     assert!(err(t.step(&[("x", &x)], &float_labels)).contains("'label' is f32[6], the model expects i64[?]"));
     let short = Tensor::from_i64(&[5], vec![0; 5]).unwrap();
     assert!(err(t.step(&[("x", &x)], &short)).contains("(with ? = 6)"));
+    // Refused steps cost nothing: the parameters (lent to each step, which
+    // writes the new ones over them) are still there and still train.
+    let before = t.params();
+    assert_eq!(before.len(), 4);
+    assert_eq!(t.steps(), 152);
+    let after = t.step(&[("x", &x)], &y).unwrap();
+    assert!(after.loss <= last.loss * 1.01, "{last:?} -> {after:?}");
+    assert_ne!(t.params(), before, "the step updated the parameters");
     let no_block = Model::compile_str("two.dl", SRC, &Options::default()).unwrap();
     assert!(err(no_block.trainer()).contains("the model has no train block"));
 }

@@ -45,6 +45,29 @@ impl Fresh {
         }
     }
 
+    /// `t`'s own vector as an output buffer of `n` elements of `dtype`, when
+    /// it is one, row-major from its start; otherwise `t` back.
+    fn take(t: Tensor, dtype: DType, n: usize) -> Result<Fresh, Tensor> {
+        fn whole<T: Clone>(a: ArrayD<T>, n: usize) -> Result<Vec<T>, ArrayD<T>> {
+            if !a.is_standard_layout() || a.len() != n {
+                return Err(a);
+            }
+            // Row-major from `off`: the whole vector, or (an array cut out
+            // of a bigger one) a copy of its part.
+            Ok(match a.into_raw_vec_and_offset() {
+                (v, Some(0)) if v.len() == n => v,
+                (v, Some(off)) if off + n <= v.len() => v[off..off + n].to_vec(),
+                _ => Vec::new(),
+            })
+        }
+        match (t, dtype) {
+            (Tensor::F32(a), DType::F32) => whole(a, n).map(Fresh::F32).map_err(Tensor::F32),
+            (Tensor::F64(a), DType::F64) => whole(a, n).map(Fresh::F64).map_err(Tensor::F64),
+            (Tensor::I1(a), DType::I1) => whole(a, n).map(Fresh::I1).map_err(Tensor::I1),
+            (t, _) => Err(t),
+        }
+    }
+
     fn buffer(&mut self) -> BufferMut<'_> {
         match self {
             Fresh::F32(v) => BufferMut::F32(v),
@@ -111,19 +134,49 @@ impl CpuExecutable {
         let home = self.layout.homes[i];
         match &step.exec {
             Exec::Reshape { input, attrs } => self.reshape(step, *input, attrs, home, env, arena, batch),
-            e if e.writes_slice() && arena_index(step.out.dtype).is_some() => self.write_step(i, env, arena, batch),
+            e if e.writes_slice() && arena_index(step.out.dtype).is_some() => {
+                let donor = self.donor(i, env, batch);
+                self.write_step(i, env, arena, batch, donor)
+            }
             e => Ok(Val::Tensor(Cow::Owned(self.interp(e, env, &arena.reads(), batch)?))),
         }
     }
 
-    /// A step that writes its output into a slice: its arena block, or a
-    /// buffer of its own.
-    fn write_step<'t>(&self, i: usize, env: &[Option<Val<'t>>], arena: &mut Arena, batch: Option<usize>) -> Result<Val<'t>, CpuError> {
+    /// The buffer of step `i`'s in-place input, taken out of `env`, when
+    /// its output goes outside the arena and that input is a tensor the run
+    /// owns (a donated argument, an interpreter's output) that fits: the
+    /// output is then written over it rather than into a new allocation.
+    fn donor(&self, i: usize, env: &mut [Option<Val<'_>>], batch: Option<usize>) -> Option<(ValueId, Fresh)> {
+        let step = &self.steps[i];
+        let v = step.in_place?;
+        if self.layout.homes[i] != Home::Outside || step.out.shape.iter().any(|d| d.as_static().is_none()) && batch.is_none() {
+            return None;
+        }
+        let n: usize = concrete(&step.out.shape, batch).iter().product();
+        let slot = &mut env[v.0 as usize];
+        if !matches!(slot, Some(Val::Tensor(Cow::Owned(_)))) {
+            return None;
+        }
+        let Some(Val::Tensor(Cow::Owned(t))) = slot.take() else { unreachable!("matched above") };
+        match Fresh::take(t, step.out.dtype, n) {
+            Ok(f) => Some((v, f)),
+            Err(t) => {
+                *slot = Some(Val::Tensor(Cow::Owned(t)));
+                None
+            }
+        }
+    }
+
+    /// A step that writes its output into a slice: its arena block (over
+    /// its in-place input's, when the plan says so), a donor's buffer, or
+    /// a buffer of its own.
+    fn write_step<'t>(&self, i: usize, env: &[Option<Val<'t>>], arena: &mut Arena, batch: Option<usize>, donor: Option<(ValueId, Fresh)>) -> Result<Val<'t>, CpuError> {
         let step = &self.steps[i];
         if batch.is_none() && step.out.shape.iter().any(|d| d.as_static().is_none()) {
             return Err(CpuError::Unsupported("a kernel's output has a ? dim but no argument binds the batch".into()));
         }
         let shape = concrete(&step.out.shape, batch);
+        let over = if self.layout.in_place[i] { step.in_place } else { donor.as_ref().map(|(v, _)| *v) };
         let mut holes = Vec::with_capacity(2);
         let region = match self.layout.homes[i] {
             Home::Block(b) => Some(arena.region(&self.layout, b)),
@@ -134,20 +187,22 @@ impl CpuExecutable {
             holes.push(arena.region(&self.layout, s));
         }
         if cfg!(debug_assertions) {
-            check_free(i, env, &holes)?;
+            check_free(i, env, &holes, over)?;
         }
         let (reads, bufs) = arena.split(&holes)?;
         let mut bufs = bufs.into_iter();
-        let mut fresh = match region {
-            Some(_) => None,
-            None => Some(Fresh::new(step.out.dtype, shape.iter().product())?),
+        let donated = donor.is_some();
+        let mut fresh = match (region.as_ref(), donor) {
+            (Some(_), _) => None,
+            (None, Some((_, f))) => Some(f),
+            (None, None) => Some(Fresh::new(step.out.dtype, shape.iter().product())?),
         };
-        let fresh_out = fresh.is_some();
+        let fresh_out = fresh.is_some() && !donated;
         let out = match fresh.as_mut() {
             Some(f) => f.buffer(),
             None => bufs.next().ok_or_else(|| CpuError::Malformed("no arena buffer for an output".into()))?,
         };
-        self.write(&step.exec, env, &reads, out, bufs.next(), &shape, batch, fresh_out)?;
+        self.write(&step.exec, env, &reads, out, bufs.next(), &shape, batch, fresh_out, over)?;
         Ok(match (region, fresh) {
             (Some(region), _) => Val::Arena { region, shape },
             (None, Some(f)) => Val::Tensor(Cow::Owned(f.into_tensor(&shape)?)),
@@ -155,7 +210,8 @@ impl CpuExecutable {
         })
     }
 
-    /// Computes a slice-writing step into `out`.
+    /// Computes a slice-writing step into `out`, which holds the value
+    /// `over` (an elementwise step's in-place input) when there is one.
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
@@ -167,13 +223,14 @@ impl CpuExecutable {
         shape: &[usize],
         batch: Option<usize>,
         fresh: bool,
+        over: Option<ValueId>,
     ) -> Result<(), CpuError> {
         let inputs = |vs: &[ValueId]| vs.iter().map(|&v| input(env, reads, v)).collect::<Result<Vec<_>, _>>();
         match e {
             Exec::Elementwise { kernel, lowered, inputs: vs } => {
                 let iter = lowered.iteration_shape(shape)?;
-                let ins = inputs(vs)?;
-                let bufs: Vec<Buffer<'_>> = ins.iter().map(|i| i.data.buffer()).collect();
+                let ins = vs.iter().map(|&v| if Some(v) == over { Ok(None) } else { input(env, reads, v).map(Some) }).collect::<Result<Vec<_>, _>>()?;
+                let bufs: Vec<Option<Buffer<'_>>> = ins.iter().map(|i| i.as_ref().map(|i| i.data.buffer())).collect();
                 self.run_elementwise(kernel, &bufs, out, &iter, fresh)
             }
             Exec::Structured { kernel, generic, inputs: vs, partial } => {
@@ -356,9 +413,12 @@ impl CpuExecutable {
 }
 
 /// Debug builds: checks that no value still live occupies `holes`, the
-/// regions step `i` is about to write.
-fn check_free(i: usize, env: &[Option<Val<'_>>], holes: &[Region]) -> Result<(), CpuError> {
+/// regions step `i` is about to write, but `over`, the one it writes over.
+fn check_free(i: usize, env: &[Option<Val<'_>>], holes: &[Region], over: Option<ValueId>) -> Result<(), CpuError> {
     for (v, slot) in env.iter().enumerate() {
+        if over.is_some_and(|o| o.0 as usize == v) {
+            continue;
+        }
         if let Some(Val::Arena { region, .. }) = slot
             && holes.iter().any(|h| h.dtype == region.dtype && h.range.start < region.range.end && region.range.start < h.range.end)
         {

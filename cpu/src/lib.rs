@@ -144,6 +144,9 @@ struct Step {
     /// Values whose last use is this step, and its output if nothing reads
     /// it: dropped after it.
     frees: Vec<ValueId>,
+    /// An input read for the last time here, whose buffer the output may
+    /// take over (see `memory.rs`): an elementwise step reading it in full.
+    in_place: Option<ValueId>,
     describe: String,
 }
 
@@ -259,7 +262,8 @@ impl CpuExecutable {
                     Exec::Conv2d { w, .. } => Work::Macs(out.shape.iter().copied().chain(dims(*w)?.into_iter().skip(1)).collect()),
                     _ => Work::None,
                 };
-                Ok(Step { exec, work, output, out, frees, describe })
+                let in_place = exec.in_place_candidates(&out).into_iter().find(|v| last[v.0 as usize] == Some(i) && tensor_ty(func, *v).is_ok_and(|t| t == out));
+                Ok(Step { exec, work, output, out, frees, in_place, describe })
             })
             .collect::<Result<Vec<_>, CpuError>>()?;
         let infos: Vec<StepInfo<'_>> = steps
@@ -277,6 +281,7 @@ impl CpuExecutable {
                     writes_slice: s.exec.writes_slice(),
                     reshape: matches!(s.exec, Exec::Reshape { .. }),
                     conv,
+                    in_place: s.in_place,
                 })
             })
             .collect::<Result<_, CpuError>>()?;
@@ -344,22 +349,49 @@ impl CpuExecutable {
     /// owned tensors or references (`&[&Tensor]`): a caller holding
     /// parameters need not copy them for a call.
     pub fn run<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T]) -> Result<Vec<Tensor>, CpuError> {
+        self.run_timed(borrowed(args), None)
+    }
+
+    /// Like [`CpuExecutable::run`], with arguments the caller gives up
+    /// (`Cow::Owned`): where an elementwise step reads such an argument for
+    /// the last time and returns a result of its shape (an optimizer's new
+    /// parameter from the old one), the result is written over the
+    /// argument's buffer, with no new allocation. Borrowed arguments are
+    /// only read. The results are the same as [`CpuExecutable::run`]'s.
+    ///
+    /// A donated argument is gone whatever happens: when the run fails
+    /// after checking its arguments, some may already have been overwritten.
+    pub fn run_donated(&self, args: Vec<Cow<'_, Tensor>>) -> Result<Vec<Tensor>, CpuError> {
         self.run_timed(args, None)
     }
 
     /// Like [`CpuExecutable::run`], also returning each step's description
     /// and wall time, in execution order.
     pub fn run_profiled<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T]) -> Result<(Vec<Tensor>, StepTimes), CpuError> {
+        self.run_donated_profiled(borrowed(args))
+    }
+
+    /// [`CpuExecutable::run_donated`] with each step's wall time, as
+    /// [`CpuExecutable::run_profiled`] gives them.
+    pub fn run_donated_profiled(&self, args: Vec<Cow<'_, Tensor>>) -> Result<(Vec<Tensor>, StepTimes), CpuError> {
         let mut times = Vec::with_capacity(self.steps.len());
         let out = self.run_timed(args, Some(&mut times))?;
         let named = self.steps.iter().map(|s| s.describe.clone()).zip(times).collect();
         Ok((out, named))
     }
 
-    fn run_timed<T: std::borrow::Borrow<Tensor> + Sync>(&self, args: &[T], times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
+    /// Checks `args` against the function's parameters (names, dtypes,
+    /// shapes, one batch size) as a run does first; returns the batch size.
+    /// A caller about to donate arguments checks here, so that a mistake
+    /// does not cost it the tensors.
+    pub fn check_args<T: std::borrow::Borrow<Tensor>>(&self, args: &[T]) -> Result<Option<usize>, CpuError> {
         let typed: Vec<(String, Type)> = self.args.iter().map(|(_, name, ty)| (name.clone(), Type::Tensor(ty.clone()))).collect();
         let typed: Vec<(String, &Type)> = typed.iter().map(|(n, t)| (n.clone(), t)).collect();
-        let batch = dlc_backends::check_args(&self.name, &typed, args)?;
+        Ok(dlc_backends::check_args(&self.name, &typed, args)?)
+    }
+
+    fn run_timed(&self, args: Vec<Cow<'_, Tensor>>, times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
+        let batch = self.check_args(&args)?;
         // The executable's arena, re-planned if the batch size changed; a
         // run that finds it taken by a concurrent run plans one of its own.
         let mut own = None;
@@ -395,10 +427,10 @@ impl CpuExecutable {
         })
     }
 
-    fn run_steps<T: std::borrow::Borrow<Tensor>>(&self, args: &[T], arena: &mut Arena, batch: Option<usize>, mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
+    fn run_steps(&self, args: Vec<Cow<'_, Tensor>>, arena: &mut Arena, batch: Option<usize>, mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
         let mut env: Vec<Option<Val<'_>>> = (0..self.num_values).map(|_| None).collect();
         for ((v, _, _), t) in self.args.iter().zip(args) {
-            env[v.0 as usize] = Some(Val::Tensor(Cow::Borrowed(t.borrow())));
+            env[v.0 as usize] = Some(Val::Tensor(t));
         }
         for (v, t) in &self.constants {
             env[v.0 as usize] = Some(Val::Tensor(Cow::Borrowed(t)));
@@ -433,6 +465,11 @@ impl CpuExecutable {
         }
         Ok(out)
     }
+}
+
+/// Arguments the run only reads.
+fn borrowed<T: std::borrow::Borrow<Tensor>>(args: &[T]) -> Vec<Cow<'_, Tensor>> {
+    args.iter().map(|t| Cow::Borrowed(t.borrow())).collect()
 }
 
 /// Runs `f` on the current worker of a rayon pool while the pool's other

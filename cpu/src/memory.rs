@@ -20,7 +20,17 @@
 //! never overlap ([`Placement::overlaps`] checks it, and debug builds run
 //! that check on every plan). A block's lifetime includes its defining step,
 //! so an output never shares bytes with the inputs of its own step (the
-//! kernels require that).
+//! kernels require that) — with one exception, made on purpose:
+//!
+//! In place: an elementwise step whose input `v` reads in full what the
+//! output writes (same shape and dtype, no broadcast: [`StepInfo::in_place`])
+//! and whose block dies at that step (no later step reads `v` or a reshape
+//! of it) writes its output over `v`, into `v`'s block, whose lifetime then
+//! runs on. The JIT's in-place call reads each element before writing it.
+//! A chain `x → relu → mul → add` then lives in one buffer, and an
+//! optimizer's new moment overwrites the old one when the old one is not a
+//! result. The output must not be a function result (those leave the arena
+//! with their block).
 
 use dlc_contract::Conv2d;
 use dlc_ir::{DType, Dim, ValueId};
@@ -79,7 +89,8 @@ pub(crate) fn conv_threads(x: &[usize], w: &[usize], conv: Conv2d, threads: usiz
 /// One buffer of the arena.
 #[derive(Clone, Debug)]
 pub(crate) struct Block {
-    /// The value that owns it, then its `dl.reshape` aliases; empty for a scratch.
+    /// The value written there first, then its `dl.reshape` aliases and the
+    /// values written over it in place, in step order; empty for a scratch.
     pub values: Vec<ValueId>,
     /// The step whose scratch it is, if it is one.
     pub scratch_of: Option<usize>,
@@ -115,6 +126,10 @@ pub(crate) struct StepInfo<'a> {
     pub reshape: bool,
     /// A convolution's operand shapes, window and threads (for its scratch).
     pub conv: Option<(Vec<Dim>, Vec<Dim>, Conv2d, usize)>,
+    /// An input whose buffer the output may take over, when this step is
+    /// its last reader (an elementwise step reading it in full: see the
+    /// module docs).
+    pub in_place: Option<ValueId>,
 }
 
 /// The blocks of a compiled function and where each step writes.
@@ -125,6 +140,9 @@ pub(crate) struct Layout {
     pub homes: Vec<Home>,
     /// Per step: the block holding its scratch.
     pub scratch: Vec<Option<usize>>,
+    /// Per step: true when it writes its output over its `in_place` input,
+    /// in that input's block.
+    pub in_place: Vec<bool>,
 }
 
 impl Layout {
@@ -134,16 +152,50 @@ impl Layout {
     pub(crate) fn new(steps: &[StepInfo<'_>], results: &[ValueId], num_values: usize) -> Layout {
         let mut blocks: Vec<Block> = Vec::new();
         let mut homes = Vec::with_capacity(steps.len());
+        let mut in_place = vec![false; steps.len()];
+        // The last step reading each value, and whether it is returned
+        // (itself or through a reshape of it).
+        let mut last_read: Vec<Option<usize>> = vec![None; num_values];
+        for (i, s) in steps.iter().enumerate() {
+            for v in &s.inputs {
+                last_read[v.0 as usize] = Some(i);
+            }
+        }
+        let mut returned = vec![false; num_values];
+        for v in results {
+            returned[v.0 as usize] = true;
+        }
+        for s in steps.iter().rev() {
+            if s.reshape && returned[s.output.0 as usize] {
+                for v in &s.inputs {
+                    returned[v.0 as usize] = true;
+                }
+            }
+        }
         // The block holding each value, by value number.
         let mut block_of: Vec<Option<usize>> = vec![None; num_values];
         for (i, s) in steps.iter().enumerate() {
             let aliased = if s.reshape { s.inputs.first().and_then(|v| block_of[v.0 as usize]) } else { None };
-            let home = match aliased {
-                Some(b) => {
+            // The block of an input that dies here, for an output that is not returned.
+            let over = s
+                .in_place
+                .filter(|_| s.writes_slice && !returned[s.output.0 as usize])
+                .and_then(|v| block_of[v.0 as usize])
+                .filter(|&b| {
+                    let dies = |w: &ValueId| !returned[w.0 as usize] && last_read[w.0 as usize].is_none_or(|l| l <= i);
+                    blocks[b].dtype == s.dtype && blocks[b].values.iter().all(dies)
+                });
+            let home = match (aliased, over) {
+                (Some(b), _) => {
                     blocks[b].values.push(s.output);
                     Home::Alias(b)
                 }
-                None if s.writes_slice && arena_index(s.dtype).is_some() => {
+                (None, Some(b)) => {
+                    blocks[b].values.push(s.output);
+                    in_place[i] = true;
+                    Home::Block(b)
+                }
+                (None, None) if s.writes_slice && arena_index(s.dtype).is_some() => {
                     blocks.push(Block {
                         values: vec![s.output],
                         scratch_of: None,
@@ -154,7 +206,7 @@ impl Layout {
                     });
                     Home::Block(blocks.len() - 1)
                 }
-                None => Home::Outside,
+                (None, None) => Home::Outside,
             };
             if let Home::Block(b) | Home::Alias(b) = home {
                 block_of[s.output.0 as usize] = Some(b);
@@ -210,7 +262,7 @@ impl Layout {
                 Some(blocks.len() - 1)
             })
             .collect();
-        Layout { blocks, homes, scratch }
+        Layout { blocks, homes, scratch, in_place }
     }
 
     /// Offsets for every block at batch size `batch`.
@@ -311,6 +363,7 @@ impl Placement {
             peak_live_bytes: self.peak_live_bytes(layout),
             naive_bytes: self.bytes.iter().sum(),
             outside_bytes,
+            in_place: layout.in_place.iter().filter(|&&p| p).count(),
             buffers: layout
                 .blocks
                 .iter()
@@ -344,8 +397,11 @@ pub struct MemoryPlan {
     /// buffer per step output would allocate per run.
     pub naive_bytes: usize,
     /// The bytes of step outputs outside the arena (function results,
-    /// interpreter outputs, integer values), allocated per run.
+    /// interpreter outputs, integer values), allocated per run (less what
+    /// donated arguments lend them: see [`crate::CpuExecutable::run_donated`]).
     pub outside_bytes: usize,
+    /// Steps that write their output over an input's buffer in the arena.
+    pub in_place: usize,
     /// Every buffer in the arena.
     pub buffers: Vec<PlannedBuffer>,
 }
@@ -353,7 +409,8 @@ pub struct MemoryPlan {
 /// One buffer of a [`MemoryPlan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedBuffer {
-    /// The value written there, then its `dl.reshape` aliases (empty for a scratch).
+    /// The value written there, then its `dl.reshape` aliases and the values
+    /// written over it in place (empty for a scratch).
     pub values: Vec<ValueId>,
     /// The step (as numbered by [`crate::CpuExecutable::plan_summary`]) whose
     /// convolution scratch it is.
@@ -379,6 +436,12 @@ mod tests {
     }
 
     fn layout(specs: &[(ValueId, Vec<ValueId>, Vec<Dim>)], reshapes: &[usize], results: &[u32]) -> Layout {
+        layout_in_place(specs, reshapes, results, false)
+    }
+
+    /// Like `layout`; with `in_place`, every non-reshape step offers its
+    /// first input for its output.
+    fn layout_in_place(specs: &[(ValueId, Vec<ValueId>, Vec<Dim>)], reshapes: &[usize], results: &[u32], in_place: bool) -> Layout {
         let steps: Vec<StepInfo<'_>> = specs
             .iter()
             .enumerate()
@@ -390,6 +453,7 @@ mod tests {
                 writes_slice: !reshapes.contains(&i),
                 reshape: reshapes.contains(&i),
                 conv: None,
+                in_place: if in_place && !reshapes.contains(&i) { ins.first().copied() } else { None },
             })
             .collect();
         let results: Vec<ValueId> = results.iter().map(|&v| ValueId(v)).collect();
@@ -442,5 +506,34 @@ mod tests {
         let p = l.place(None);
         assert!(p.overlaps(&l).is_empty());
         assert_eq!(p.arena_bytes[0], 4096 + 2 * 64);
+    }
+
+    #[test]
+    fn a_chain_in_place_lives_in_one_buffer() {
+        // %1 = f(%0) (an argument: not in the arena), then %2..%4 each over the last.
+        let d = [Dim::Dynamic, Dim::Static(100)];
+        let l = layout_in_place(&[step(1, &[0], &d), step(2, &[1], &d), step(3, &[2], &d), step(4, &[3], &d)], &[], &[9], true);
+        assert_eq!(l.homes, vec![Home::Block(0); 4]);
+        assert_eq!(l.in_place, vec![false, true, true, true]);
+        assert_eq!(l.blocks[0].values, vec![ValueId(1), ValueId(2), ValueId(3), ValueId(4)]);
+        let r = l.place(Some(8)).report(&l, 0);
+        assert_eq!((r.arena_bytes, r.in_place), (3200, 3));
+    }
+
+    #[test]
+    fn in_place_waits_for_every_reader_and_keeps_results() {
+        let d = [Dim::Static(16)];
+        // %2 = reshape %1 is read at step 3, after %3 = f(%1) at step 2: %3
+        // may not overwrite %1; %4 = f(%2, %3) at step 3 may (both die there).
+        let l = layout_in_place(&[step(1, &[0], &d), step(2, &[1], &d), step(3, &[1], &d), step(4, &[2, 3], &d)], &[1], &[9], true);
+        assert_eq!(l.in_place, vec![false, false, false, true]);
+        assert!(l.place(None).overlaps(&l).is_empty());
+        // %1 is returned: %2 = f(%1) gets a block of its own.
+        let l = layout_in_place(&[step(1, &[0], &d), step(2, &[1], &d), step(3, &[2], &d)], &[], &[1, 3], true);
+        assert_eq!(l.in_place, vec![false, false, false]);
+        // %3 = f(%2) is returned: it is not written over %2 (results leave the arena).
+        let l = layout_in_place(&[step(1, &[0], &d), step(2, &[1], &d), step(3, &[2], &d)], &[], &[3], true);
+        assert_eq!(l.in_place, vec![false, true, false]);
+        assert_eq!(l.homes[2], Home::Outside);
     }
 }

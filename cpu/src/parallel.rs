@@ -54,39 +54,42 @@ impl CpuExecutable {
     }
 
     /// Runs an elementwise kernel over the iteration shape `iter`, into a
-    /// buffer that is `fresh` (just allocated) or in the arena.
-    pub(crate) fn run_elementwise(&self, kernel: &CompiledKernel, ins: &[Buffer<'_>], out: BufferMut<'_>, iter: &[usize], fresh: bool) -> Result<(), CpuError> {
+    /// buffer that is `fresh` (just allocated) or in the arena; a `None`
+    /// input is `out` itself (an in-place step: [`CompiledKernel::run_in_place`]).
+    pub(crate) fn run_elementwise(&self, kernel: &CompiledKernel, ins: &[Option<Buffer<'_>>], out: BufferMut<'_>, iter: &[usize], fresh: bool) -> Result<(), CpuError> {
         let grain = if iter.len() == 1 { 16 } else { 1 };
         let n0 = iter.first().copied().unwrap_or(1);
         let cost = iter.iter().product::<usize>() * (1 + ops(kernel.spec().body()));
         let parts = self.parts(if fresh { cost / FRESH_FACTOR } else { cost }, n0 / grain);
         if parts <= 1 {
-            return Ok(kernel.run_buffers(ins, out, iter)?);
+            return Ok(kernel.run_in_place(ins, out, iter)?);
         }
         let bounds = bounds(n0, parts, grain);
         let row: usize = iter[1..].iter().product();
         let specs = kernel.spec().inputs();
         if specs.len() != ins.len() {
-            return Ok(kernel.run_buffers(ins, out, iter)?); // the kernel reports the mismatch
+            return Ok(kernel.run_in_place(ins, out, iter)?); // the kernel reports the mismatch
         }
         let mut jobs = Vec::with_capacity(parts);
         for (o, w) in split_mut(out, &bounds, row).into_iter().zip(bounds.windows(2)) {
             let (lo, hi) = (w[0], w[1]);
-            let part: Vec<Buffer<'_>> = ins
+            // An in-place input stays `None`: its rows are the output part's.
+            let part: Vec<Option<Buffer<'_>>> = ins
                 .iter()
                 .zip(specs)
-                .map(|(b, s)| match s.access.first() {
-                    Some(Access::Full) => {
+                .map(|(b, s)| match (b, s.access.first()) {
+                    (None, _) => Some(None),
+                    (Some(b), Some(Access::Full)) => {
                         let stride = s.strides(iter).0[0];
-                        sub(*b, lo * stride..hi * stride)
+                        sub(*b, lo * stride..hi * stride).map(Some)
                     }
-                    _ => Some(*b),
+                    (Some(b), _) => Some(Some(*b)),
                 })
                 .collect::<Option<_>>()
                 .ok_or_else(|| CpuError::Malformed("a kernel input is shorter than its iteration shape".into()))?;
             let mut shape = iter.to_vec();
             shape[0] = hi - lo;
-            jobs.push(move || kernel.run_buffers(&part, o, &shape).map_err(CpuError::from));
+            jobs.push(move || kernel.run_in_place(&part, o, &shape).map_err(CpuError::from));
         }
         self.join(jobs)
     }

@@ -78,6 +78,27 @@ impl Exec {
         }
     }
 
+    /// The inputs an output of type `out` could be written over, in order:
+    /// for an elementwise kernel, each input that every one of its operand
+    /// slots reads in full (no broadcast) at the output's dtype. Whether one
+    /// dies at this step is the caller's to check (and that its type is the
+    /// output's).
+    pub fn in_place_candidates(&self, out: &TensorType) -> Vec<ValueId> {
+        let Exec::Elementwise { kernel, inputs, .. } = self else { return Vec::new() };
+        let specs = kernel.spec().inputs();
+        if specs.len() != inputs.len() {
+            return Vec::new();
+        }
+        let mut found: Vec<ValueId> = Vec::new();
+        for &v in inputs {
+            let full = inputs.iter().zip(specs).filter(|(w, _)| **w == v).all(|(_, s)| s.dtype == out.dtype && s.access.iter().all(|a| *a == dlc_jit::Access::Full));
+            if full && !found.contains(&v) {
+                found.push(v);
+            }
+        }
+        found
+    }
+
     /// True when the step writes its output into a given `&mut` slice
     /// (JIT kernels, contractions, block-copy concat), so the output can
     /// live in the arena.

@@ -18,7 +18,9 @@
 //!   [`InputSpec::strides`] gives it (0 on broadcast dims); the innermost
 //!   stride is 1 or 0 as the spec's access says, and the code relies on that.
 //! - `out`: `shape.product()` contiguous elements of the output dtype,
-//!   row-major, not overlapping any input.
+//!   row-major, not overlapping any input except those whose pointer is
+//!   `out` itself (an in-place call): such an input has the output's dtype
+//!   and is read in full, row-major (its strides are the output's).
 //!
 //! f32/f64 elements are IEEE floats; i1 elements are bytes holding 0 or 1
 //! (Rust's `bool`), and the code writes only 0 or 1 (it masks with 1 before
@@ -34,7 +36,14 @@
 //! the rank, that every input holds exactly `prod over its Full dims of
 //! shape[d]` elements (so the largest offset read is `len - 1`), that the
 //! output holds `prod(shape)` elements, and that no size overflows. Borrowing
-//! rules give the rest: `out` is a `&mut` slice, so it overlaps no input.
+//! rules give the rest: `out` is a `&mut` slice, so it overlaps no input
+//! buffer. An in-place input (`None` in [`call`]'s list) is `out`'s own
+//! pointer, checked to have the output's dtype and row-major strides: the
+//! code loads element `j` of it only in the iteration that stores element
+//! `j` of the output, and the store uses the loaded value, so the load comes
+//! first; no other iteration touches `j` (the scalar tail does not overlap
+//! the vector loop), and the loads are not marked `readonly`. The read and
+//! the write go through the one pointer taken from the `&mut` slice.
 //!
 //! # The structured-kernel ABI
 //!
@@ -69,7 +78,7 @@ use crate::generic::launch;
 use crate::generic::schedule::Schedule;
 use crate::generic::spec::GenericSpec;
 use crate::kernel::{Buffer, BufferMut};
-use crate::spec::KernelSpec;
+use crate::spec::{Access, KernelSpec};
 use cranelift_jit::JITModule;
 use cranelift_module::FuncId;
 
@@ -131,8 +140,9 @@ fn check_len(what: String, expected: usize, found: usize, shape: &[usize]) -> Re
     if expected == found { Ok(()) } else { Err(JitError::Len { what, expected, found, shape: shape.to_vec() }) }
 }
 
-/// Checks the buffers against `spec` and `shape`, then runs `code`.
-pub(crate) fn call(code: &Code, spec: &KernelSpec, inputs: &[Buffer<'_>], out: BufferMut<'_>, shape: &[usize]) -> Result<(), JitError> {
+/// Checks the buffers against `spec` and `shape`, then runs `code`. A
+/// `None` input is the output itself (an in-place call, see the module docs).
+pub(crate) fn call(code: &Code, spec: &KernelSpec, inputs: &[Option<Buffer<'_>>], out: BufferMut<'_>, shape: &[usize]) -> Result<(), JitError> {
     if inputs.len() != spec.inputs().len() {
         return Err(JitError::InputCount { expected: spec.inputs().len(), found: inputs.len() });
     }
@@ -145,29 +155,44 @@ pub(crate) fn call(code: &Code, spec: &KernelSpec, inputs: &[Buffer<'_>], out: B
         .try_fold(1usize, |a, &n| a.checked_mul(n))
         .filter(|&n| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
         .ok_or_else(|| JitError::TooLarge(shape.to_vec()))?;
-    let mut ptrs = Vec::with_capacity(inputs.len());
-    let mut strides = Vec::with_capacity(inputs.len() * shape.len());
-    for (i, (buf, is)) in inputs.iter().zip(spec.inputs()).enumerate() {
-        if buf.dtype() != is.dtype {
-            return Err(JitError::DType { what: format!("input {i}"), expected: is.dtype, found: buf.dtype() });
-        }
-        let (s, len) = is.strides(shape);
-        check_len(format!("input {i}"), len, buf.len(), shape)?;
-        ptrs.push(buf.as_ptr());
-        strides.extend(s.iter().map(|&s| s as i64));
-    }
     if out.dtype() != spec.output_dtype() {
         return Err(JitError::DType { what: "output".into(), expected: spec.output_dtype(), found: out.dtype() });
     }
     check_len("output".into(), numel, out.len(), shape)?;
+    let out_ptr = out.into_ptr();
+    let mut ptrs = Vec::with_capacity(inputs.len());
+    let mut strides = Vec::with_capacity(inputs.len() * shape.len());
+    for (i, (buf, is)) in inputs.iter().zip(spec.inputs()).enumerate() {
+        let (s, len) = is.strides(shape);
+        match buf {
+            Some(buf) => {
+                if buf.dtype() != is.dtype {
+                    return Err(JitError::DType { what: format!("input {i}"), expected: is.dtype, found: buf.dtype() });
+                }
+                check_len(format!("input {i}"), len, buf.len(), shape)?;
+                ptrs.push(buf.as_ptr());
+            }
+            None => {
+                if is.dtype != spec.output_dtype() {
+                    return Err(JitError::DType { what: format!("input {i} (in place)"), expected: is.dtype, found: spec.output_dtype() });
+                }
+                if is.access.iter().any(|a| *a != Access::Full) {
+                    return Err(JitError::InPlace(i));
+                }
+                check_len(format!("input {i} (in place)"), len, numel, shape)?;
+                ptrs.push(out_ptr.cast_const());
+            }
+        }
+        strides.extend(s.iter().map(|&s| s as i64));
+    }
     if numel == 0 {
         return Ok(());
     }
     let shape64: Vec<i64> = shape.iter().map(|&n| n as i64).collect();
-    let out_ptr = out.into_ptr();
     // SAFETY: see the module docs: every dtype, length and size was checked
     // above against the spec the code was generated from; the arrays outlive
-    // the call; `out` is an exclusive borrow.
+    // the call; `out` is an exclusive borrow, and the inputs that read it are
+    // full row-major reads of its own dtype and length.
     unsafe { (code.entry)(ptrs.as_ptr(), strides.as_ptr(), out_ptr, shape64.as_ptr()) };
     Ok(())
 }

@@ -192,9 +192,19 @@ pub(crate) fn mem_type(d: DType) -> Type {
 }
 
 /// Loads of input data: they never trap (bounds are checked before the
-/// call) and the inputs are not written while the kernel runs.
+/// call) and structured kernels' inputs are not written while the kernel
+/// runs.
 pub(crate) fn data_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap().with_readonly()
+}
+
+/// Loads of an elementwise kernel's input data: never trapping, but not
+/// `readonly`, because an input may be the output itself
+/// ([`CompiledKernel::run_in_place`]): each element is then loaded in the
+/// iteration that stores it, before the store, and the flag must not let
+/// Cranelift assume the memory never changes.
+fn input_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
 }
 
 /// The loop nest generator.
@@ -303,7 +313,7 @@ impl Nest<'_> {
             if inner_full(i) {
                 rows[i] = Some(p);
             } else {
-                let s = b.ins().load(mem_type(inputs[i].dtype), data_flags(), p, 0);
+                let s = b.ins().load(mem_type(inputs[i].dtype), input_flags(), p, 0);
                 hoisted_s[i] = Some(s);
                 if let Some(vt) = self.vector {
                     hoisted_v[i] = Some(b.ins().splat(value_type(inputs[i].dtype, Some(vt)), s));
@@ -371,7 +381,7 @@ impl Nest<'_> {
         for (i, row) in rows.iter().enumerate() {
             if let Some(row) = *row {
                 let p = at(b, row, inputs[i].dtype);
-                vals[i] = Some(b.ins().load(value_type(inputs[i].dtype, vector), data_flags(), p, 0));
+                vals[i] = Some(b.ins().load(value_type(inputs[i].dtype, vector), input_flags(), p, 0));
             }
         }
         let y = self.body.emit(b, vector, &vals, None)?;

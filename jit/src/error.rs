@@ -40,6 +40,10 @@ pub enum JitError {
         /// Buffers given.
         found: usize,
     },
+    /// An in-place call asked an input that is not read in full, row-major,
+    /// to read the output.
+    #[error("input {0} is broadcast along some dim, so it cannot share the output's buffer")]
+    InPlace(usize),
     /// A call passed a shape of the wrong rank.
     #[error("the kernel's iteration space has rank {expected}, got shape {found:?}")]
     Rank {

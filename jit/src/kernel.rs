@@ -130,6 +130,18 @@ impl CompiledKernel {
 
     /// Runs the kernel on buffers of any supported element types.
     pub fn run_buffers(&self, inputs: &[Buffer<'_>], out: BufferMut<'_>, shape: &[usize]) -> Result<(), JitError> {
+        let ins: Vec<Option<Buffer<'_>>> = inputs.iter().copied().map(Some).collect();
+        abi::call(&self.code, &self.spec, &ins, out, shape)
+    }
+
+    /// Runs the kernel with its output overwriting some of its inputs: a
+    /// `None` input reads `out` itself, which must then hold that input's
+    /// elements. Such an input must be read in full and in order (every
+    /// dim `Access::Full`, the output's dtype); the kernel reads each of its
+    /// elements once, in the iteration that writes that element, before the
+    /// write. This is how a value that dies at this kernel lends its buffer
+    /// to the result (an optimizer's new state over the old one).
+    pub fn run_in_place(&self, inputs: &[Option<Buffer<'_>>], out: BufferMut<'_>, shape: &[usize]) -> Result<(), JitError> {
         abi::call(&self.code, &self.spec, inputs, out, shape)
     }
 

@@ -86,3 +86,40 @@ fn specs_that_are_not_kernels_are_errors() {
     assert!(matches!(k.input(DType::I32, &[Access::Full]), Err(JitError::Unsupported { .. })));
     assert!(matches!(k.finish(dlc_jit::NodeId(7)), Err(JitError::InvalidSpec(_))));
 }
+
+/// An Adam-like update `m' = 0.9·m + 0.1·g`, read and written in one buffer:
+/// the same numbers as the out-of-place call, at sizes with and without a
+/// scalar tail, with the output read twice (`m·m + m`), and broadcast
+/// inputs refused.
+#[test]
+fn in_place_calls_match_out_of_place() {
+    let mut k = KernelBuilder::new(2).unwrap();
+    let m = k.input(DType::F32, &[Access::Full, Access::Full]).unwrap();
+    let g = k.input(DType::F32, &[Access::Full, Access::Full]).unwrap();
+    let row = k.input(DType::F32, &[Access::Broadcast, Access::Full]).unwrap();
+    let c9 = k.constant(0.9, DType::F32).unwrap();
+    let c1 = k.constant(0.1, DType::F32).unwrap();
+    let a = k.op(OpKind::Mul, &[m, c9], Attrs::new()).unwrap();
+    let b = k.op(OpKind::Mul, &[g, c1], Attrs::new()).unwrap();
+    let s = k.op(OpKind::Add, &[a, b], Attrs::new()).unwrap();
+    let mm = k.op(OpKind::Mul, &[m, m], Attrs::new()).unwrap();
+    let s = k.op(OpKind::Add, &[s, mm], Attrs::new()).unwrap();
+    let y = k.op(OpKind::Add, &[s, row], Attrs::new()).unwrap();
+    let k = jit().compile(&k.finish(y).unwrap()).unwrap();
+    for shape in [[3usize, 4], [5, 7], [1, 1], [2, 33]] {
+        let n = shape[0] * shape[1];
+        let mv: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let gv: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let rv: Vec<f32> = (0..shape[1]).map(|i| i as f32).collect();
+        let mut want = vec![0f32; n];
+        k.run(&[&mv, &gv, &rv], &mut want, &shape).unwrap();
+        let mut inout = mv.clone();
+        k.run_in_place(&[None, Some(Buffer::F32(&gv)), Some(Buffer::F32(&rv))], BufferMut::F32(&mut inout), &shape).unwrap();
+        assert_eq!(inout, want, "shape {shape:?}");
+        // The broadcast row cannot be the output.
+        let mut other = mv.clone();
+        let refused = k.run_in_place(&[Some(Buffer::F32(&mv)), Some(Buffer::F32(&gv)), None], BufferMut::F32(&mut other), &shape);
+        assert!(matches!(refused, Err(JitError::InPlace(2))), "{refused:?}");
+        assert_eq!(other, mv, "a refused call writes nothing");
+    }
+}

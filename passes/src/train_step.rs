@@ -68,6 +68,10 @@ fn label_type(kind: LossKind, pred: &TensorType) -> Result<TensorType, TrainStep
     }
 }
 
+/// `@loss`, its label argument (name and type), and the class count of a
+/// classification loss.
+type LossFunction = (Function, (String, TensorType), Option<u64>);
+
 /// Builds `@loss`: forward, then the loss of output `output` against the label
 /// — the model input named `label_input`, or else a new `label` argument — and
 /// for classification the number of correct predictions.
@@ -77,7 +81,7 @@ fn loss_function(
     output: usize,
     label_input: Option<&str>,
     spec: &LossSpec,
-) -> Result<(Function, (String, TensorType), Option<u64>), TrainStepError> {
+) -> Result<LossFunction, TrainStepError> {
     let pred_ty = sig.outputs[output].1.as_tensor().ok_or_else(|| e("the loss output must be a tensor"))?.clone();
     if !pred_ty.dtype.is_float() {
         return Err(e(format!("the loss needs a float output, '{}' is {pred_ty}", sig.outputs[output].0)));

@@ -298,18 +298,9 @@ impl Trainer {
         let (x, y) = self.batch(&self.train, rows)?;
         self.position.step += 1;
         let step = Tensor::from_f64_values(&[], &[self.position.step as f64], self.dtype()).map_err(|e| input_err(e.to_string()))?;
-        let args = self.args(&self.step_slots, &x, &y, Some(&step));
-        let out = self.step_runner.run(&args)?;
-        drop(args);
-        let mut out = out.into_iter();
-        for p in &mut self.params {
-            *p = out.next().expect("one result per parameter");
-        }
-        for s in &mut self.state {
-            *s = out.next().expect("one result per state slot");
-        }
-        let loss = out.next().expect("the loss result").to_f64_vec()[0];
-        let correct = out.next().map(|c| c.to_f64_vec()[0]);
+        let w = Weights { params: &mut self.params, state: &mut self.state };
+        let features: Vec<Option<&Tensor>> = self.step_slots.iter().map(|s| matches!(s, Slot::Features).then_some(&x)).collect();
+        let (loss, correct, _) = donated_step(&self.step_runner, &self.step_slots, w, &features, &y, &step, false)?;
         Ok((loss, correct))
     }
 
@@ -460,6 +451,76 @@ pub(crate) enum Slot {
     State(usize),
     /// The 1-based step count.
     Step,
+}
+
+/// The weights and optimizer state a train step updates, lent to it.
+pub(crate) struct Weights<'a> {
+    pub params: &'a mut Vec<Tensor>,
+    pub state: &'a mut Vec<Tensor>,
+}
+
+/// Runs one train step: `slots` say which argument is which; `features`
+/// gives a model input by name. The parameters and optimizer state are
+/// donated to the run (each new value is written over the old one's buffer,
+/// see [`dlc_cpu::CpuExecutable::run_donated`]) and replaced by its results;
+/// the loss and the correct count (if any) are returned, with per-step times
+/// when `profile`.
+///
+/// When the run fails after its arguments were checked, the donated
+/// tensors may already be overwritten: `params` and `state` are then left
+/// empty, and every later step says so (the last checkpoint has them).
+pub(crate) fn donated_step<'a>(
+    runner: &Runner,
+    slots: &[Slot],
+    w: Weights<'_>,
+    features: &[Option<&'a Tensor>],
+    label: &'a Tensor,
+    step: &'a Tensor,
+    profile: bool,
+) -> Result<(f64, Option<f64>, dlc_cpu::StepTimes), Error> {
+    use std::borrow::Cow;
+    if w.params.is_empty() {
+        return Err(input_err("the parameters were lost when an earlier step failed; load them from the last checkpoint"));
+    }
+    if slots.iter().enumerate().any(|(i, s)| matches!(s, Slot::Features) && features.get(i).copied().flatten().is_none()) {
+        return Err(input_err("a model input of the train step is missing"));
+    }
+    // Checked while still borrowed: a mistake must not cost the weights.
+    let borrowed: Vec<&Tensor> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| match slot {
+            Slot::Features => features[i].expect("checked above"),
+            Slot::Label => label,
+            Slot::Step => step,
+            Slot::Param(k) => &w.params[*k],
+            Slot::State(k) => &w.state[*k],
+        })
+        .collect();
+    runner.check(&borrowed)?;
+    let (np, ns) = (w.params.len(), w.state.len());
+    let mut params: Vec<Option<Tensor>> = std::mem::take(w.params).into_iter().map(Some).collect();
+    let mut state: Vec<Option<Tensor>> = std::mem::take(w.state).into_iter().map(Some).collect();
+    let args: Vec<Cow<'a, Tensor>> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| match slot {
+            Slot::Features => Cow::Borrowed(features[i].expect("checked above")),
+            Slot::Label => Cow::Borrowed(label),
+            Slot::Step => Cow::Borrowed(step),
+            Slot::Param(k) => Cow::Owned(params[*k].take().expect("each parameter feeds one argument")),
+            Slot::State(k) => Cow::Owned(state[*k].take().expect("each state slot feeds one argument")),
+        })
+        .collect();
+    let (out, times) = runner.run_donated(args, profile)?;
+    let mut out = out.into_iter();
+    *w.params = out.by_ref().take(np).collect();
+    *w.state = out.by_ref().take(ns).collect();
+    let loss = out.next().map(|l| l.to_f64_vec()[0]);
+    match loss {
+        Some(loss) if w.params.len() == np && w.state.len() == ns => Ok((loss, out.next().map(|c| c.to_f64_vec()[0]), times)),
+        _ => Err(input_err("the train step returned fewer results than the model has parameters and state")),
+    }
 }
 
 /// Maps each argument of a training function to what feeds it, by name.
