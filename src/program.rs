@@ -115,13 +115,62 @@ fn optimized(f: &Function) -> Result<Function, Error> {
     Ok(m.functions.pop().expect("one function"))
 }
 
+/// What the e-graph pass and kernel fusion do to a function
+/// (`dlc compile --explain-fusion`).
+#[derive(Debug)]
+pub struct FusionExplanation {
+    /// The rules that fired and the e-graph's size and time per stage.
+    pub egraph: dlc_passes::egraph::Report,
+    /// Kernel costs before and after fusion, and each kernel with the ops it computes.
+    pub fusion: dlc_passes::kernel::FusionReport,
+    /// The CPU backend's memory plan at [`dlc_passes::kernel::cost::NOMINAL_BATCH`]
+    /// for the function lowered one kernel per op, and fused.
+    pub memory: [dlc_cpu::MemoryPlan; 2],
+}
+
+impl std::fmt::Display for FusionExplanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        let [a, b] = &self.memory;
+        // `{:#}` leaves out the e-graph's wall times (for snapshots).
+        if f.alternate() {
+            write!(f, "e-graph {:#}kernels {}", self.egraph, self.fusion)?;
+        } else {
+            write!(f, "e-graph {}kernels {}", self.egraph, self.fusion)?;
+        }
+        writeln!(
+            f,
+            "memory at batch {}: arena {:.2} MiB -> {:.2}, peak live {:.2} MiB -> {:.2}, one buffer per output {:.2} MiB -> {:.2}, outside the arena {:.2} MiB -> {:.2}, outputs written in place {} -> {}",
+            dlc_passes::kernel::cost::NOMINAL_BATCH,
+            mib(a.arena_bytes),
+            mib(b.arena_bytes),
+            mib(a.peak_live_bytes),
+            mib(b.peak_live_bytes),
+            mib(a.naive_bytes),
+            mib(b.naive_bytes),
+            mib(a.outside_bytes),
+            mib(b.outside_bytes),
+            a.in_place,
+            b.in_place
+        )
+    }
+}
+
 /// What the e-graph pass and kernel fusion do to `f` (after the default
 /// pipeline): the rules that fired, e-graph size per stage, kernel costs
-/// before and after fusion, and each kernel with the ops it computes
-/// (`dlc compile --explain-fusion`).
-pub fn explain_fusion(f: &Function) -> Result<(dlc_passes::egraph::Report, dlc_passes::kernel::FusionReport), Error> {
+/// before and after fusion, each kernel with the ops it computes, and the
+/// CPU backend's memory plan before and after fusion (its kernels are
+/// compiled for that: the plan depends on which steps the JIT takes).
+pub fn explain_fusion(f: &Function) -> Result<FusionExplanation, Error> {
     let mut g = optimized(f)?;
-    let report = dlc_passes::egraph::optimize(&mut g).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
-    let fusion = dlc_passes::kernel::explain(&g).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
-    Ok((report, fusion))
+    let egraph = dlc_passes::egraph::optimize(&mut g).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
+    let lowering = |e: String| Error::Input(format!("@{}: lowering to kernels: {e}", f.name));
+    let fusion = dlc_passes::kernel::explain(&g).map_err(lowering)?;
+    let (lowered, fused) = dlc_passes::kernel::lowered_and_fused(&g).map_err(lowering)?;
+    let batch = Some(dlc_passes::kernel::cost::NOMINAL_BATCH as usize);
+    let plan = |k: &Function| -> Result<dlc_cpu::MemoryPlan, Error> {
+        let exe = dlc_cpu::CpuExecutable::compile(k, &dlc_cpu::CpuOptions { threads: 1 }).map_err(|e| Error::Input(format!("@{}: jit backend: {e}", f.name)))?;
+        Ok(exe.memory_plan(batch))
+    };
+    Ok(FusionExplanation { egraph, fusion, memory: [plan(&lowered)?, plan(&fused)?] })
 }

@@ -74,19 +74,25 @@ fn kernel_ir_round_trips_verifies_and_upstream_mlir_accepts_it() {
 
 /// `dlc compile --explain-fusion` for every example, forward and train step:
 /// the report is snapshotted (a fusion decision that changes shows in review),
-/// and fusion never makes the estimate worse or adds kernels.
+/// fusion never makes the estimate worse or adds kernels or buffers, and
+/// every memory plan's arena holds its peak.
 #[test]
 fn explain_fusion_reports_every_example() {
     for name in EXAMPLES {
         let (fs, _) = functions(name);
         let mut text = String::new();
         for f in &fs[..2] {
-            let (g, r) = dlc::program::explain_fusion(f).unwrap_or_else(|e| panic!("{name} @{}: {}", f.name, e.render(false)));
+            let x = dlc::program::explain_fusion(f).unwrap_or_else(|e| panic!("{name} @{}: {}", f.name, e.render(false)));
+            let (g, r) = (&x.egraph, &x.fusion);
+            for m in &x.memory {
+                assert!(m.peak_live_bytes <= m.arena_bytes && m.arena_bytes <= m.naive_bytes + 64 * m.buffers.len(), "{name} @{}: {m:?}", f.name);
+            }
+            assert!(x.memory[1].naive_bytes <= x.memory[0].naive_bytes, "{name} @{}: fusion added buffers", f.name);
             assert!(r.after.kernels <= r.before.kernels && r.after.time_ns() <= r.before.time_ns() * (1.0 + 1e-9), "{name} @{}: fusion made it worse:\n{r}", f.name);
             assert_eq!(r.kernels.len(), r.after.kernels, "{name} @{}: one line per kernel", f.name);
             assert!(g.cost_after <= g.cost_before, "{name} @{}: the e-graph made it worse:\n{g}", f.name);
             // Without wall times: the rest is deterministic.
-            text.push_str(&format!("e-graph {g:#}kernels {r}\n"));
+            text.push_str(&format!("{x:#}\n"));
         }
         insta::assert_snapshot!(format!("explain_{name}"), text);
     }

@@ -63,8 +63,7 @@ pub fn compile(a: &CompileArgs) -> Result<(), Error> {
         }
         let mut text = String::new();
         for f in &functions {
-            let (egraph, fusion) = dlc::program::explain_fusion(f)?;
-            text.push_str(&format!("e-graph {egraph}kernels {fusion}\n"));
+            text.push_str(&format!("{}\n", dlc::program::explain_fusion(f)?));
         }
         return super::emit(&text, a.output.as_deref());
     }

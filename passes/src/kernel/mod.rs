@@ -61,15 +61,23 @@ impl std::fmt::Display for FusionReport {
     }
 }
 
-/// Lowers `f` (a `dl`-level function) to kernels and reports what fusion did:
-/// the cost before (one kernel per op) and after, and each fused kernel.
-pub fn explain(f: &Function) -> Result<FusionReport, String> {
+/// `f` (a `dl`-level function) lowered to one kernel per op, and then
+/// fused: the two ends of [`KERNEL_PIPELINE`], for reports that compare them.
+pub fn lowered_and_fused(f: &Function) -> Result<(Function, Function), String> {
     let mut k = f.clone();
     LowerKernels.try_run(&mut k)?;
     crate::Dce.run(&mut k);
-    let before = cost::function_cost(&k);
+    let lowered = k.clone();
     FuseKernels.try_run(&mut k)?;
     crate::Dce.run(&mut k);
+    Ok((lowered, k))
+}
+
+/// Lowers `f` (a `dl`-level function) to kernels and reports what fusion did:
+/// the cost before (one kernel per op) and after, and each fused kernel.
+pub fn explain(f: &Function) -> Result<FusionReport, String> {
+    let (lowered, k) = lowered_and_fused(f)?;
+    let before = cost::function_cost(&lowered);
     let after = cost::function_cost(&k);
     let mut kernels = Vec::new();
     for &o in k.body_ops() {
