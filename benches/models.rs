@@ -132,7 +132,8 @@ fn compile_times() {
         println!("  {e:<12} forward {fwd:>7.2} ms   train step {train:>7.2} ms (build {build:.2}, kernel level {lower:.2}, code {codegen:.2})");
         // The e-graph pass alone on the optimized train step (its budget is
         // part of the kernel level above), and what fusion does after it.
-        let (g, fusion) = dlc::program::explain_fusion(&step).expect("explains");
+        let x = dlc::program::explain_fusion(&step).expect("explains");
+        let (g, fusion) = (&x.egraph, &x.fusion);
         println!(
             "  {:<12} egraph {:>5.2} ms ({} -> {} ops, est. {:.0} -> {:.0} us); kernels {} -> {}, {:.0} -> {:.0} KiB moved",
             "",

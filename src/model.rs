@@ -100,6 +100,20 @@ impl Runner {
         }
     }
 
+    /// Binds a model's parameters for every later run, when the backend can
+    /// (the JIT: [`dlc_cpu::CpuExecutable::bind`], which packs matmul
+    /// weights once); runs then take the other arguments only. Returns
+    /// whether they were bound.
+    pub fn bind(&mut self, params: &BTreeMap<String, Tensor>) -> Result<bool, Error> {
+        match self {
+            Runner::Interp(_) => Ok(false),
+            Runner::Jit(exe) => {
+                exe.bind(params.iter().map(|(n, t)| (n.clone(), t.clone())).collect()).map_err(cpu_error)?;
+                Ok(true)
+            }
+        }
+    }
+
     /// Checks `args` as a run would first (names, dtypes, shapes, one batch size).
     pub fn check(&self, args: &[&Tensor]) -> Result<(), Error> {
         match self {
@@ -152,7 +166,11 @@ pub struct Model {
     sig: Signature,
     params: BTreeMap<String, Tensor>,
     backend: Backend,
+    /// The forward pass; on the JIT with the parameters bound (weights
+    /// packed once, at compile or load time), rebound when they change.
     forward: Runner,
+    /// True when `forward` has the parameters bound.
+    bound: bool,
     threads: usize,
 }
 
@@ -193,7 +211,15 @@ impl Model {
         let params = dlc_backends::init_params(&sig, options.seed).into_iter().collect();
         let backend = options.backend;
         let forward = Runner::new(backend, program.forward()?, options.threads)?;
-        Ok(Model { program, sig, params, backend, forward, threads: options.threads })
+        let mut m = Model { program, sig, params, backend, forward, bound: false, threads: options.threads };
+        m.rebind()?;
+        Ok(m)
+    }
+
+    /// Binds the current parameters to the forward pass (see [`Runner::bind`]).
+    fn rebind(&mut self) -> Result<(), Error> {
+        self.bound = self.forward.bind(&self.params)?;
+        Ok(())
     }
 
     /// Runs the forward pass (and trainers made afterwards) on `backend`
@@ -202,6 +228,7 @@ impl Model {
         if backend != self.backend {
             self.forward = Runner::new(backend, self.program.forward()?, self.threads)?;
             self.backend = backend;
+            self.rebind()?;
         }
         Ok(())
     }
@@ -255,7 +282,10 @@ impl Model {
                 _ => Cow::Borrowed(&self.params[&a.name]),
             };
             check_arg(&format!("input '{}'", a.name), &t, &a.ty, &mut batch)?;
-            args.push(t);
+            // Bound parameters are the runner's already.
+            if !(self.bound && matches!(a.role, dlc_ir::Role::Param(_))) {
+                args.push(t);
+            }
         }
         let out = self.forward.run(&args)?;
         Ok(self.sig.outputs.iter().map(|(n, _)| n.clone()).zip(out).collect())
@@ -268,12 +298,15 @@ impl Model {
 
     /// Replaces parameters by name; each must exist and keep its dtype and shape.
     pub fn set_params(&mut self, params: impl IntoIterator<Item = (String, Tensor)>) -> Result<(), Error> {
+        // All checked before any is replaced: a mistake changes nothing.
+        let mut checked = Vec::new();
         for (name, t) in params {
             let arg = self.sig.params().find(|(a, _)| a.name == name).map(|(a, _)| a).ok_or_else(|| Error::Input(format!("the model has no parameter '{name}'")))?;
             check_arg(&format!("parameter '{name}'"), &t, &arg.ty, &mut None)?;
-            self.params.insert(name, t);
+            checked.push((name, t));
         }
-        Ok(())
+        self.params.extend(checked);
+        self.rebind()
     }
 
     /// Loads every parameter from a safetensors file (names as in the IR).
@@ -281,7 +314,7 @@ impl Model {
         let p = path.as_ref();
         let bound = io::weights::bind(p, &self.sig, io::weights::read(p)?)?;
         self.params = bound.into_iter().collect();
-        Ok(())
+        self.rebind()
     }
 
     /// Saves the parameters to a safetensors file, atomically.

@@ -99,9 +99,33 @@ impl Program {
 /// prints and the JIT backend compiles): the default `dl` pipeline, the
 /// e-graph pass, then lowering to kernels and fusion, checked by the verifier.
 pub fn kernel_level(f: &Function) -> Result<Function, Error> {
+    kernel_level_with(f, KernelLevel::default())
+}
+
+/// Which optimizations [`kernel_level_with`] runs besides the default `dl`
+/// pipeline and the lowering (all of them by default): for measuring what
+/// each one does (`cargo bench --bench fusion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelLevel {
+    /// The e-graph pass at the `dl` level.
+    pub egraph: bool,
+    /// Kernel fusion after the lowering.
+    pub fuse: bool,
+}
+
+impl Default for KernelLevel {
+    fn default() -> Self {
+        KernelLevel { egraph: true, fuse: true }
+    }
+}
+
+/// [`kernel_level`] with the optimizations `level` names.
+pub fn kernel_level_with(f: &Function, level: KernelLevel) -> Result<Function, Error> {
     let mut k = optimized(f)?;
-    dlc_passes::egraph::optimize(&mut k).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
-    dlc_passes::to_kernels(&mut k).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
+    if level.egraph {
+        dlc_passes::egraph::optimize(&mut k).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
+    }
+    dlc_passes::kernel::to_kernels_with(&mut k, level.fuse).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
     dlc_ir::verify::verify_function(&k).map_err(|errors| Error::Verify { path: format!("@{} at the kernel level", f.name), errors })?;
     Ok(k)
 }

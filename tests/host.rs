@@ -51,12 +51,25 @@ fn weights_round_trip_and_foreign_weights_are_refused() {
     for ((na, ta), (nb, tb)) in a.params().zip(b.params()) {
         assert_eq!((na, ta.max_abs_diff(tb)), (nb, Some(0.0)));
     }
+    // The forward pass (weights bound and packed at load) computes with the
+    // loaded weights, and with parameters set afterwards: y = (x·Wᵀ + b) * mask.
+    let x = Tensor::from_f32(&[1, 3], vec![1.0, 2.0, 3.0]).unwrap();
+    let mask = Tensor::from_f32(&[1, 2], vec![1.0, 1.0]).unwrap();
+    let y = |m: &Model| m.forward(&[("x", &x), ("mask", &mask)]).unwrap()[0].1.to_f64_vec();
+    assert_eq!(y(&b), y(&a));
+    let w = Tensor::from_f32(&[2, 3], vec![1.0, 0.0, 0.0, 0.0, 1.0, -1.0]).unwrap();
+    b.set_params([("fc.weight".to_string(), w), ("fc.bias".to_string(), Tensor::from_f32(&[2], vec![0.5, 0.0]).unwrap())]).unwrap();
+    assert_eq!(y(&b), vec![1.5, -1.0]);
     let digits = Model::compile_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/digits_mlp.dl"), &Options::default()).unwrap();
     let q = dir.join("digits.safetensors");
     digits.save_weights(&q).unwrap();
     assert!(err(b.load_weights(&q)).contains("missing parameter(s): fc.weight, fc.bias"));
     assert!(err(b.set_params([("fc.weight".to_string(), Tensor::zeros(&[3, 2], dlc::ir::DType::F32))])).contains("parameter 'fc.weight' is f32[3, 2], the model expects f32[2, 3]"));
     assert!(err(b.set_params([("nope".to_string(), Tensor::zeros(&[1], dlc::ir::DType::F32))])).contains("no parameter 'nope'"));
+    // A refused set changes nothing, even the parameters listed before the mistake.
+    let zeros = Tensor::zeros(&[2, 3], dlc::ir::DType::F32);
+    assert!(b.set_params([("fc.weight".to_string(), zeros), ("nope".to_string(), Tensor::zeros(&[1], dlc::ir::DType::F32))]).is_err());
+    assert_eq!(y(&b), vec![1.5, -1.0]);
 }
 
 #[test]

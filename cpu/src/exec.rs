@@ -6,7 +6,7 @@
 use crate::arena::{Arena, Reads, Region};
 use crate::memory::{Home, arena_index, concrete};
 use crate::steps::Exec;
-use crate::{CpuError, CpuExecutable, Step, movement};
+use crate::{CpuError, CpuExecutable, Packed, Step, movement};
 use dlc_backends::{Tensor, eval_op};
 use dlc_contract::{Conv2d, Epilogue, Transpose, View};
 use dlc_ir::{AttrView, Attrs, DType, OpKind, ValueId};
@@ -202,7 +202,7 @@ impl CpuExecutable {
             Some(f) => f.buffer(),
             None => bufs.next().ok_or_else(|| CpuError::Malformed("no arena buffer for an output".into()))?,
         };
-        self.write(&step.exec, env, &reads, out, bufs.next(), &shape, batch, fresh_out, over)?;
+        self.write(&step.exec, self.packed[i].as_ref(), env, &reads, out, bufs.next(), &shape, batch, fresh_out, over)?;
         Ok(match (region, fresh) {
             (Some(region), _) => Val::Arena { region, shape },
             (None, Some(f)) => Val::Tensor(Cow::Owned(f.into_tensor(&shape)?)),
@@ -211,11 +211,13 @@ impl CpuExecutable {
     }
 
     /// Computes a slice-writing step into `out`, which holds the value
-    /// `over` (an elementwise step's in-place input) when there is one.
+    /// `over` (an elementwise step's in-place input) when there is one; a
+    /// matmul with a `packed` right operand reads that rather than its `b`.
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         e: &Exec,
+        packed: Option<&Packed>,
         env: &[Option<Val<'_>>],
         reads: &Reads<'_>,
         out: BufferMut<'_>,
@@ -243,6 +245,16 @@ impl CpuExecutable {
                 let ins = inputs(vs)?;
                 let bufs: Vec<(Buffer<'_>, &[usize])> = ins.iter().map(|i| (i.data.buffer(), i.shape)).collect();
                 self.run_structured(kernel, &bufs, out, shape, &sizes, partial.as_deref())
+            }
+            Exec::Matmul { a, t, bias, relu, .. } if packed.is_some() => {
+                let a = input(env, reads, *a)?;
+                let bias = bias.map(|v| input(env, reads, v)).transpose()?;
+                let bias = bias.as_ref().map(|b| &b.data);
+                match (&a.data, packed, out) {
+                    (Contig::F32(x), Some(Packed::F32(p)), BufferMut::F32(o)) => self.matmul_packed(View::new(x, a.shape), p, o, t.a, bias_of(bias, Contig::f32)?, *relu),
+                    (Contig::F64(x), Some(Packed::F64(p)), BufferMut::F64(o)) => self.matmul_packed(View::new(x, a.shape), p, o, t.a, bias_of(bias, Contig::f64)?, *relu),
+                    _ => Err(CpuError::Unsupported(format!("matmul of {:?} by a packed operand of another dtype", a.data.dtype()))),
+                }
             }
             Exec::Matmul { a, b, t, bias, relu } => {
                 let (a, b) = (input(env, reads, *a)?, input(env, reads, *b)?);
@@ -372,6 +384,22 @@ impl CpuExecutable {
         let epi = Epilogue { bias, relu };
         let macs = out.len() * k;
         self.parallel(macs, |threads| dlc_contract::matmul(a, b, out, t, epi, threads))?;
+        Ok(())
+    }
+
+    fn matmul_packed<T: dlc_contract::Element>(
+        &self,
+        a: View<'_, T>,
+        b: &dlc_contract::PackedB<T>,
+        out: &mut [T],
+        transpose_a: bool,
+        bias: Option<&[T]>,
+        relu: bool,
+    ) -> Result<(), CpuError> {
+        let r = b.shape().len();
+        let macs = out.len() * b.shape()[r - 2];
+        let epi = Epilogue { bias, relu };
+        self.parallel(macs, |threads| dlc_contract::matmul_packed(a, b, out, transpose_a, epi, threads))?;
         Ok(())
     }
 

@@ -167,6 +167,18 @@ pub struct CpuExecutable {
     layout: Layout,
     /// The arena and its plan for the last batch size run.
     arena: Mutex<Option<Arena>>,
+    /// Per argument: the value bound to it ([`CpuExecutable::bind`]), which
+    /// runs then leave out of their argument list.
+    bound: Vec<Option<Tensor>>,
+    /// Per step: a `kernel.matmul`'s right operand packed once, when it is
+    /// a bound argument.
+    packed: Vec<Option<Packed>>,
+}
+
+/// A bound matmul operand, packed ([`dlc_contract::PackedB`]).
+pub(crate) enum Packed {
+    F32(dlc_contract::PackedB<f32>),
+    F64(dlc_contract::PackedB<f64>),
 }
 
 impl std::fmt::Debug for CpuExecutable {
@@ -296,6 +308,8 @@ impl CpuExecutable {
             })
             .collect::<Result<_, CpuError>>()?;
         Ok(CpuExecutable {
+            bound: vec![None; func.args().len()],
+            packed: (0..steps.len()).map(|_| None).collect(),
             name: func.name.clone(),
             args,
             results,
@@ -308,6 +322,52 @@ impl CpuExecutable {
             layout,
             arena: Mutex::new(None),
         })
+    }
+
+    /// Binds values to arguments by name, for every later run: runs take
+    /// the arguments that are not bound, in order ([`CpuExecutable::arguments`]).
+    /// A model's weights are bound this way for inference: a weight that a
+    /// matmul reads as its transposed right operand (PyTorch's `[out, in]`
+    /// layout) is packed once, here, into the layout the gemm kernel reads
+    /// fastest (`[in, out]`, aligned), rather than on every call. Binding a
+    /// name again replaces its value (and repacks). Each value must have
+    /// its argument's dtype and shape, with no batch dim.
+    pub fn bind(&mut self, values: Vec<(String, Tensor)>) -> Result<(), CpuError> {
+        for (name, t) in values {
+            let i = self.args.iter().position(|(_, n, _)| *n == name).ok_or_else(|| CpuError::Malformed(format!("@{} has no argument named '{name}'", self.name)))?;
+            let ty = &self.args[i].2;
+            if ty.shape.iter().any(|d| d.as_static().is_none()) {
+                return Err(CpuError::Malformed(format!("'{name}' has a batch dim ({ty}); only arguments of a fixed shape can be bound")));
+            }
+            let typed = [(name.clone(), Type::Tensor(ty.clone()))];
+            let typed: Vec<(String, &Type)> = typed.iter().map(|(n, t)| (n.clone(), t)).collect();
+            dlc_backends::check_args(&self.name, &typed, &[&t])?;
+            self.bound[i] = Some(t);
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            self.packed[i] = match &step.exec {
+                Exec::Matmul { b, t, .. } if t.b => {
+                    let bound = self.args.iter().position(|(v, _, _)| v == b).and_then(|k| self.bound[k].as_ref());
+                    match bound {
+                        Some(Tensor::F32(a)) => Some(Packed::F32(dlc_contract::PackedB::new(dlc_contract::View::new(&exec::contiguous(a), a.shape()), true)?)),
+                        Some(Tensor::F64(a)) => Some(Packed::F64(dlc_contract::PackedB::new(dlc_contract::View::new(&exec::contiguous(a), a.shape()), true)?)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
+    /// The arguments a run takes, in order: name and type (bound ones left out).
+    pub fn arguments(&self) -> Vec<(&str, &TensorType)> {
+        self.args.iter().zip(&self.bound).filter(|(_, b)| b.is_none()).map(|((_, n, t), _)| (n.as_str(), t)).collect()
+    }
+
+    /// How many matmul operands are bound and packed.
+    pub fn num_packed(&self) -> usize {
+        self.packed.iter().flatten().count()
     }
 
     /// Splits JIT kernels over the threads from a cost of `cost` up
@@ -385,7 +445,7 @@ impl CpuExecutable {
     /// A caller about to donate arguments checks here, so that a mistake
     /// does not cost it the tensors.
     pub fn check_args<T: std::borrow::Borrow<Tensor>>(&self, args: &[T]) -> Result<Option<usize>, CpuError> {
-        let typed: Vec<(String, Type)> = self.args.iter().map(|(_, name, ty)| (name.clone(), Type::Tensor(ty.clone()))).collect();
+        let typed: Vec<(String, Type)> = self.arguments().into_iter().map(|(name, ty)| (name.to_string(), Type::Tensor(ty.clone()))).collect();
         let typed: Vec<(String, &Type)> = typed.iter().map(|(n, t)| (n.clone(), t)).collect();
         Ok(dlc_backends::check_args(&self.name, &typed, args)?)
     }
@@ -429,7 +489,12 @@ impl CpuExecutable {
 
     fn run_steps(&self, args: Vec<Cow<'_, Tensor>>, arena: &mut Arena, batch: Option<usize>, mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Tensor>, CpuError> {
         let mut env: Vec<Option<Val<'_>>> = (0..self.num_values).map(|_| None).collect();
-        for ((v, _, _), t) in self.args.iter().zip(args) {
+        let mut args = args.into_iter();
+        for ((v, _, _), bound) in self.args.iter().zip(&self.bound) {
+            let t = match bound {
+                Some(t) => Cow::Borrowed(t),
+                None => args.next().ok_or_else(|| CpuError::Malformed("fewer arguments than checked".into()))?,
+            };
             env[v.0 as usize] = Some(Val::Tensor(t));
         }
         for (v, t) in &self.constants {

@@ -159,6 +159,45 @@ fn one_and_two_threads_agree_and_runs_are_bit_identical() {
     }
 }
 
+/// Every example's forward pass with its parameters bound (and the
+/// transposed matmul weights packed once): runs take only the inputs and
+/// agree with the interpreter at batch 1, 7 and 64, on 1 and 2 threads;
+/// binding a name that is no argument, a value of the wrong shape, or an
+/// argument with a batch dim is an error, and nothing is bound by it.
+#[test]
+fn bound_parameters_are_packed_once_and_agree_with_the_interpreter() {
+    let mut packed = 0;
+    for ex in examples() {
+        let f = &ex.forward;
+        let sig = Signature::of(f).unwrap();
+        for threads in [1, 2] {
+            let mut exe = CpuExecutable::compile(&kernels(f), &CpuOptions { threads }).unwrap().with_min_parallel_cost(0);
+            let all = random_args(f, &ex, 7, 9);
+            let params: Vec<(String, Tensor)> =
+                sig.args.iter().zip(&all).filter(|(a, _)| matches!(a.role, Role::Param(_))).map(|(a, t)| (a.name.clone(), t.clone())).collect();
+            exe.bind(params.clone()).unwrap();
+            assert_eq!(exe.arguments().len(), sig.args.len() - params.len(), "{}: bound arguments are left out", ex.name);
+            packed += exe.num_packed();
+            for batch in [1, 7, 64] {
+                let all = random_args(f, &ex, batch, 9);
+                let inputs: Vec<Tensor> = sig.args.iter().zip(&all).filter(|(a, _)| a.role == Role::Input).map(|(_, t)| t.clone()).collect();
+                let want = dlc_backends::run(f, &all).unwrap();
+                compare(&format!("{} bound, batch {batch}, {threads} thread(s)", ex.name), &exe.run(&inputs).unwrap(), &want);
+            }
+            // Mistakes: an unknown name, a wrong shape, an input with a batch dim.
+            let (name, t) = &params[0];
+            assert!(exe.bind(vec![("nope".into(), t.clone())]).unwrap_err().to_string().contains("no argument named 'nope'"));
+            let wrong = Tensor::zeros(&[t.len() + 1], t.dtype());
+            assert!(exe.bind(vec![(name.clone(), wrong)]).is_err(), "{}: a wrong shape is refused", ex.name);
+            let input = sig.args.iter().find(|a| a.role == Role::Input && a.ty.shape.first() == Some(&Dim::Dynamic)).unwrap();
+            let err = exe.bind(vec![(input.name.clone(), Tensor::zeros(&shape(&input.ty, 2), input.ty.dtype))]).unwrap_err().to_string();
+            assert!(err.contains("batch dim"), "{err}");
+            assert_eq!(exe.arguments().len(), sig.args.len() - params.len());
+        }
+    }
+    assert!(packed >= 10, "only {packed} weights packed");
+}
+
 /// Every train step run with its arguments donated gives the results of a
 /// run that only borrows them, bit for bit, at 1 and 2 threads; and the
 /// donation is used: every Adam or SGD update of the mlp writes its new

@@ -27,8 +27,16 @@ pub const KERNEL_PIPELINE: &[&str] = &["lower-kernels", "fuse-kernels", "dce"];
 /// Runs the kernel pipeline on `f` (which should already be optimized at the
 /// `dl` level).
 pub fn to_kernels(f: &mut Function) -> Result<(), String> {
+    to_kernels_with(f, true)
+}
+
+/// [`to_kernels`], with fusion or without (one kernel per op: what the
+/// benchmarks compare fusion against).
+pub fn to_kernels_with(f: &mut Function, fuse: bool) -> Result<(), String> {
     LowerKernels.try_run(f)?;
-    FuseKernels.try_run(f)?;
+    if fuse {
+        FuseKernels.try_run(f)?;
+    }
     crate::Dce.run(f);
     Ok(())
 }
@@ -64,10 +72,9 @@ impl std::fmt::Display for FusionReport {
 /// `f` (a `dl`-level function) lowered to one kernel per op, and then
 /// fused: the two ends of [`KERNEL_PIPELINE`], for reports that compare them.
 pub fn lowered_and_fused(f: &Function) -> Result<(Function, Function), String> {
-    let mut k = f.clone();
-    LowerKernels.try_run(&mut k)?;
-    crate::Dce.run(&mut k);
-    let lowered = k.clone();
+    let mut lowered = f.clone();
+    to_kernels_with(&mut lowered, false)?;
+    let mut k = lowered.clone();
     FuseKernels.try_run(&mut k)?;
     crate::Dce.run(&mut k);
     Ok((lowered, k))
