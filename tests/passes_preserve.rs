@@ -2,8 +2,8 @@
 //! example model (`@train_step`, `@eval` and the gradient function) runs on
 //! the interpreter, the oracle, before and after the default pipeline and
 //! after each declared pass alone, on the same random inputs, and the results
-//! agree (f32 within 1e-6 relative). Run with `--nocapture` to see the op
-//! counts before and after.
+//! agree (f32 within 1e-6 relative; the `egraph` pass within rounding, 1e-5).
+//! Run with `--nocapture` to see the op counts before and after.
 
 mod common;
 
@@ -20,6 +20,10 @@ const BATCH: usize = 5;
 /// move sums to the kernel level.
 const EXACT: (f64, f64) = (1e-6, 0.0);
 const SUMS: (f64, f64) = (1e-4, 1e-6);
+/// The `egraph` pass, whose loss and scalar rules agree within float
+/// rounding, not bit for bit: a gradient summed over the batch can cancel to
+/// a few ulps of its terms (the tolerance of `tests/egraph_examples.rs`).
+const ROUNDING: (f64, f64) = (1e-5, 1e-6);
 
 /// The example's training functions: `@train_step`, `@eval`, the gradient.
 fn training_module(name: &str) -> (Module, dlc::passes::train_step::TrainProgram) {
@@ -76,7 +80,7 @@ fn the_default_pipeline_and_each_pass_preserve_every_example_training_step() {
             PassManager::with_passes(options.clone(), &[p.name]).unwrap().run(&mut alone, &mut std::io::sink()).unwrap_or_else(|e| panic!("{name}: {e}"));
             // Kernel-level reductions accumulate in the element type where the
             // dl-level oracle sums in f64: equal up to f32 rounding of long sums.
-            let tol = if p.name.contains("kernels") { SUMS } else { EXACT };
+            let tol = if p.name.contains("kernels") { SUMS } else if p.name == "egraph" { ROUNDING } else { EXACT };
             assert_same_results(&format!("{name} ({} alone)", p.name), &before, &alone, &prog, tol);
         }
     }

@@ -6,12 +6,16 @@
 //! small functions.
 //!
 //! Leaf types are written as the inside of `tensor<…>`: `3x4xf32`, `?x10xf32`,
-//! `f32`. `c(v)` below is an f32 rank-0 splat constant.
+//! `f32`. `c(v)` below is an f32 rank-0 splat constant. The loss lines name
+//! their long sub-terms (`$u`, `$p`, …; see `DEFS`).
 
-use dlc_ir::{DType, Dim, Function, TensorType, Type, parse_module, print_function, verify_function};
+use dlc_backends::{Tensor, run};
+use dlc_ir::{Attrs, Builder, DType, Dim, Function, Module, OpKind, TensorType, Type, parse_module, print_function, verify_function};
 use dlc_passes::egraph::analysis::{DlAnalysis, Graph};
 use dlc_passes::egraph::lang::Dl;
 use dlc_passes::egraph::{optimize, rules};
+use dlc_passes::train::{LossKind, LossSpec, Reduction, build_loss};
+use dlc_passes::{Options, PassManager, gradient};
 use egg::{RecExpr, Runner};
 use std::collections::BTreeSet;
 
@@ -78,6 +82,19 @@ const CASES: &[Case] = &[
     ("exp_log_softmax",     "?x10xf32",  "(exp (log_softmax{axis=-1} %0))",                         "=>",  "(softmax{axis=-1} %0)"),
     ("softmax_log_softmax", "?x10xf32",  "(softmax{axis=-1} (log_softmax{axis=1} %0))",             "=>",  "(softmax{axis=-1} %0)"),
     ("softmax_log_softmax", "4x10xf32",  "(softmax{axis=0} (log_softmax{axis=1} %0))",              "!=>", "(softmax{axis=0} %0)"),
+    ("log1p_vjp",           "?x1xf32, ?x1xf32",           "$log1p_vjp",                             "=>",  "(div %1 $u)"),
+    ("log1p_vjp",           "?x1xf32, ?x1xf32, ?x1xf32",  "(add (add (select $s %1 $zero) (mul $d (log $u))) (add (div (mul $d %2) $u) (select $s $zero (neg (mul $d $q)))))", "!=>", "(div %1 $u)"),
+    ("bce_floor",           "?x1xf32",                    "(maximum (select $b $l_p $floor) $floor)", "=>", "(select $b $l_p $floor)"),
+    ("bce_floor",           "?x1xf32",                    "(maximum (select $b $l_p $floor10) $floor10)", "!=>", "(select $b $l_p $floor10)"),
+    ("bce_floor",           "?x1xf32",                    "(maximum (select $b $l_y $floor) $floor)", "!=>", "(select $b $l_y $floor)"),
+    ("bce_floor_grad",      "?x1xf32, ?x1xf32",           "(select $b (select (cmp{predicate=\"gt\"} (select $b $l_p $floor) $floor) %1 (select (cmp{predicate=\"eq\"} (select $b $l_p $floor) $floor) (mul %1 $half) $zero)) $zero)",
+                                                          "=>",  "(select $b %1 $zero)"),
+    ("bce_floor_grad",      "?x1xf32, ?x1xf32",           "(select $b (select (cmp{predicate=\"gt\"} (select $b $l_p $floor10) $floor10) %1 $zero) $zero)", "!=>", "(select $b %1 $zero)"),
+    ("bce_sigmoid_grad",    "?x1xf32, ?x1xf32, ?x1xf32",  "(mul (sub $db $da) (mul $p (sub $one $p)))", "=>",  "(sub (mul $gb (sub $one $p)) (mul $ga $p))"),
+    ("bce_sigmoid_grad",    "?x1xf32, ?x1xf32, ?x1xf32",  "(mul (sub (select $a (div %1 (select $a $p $one)) $zero) (select $b (div %2 $u_p) $zero)) (mul (sub $one $p) $p))",
+                                                          "=>",  "(sub (select $a (mul %1 (sub $one $p)) $zero) (select $b (mul %2 $p) $zero))"),
+    ("bce_sigmoid_grad",    "?x1xf32, ?x1xf32, ?x1xf32",  "(mul (sub (select $a_ge (div $gb (select $a_ge $p $one)) $zero) $da) (mul $p (sub $one $p)))",
+                                                          "!=>", "(sub (mul $gb (sub $one $p)) (mul $ga $p))"),
     // --- scalar
     ("matmul_scale_a",      "2x3xf32, 3x4xf32", "(matmul (mul %0 constant{value=dense<2.0>:tensor<f32>}) %1)", "=>", "(mul (matmul %0 %1) constant{value=dense<2.0>:tensor<f32>})"),
     ("matmul_scale_a",      "2x3xf32, 3x4xf32, f32", "(matmul (mul %2 %0) %1)",                       "=>",  "(mul (matmul %0 %1) %2)"),
@@ -92,6 +109,55 @@ const CASES: &[Case] = &[
     ("scale_scale",         "3xf32",     "(mul (mul %0 constant{value=dense<2.0>:tensor<f32>}) constant{value=dense<3.0>:tensor<f32>})", "=>", "(mul %0 constant{value=dense<6.0>:tensor<f32>})"),
     ("scale_scale",         "3xf32, f32", "(mul (mul %0 %1) constant{value=dense<3.0>:tensor<f32>})", "!=>", "(mul %0 (mul %1 constant{value=dense<3.0>:tensor<f32>}))"),
 ];
+
+/// Named sub-terms for the loss lines, whose terms are what `train/loss.rs`
+/// and autodiff emit: `$name` in a term stands for its definition. `%0` is
+/// `y` (log1p) or `z` (BCE), `%1` and `%2` cotangents.
+#[rustfmt::skip]
+const DEFS: &[(&str, &str)] = &[
+    ("$zero",     "constant{value=dense<0.0>:tensor<f32>}"),
+    ("$one",      "constant{value=dense<1.0>:tensor<f32>}"),
+    ("$half",     "constant{value=dense<0.5>:tensor<f32>}"),
+    ("$floor",    "constant{value=dense<-100.0>:tensor<f32>}"),
+    ("$floor10",  "constant{value=dense<-10.0>:tensor<f32>}"),
+    // Emit::log1p(%0) (`$l_y`) and its gradient for cotangent %1
+    ("$u",        "(add $one %0)"),
+    ("$s",        "(cmp{predicate=\"eq\"} $u $one)"),
+    ("$safe",     "(select $s $one (sub $u $one))"),
+    ("$q",        "(div (mul %0 (log $u)) $safe)"),
+    ("$l_y",      "(select $s %0 $q)"),
+    ("$d",        "(div (select $s $zero %1) $safe)"),
+    ("$log1p_vjp", "(add (add (select $s %1 $zero) (mul $d (log $u))) (add (div (mul $d %0) $u) (select $s $zero (neg (mul $d $q)))))"),
+    // BCE of p = sigmoid(%0): its guards, log1p(-p) as BCE writes it, and
+    // the cotangents %1 (of log p) and %2 (of log1p(-p)) behind the guards
+    ("$p",        "(sigmoid %0)"),
+    ("$a",        "(cmp{predicate=\"gt\"} $p $zero)"),
+    ("$a_ge",     "(cmp{predicate=\"ge\"} $p $zero)"),
+    ("$b",        "(cmp{predicate=\"lt\"} $p $one)"),
+    ("$y_p",      "(select $b (neg $p) $zero)"),
+    ("$u_p",      "(add $one $y_p)"),
+    ("$s_p",      "(cmp{predicate=\"eq\"} $u_p $one)"),
+    ("$l_p",      "(select $s_p $y_p (div (mul $y_p (log $u_p)) (select $s_p $one (sub $u_p $one))))"),
+    ("$gb",       "(select $a %1 $zero)"),
+    ("$ga",       "(select $b %2 $zero)"),
+    ("$db",       "(select $a (div $gb (select $a $p $one)) $zero)"),
+    ("$da",       "(select $b (div $ga $u_p) $zero)"),
+];
+
+/// `term` with every `$name` of [`DEFS`] replaced by its expanded definition.
+fn expand(term: &str) -> String {
+    let mut out = String::new();
+    let mut rest = term;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let len = rest[i + 1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len() - i - 1);
+        let name = &rest[i..i + 1 + len];
+        let def = DEFS.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("unknown {name} in {term}")).1;
+        out.push_str(&expand(def));
+        rest = &rest[i + 1 + len..];
+    }
+    out + rest
+}
 
 /// A type written as the inside of `tensor<…>`.
 fn ty(s: &str) -> Type {
@@ -113,8 +179,8 @@ fn rule(name: &str) -> &'static rules::Rule {
 /// Runs one case; the error says what went wrong.
 fn check(&(name, leaves, start, arrow, expected): &Case) -> Result<(), String> {
     let mut g = graph(leaves);
-    let start_expr: RecExpr<Dl> = start.parse().map_err(|e| format!("start: {e}"))?;
-    let expected_expr: RecExpr<Dl> = expected.parse().map_err(|e| format!("expected: {e}"))?;
+    let start_expr: RecExpr<Dl> = expand(start).parse().map_err(|e| format!("start: {e}"))?;
+    let expected_expr: RecExpr<Dl> = expand(expected).parse().map_err(|e| format!("expected: {e}"))?;
     let root = g.add_expr(&start_expr);
     let runner = Runner::default().with_egraph(g).with_iter_limit(4).run(&rules::rewrites(std::slice::from_ref(rule(name))));
     let g = runner.egraph;
@@ -288,4 +354,72 @@ fn a_shared_value_is_reused_rather_than_recomputed_another_way() {
     );
     let text = print_function(&f);
     assert!(report.changed && text.contains(r#"%p = "dl.softmax"(%x) {axis = 1}"#), "{report}\n{text}");
+}
+
+// --- the BCE of a sigmoid at extreme logits ------------------------------------
+
+/// `mean(bce(sigmoid(z), t))` and its gradient with respect to `z`, as the
+/// trainer builds them: `build_loss`, autodiff, the default pipeline.
+fn bce_of_sigmoid_with_gradient() -> Function {
+    let mut f = Function::new("bce");
+    let ty = TensorType::new(vec![Dim::Dynamic, Dim::Static(1)], DType::F32);
+    let z = f.add_arg(ty.clone().into(), Some("z"), Attrs::new());
+    let t = f.add_arg(ty.into(), Some("t"), Attrs::new());
+    let mut b = Builder::at_entry(&mut f);
+    let p = b.op(OpKind::Sigmoid, &[z], Attrs::new()).unwrap();
+    let loss = build_loss(&mut b, &LossSpec { kind: LossKind::Bce, reduction: Reduction::Mean }, p, t).unwrap();
+    b.ret(&[loss]);
+    let mut m = Module { functions: vec![gradient(&f, 0, &[0]).unwrap()] };
+    PassManager::default_pipeline(Options::default()).run(&mut m, &mut std::io::sink()).unwrap();
+    m.functions.pop().unwrap()
+}
+
+/// The interpreter's f32 sigmoid.
+fn sigmoid_f32(z: f32) -> f32 {
+    if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) }
+}
+
+/// Logits from 0 to past both ends of f32's sigmoid (it rounds to 1 from
+/// z ≈ 16.6, to 0 below z ≈ -104), against targets 0, 1 and 0.3: the loss
+/// is unchanged, and the gradient, now `g·(p - t)` with `g = 1/N`, agrees
+/// with the input's within 1e-6 relative (a few ulps of its two terms) and
+/// is exactly 0 where `p` rounds to 0 or 1, as the input's is. At z = -95
+/// the input divides `g` by `p ≈ 5.5e-42` and gets `-inf` (t > 0); the
+/// rewrite gets the finite `g·(p - t)`.
+#[test]
+fn bce_of_a_sigmoid_keeps_its_loss_and_gets_the_logits_gradient() {
+    let f = bce_of_sigmoid_with_gradient();
+    let mut g = f.clone();
+    let report = optimize(&mut g).unwrap();
+    verify_function(&g).unwrap();
+    for rule in ["log1p_vjp", "bce_sigmoid_grad", "bce_floor", "bce_floor_grad"] {
+        assert!(report.fired.contains_key(rule), "{rule} did not fire:\n{report}");
+    }
+    assert!(report.changed && report.cost_after < report.cost_before, "{report}");
+    // The gradient's divisions by p and by 1 - p (three, in log1p's
+    // gradient) are gone; the loss's and the count's remain.
+    let divisions = |f: &Function| f.body_ops().iter().filter(|&&o| f.op(o).kind == OpKind::Div).count();
+    assert!(divisions(&g) < divisions(&f), "{}", print_function(&g));
+
+    let zs = [0.0f32, 5.0, -5.0, 16.5, -16.5, 20.0, -20.0, 50.0, -50.0, 120.0, -120.0, -95.0];
+    let rows: Vec<(f32, f32)> = zs.iter().flat_map(|&z| [0.0f32, 1.0, 0.3].map(|t| (z, t))).collect();
+    let n = rows.len();
+    let args = [Tensor::from_f32(&[n, 1], rows.iter().map(|r| r.0).collect()).unwrap(), Tensor::from_f32(&[n, 1], rows.iter().map(|r| r.1).collect()).unwrap()];
+    let want = run(&f, &args).unwrap();
+    let got = run(&g, &args).unwrap();
+    assert_eq!(got[0].to_f64_vec(), want[0].to_f64_vec(), "the loss");
+    let (want, got) = (want[1].to_f64_vec(), got[1].to_f64_vec());
+    let scale = 1.0 / n as f64;
+    for (i, &(z, t)) in rows.iter().enumerate() {
+        let p = sigmoid_f32(z) as f64;
+        let logits = if p > 0.0 && p < 1.0 { scale * (p - t as f64) } else { 0.0 };
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) + 1e-12 * scale;
+        assert!(close(got[i], logits), "z = {z}, t = {t}: the rewrite gives {}, g·(p - t) is {logits}", got[i]);
+        if want[i].is_finite() {
+            assert!(close(got[i], want[i]), "z = {z}, t = {t}: {} after, {} before", got[i], want[i]);
+            assert_eq!(got[i] == 0.0, want[i] == 0.0, "z = {z}, t = {t}: {} after, {} before", got[i], want[i]);
+        } else {
+            assert!(z == -95.0 && t > 0.0, "z = {z}, t = {t}: the input's gradient is {}", want[i]);
+        }
+    }
 }

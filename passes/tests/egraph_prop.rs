@@ -309,8 +309,15 @@ proptest! {
     }
 }
 
-/// Over 300 cases of a fixed seed, every rule fires (so the property above
-/// tests every rule on values).
+/// Rules whose left sides are BCE's terms and their gradients as
+/// `train/loss.rs` and autodiff write them, which random graphs do not
+/// build: `bce_of_a_sigmoid_keeps_its_loss_and_gets_the_logits_gradient`
+/// (`tests/egraph.rs`) and `tests/egraph_examples.rs` (keras_dense,
+/// logistic) check their values.
+const NOT_GENERATED: &[&str] = &["log1p_vjp", "bce_floor", "bce_floor_grad", "bce_sigmoid_grad"];
+
+/// Over 300 cases of a fixed seed, every rule but [`NOT_GENERATED`] fires
+/// (so the property above tests every rule on values).
 #[test]
 fn the_generator_makes_the_rules_fire() {
     use proptest::strategy::ValueTree;
@@ -326,6 +333,6 @@ fn the_generator_makes_the_rules_fire() {
     }
     eprintln!("rules fired over 300 random functions: {fired:?}");
     let all: Vec<&str> = dlc_passes::egraph::rules::TOPICS.iter().flat_map(|(_, rs)| rs.iter().map(|r| r.name)).collect();
-    let missing: Vec<&&str> = all.iter().filter(|r| !fired.contains_key(**r)).collect();
+    let missing: Vec<&&str> = all.iter().filter(|r| !fired.contains_key(**r) && !NOT_GENERATED.contains(*r)).collect();
     assert!(missing.is_empty(), "rules the generator never fires: {missing:?}");
 }

@@ -26,8 +26,8 @@ pub mod loss;
 pub mod scalar;
 
 use super::analysis::{Data, DlAnalysis, Graph};
-use super::lang::{AttrKey, Dl};
-use dlc_ir::{Attrs, AttrView, OpKind, Type};
+use super::lang::{AttrKey, Dl, constant_key};
+use dlc_ir::{Attrs, AttrView, DType, DenseAttr, DenseData, OpKind, TensorType, Type};
 use egg::{Applier, ENodeOrVar, Id, Language, Pattern, PatternAst, RecExpr, Rewrite, Subst, Symbol, Var};
 
 /// One rewrite rule.
@@ -108,6 +108,25 @@ impl Match<'_> {
     /// Adds the term `rhs` (a pattern over the left side's variables).
     pub fn term(&mut self, rhs: &PatternAst<Dl>) -> Option<Id> {
         instantiate(self.egraph, rhs, Id::from(rhs.as_ref().len() - 1), self.subst)
+    }
+
+    /// The class of `kind(children)` with `attrs` when the e-graph holds it
+    /// (either operand order for a commutative binary op); adds nothing. For
+    /// a rule whose left side would be too large as a pattern: a composite
+    /// checked piece by piece from the classes the pattern did bind.
+    pub fn lookup(&self, kind: OpKind, attrs: &Attrs, children: &[Id]) -> Option<Id> {
+        let key = AttrKey::new(kind, attrs)?;
+        let find = |cs: Vec<Id>| self.egraph.lookup(Dl::op(kind, key.clone(), cs));
+        let swapped = || (kind.is_commutative() && children.len() == 2).then(|| find(vec![children[1], children[0]])).flatten();
+        find(children.to_vec()).or_else(swapped)
+    }
+
+    /// The class of the rank-0 constant `v` of `dtype` when the e-graph
+    /// holds it.
+    pub fn lookup_scalar(&self, dtype: DType, v: f64) -> Option<Id> {
+        let data = if dtype.is_float() { DenseData::Float(vec![v]) } else { DenseData::Int(vec![v as i64]) };
+        let value = DenseAttr { ty: TensorType::fixed(&[], dtype), data };
+        self.egraph.lookup(Dl::op(OpKind::Constant, constant_key(value), Vec::new()))
     }
 }
 
