@@ -150,41 +150,52 @@ fn compile_times() {
     }
 }
 
-/// `--profile`: where one CNN and one MLP train step spend their time, summed
-/// per step description (`interp[reduce_sum]`, `matmul+bias+relu`, …), largest first.
+/// `--profile`: where the CNN's and the MLPs' forward pass and train step
+/// spend their time, summed per step description (`interp[reduce_sum]`,
+/// `matmul+bias+relu`, …), largest first.
 fn profile(threads: usize) {
+    let rounds = 5;
     for (file, shape, batch) in [("mnist_cnn.dl", vec![1usize, 28, 28], 64usize), ("mlp.dl", vec![784], 64), ("digits_mlp.dl", vec![64], 32)] {
         let (model, input, x, y) = setup(file, &shape, batch, threads);
+        // The forward pass as Model::forward runs it: parameters bound.
+        let k = dlc::program::kernel_level(model.program().forward().expect("a forward")).expect("lowers");
+        let mut exe = dlc::cpu::CpuExecutable::compile(&k, &dlc::cpu::CpuOptions { threads }).expect("compiles");
+        exe.bind(model.params().map(|(n, t)| (n.to_string(), t.clone())).collect()).expect("binds");
+        let forward: Vec<_> = (0..rounds).map(|_| exe.run_profiled(&[&x]).expect("runs").1).collect();
+        print_profile(&format!("{file} forward, batch {batch}, {threads} thread(s)"), &forward);
         let mut trainer = model.trainer().expect("a train block");
-        let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-        let mut single: Vec<(f64, usize, String)> = Vec::new();
-        let rounds = 5;
-        for _ in 0..rounds {
-            let (_, times) = trainer.step_profiled(&[(input.as_str(), &x)], &y, true).expect("a step runs");
-            for (i, (name, t)) in times.iter().enumerate() {
-                if single.len() < times.len() {
-                    single.push((0.0, i, name.clone()));
-                }
-                single[i].0 += t.as_secs_f64() * 1e3 / rounds as f64;
+        let steps: Vec<_> = (0..rounds).map(|_| trainer.step_profiled(&[(input.as_str(), &x)], &y, true).expect("a step runs").1).collect();
+        print_profile(&format!("{file} train step, batch {batch}, {threads} thread(s)"), &steps);
+    }
+}
+
+/// Per-step times of `rounds` runs, summed per step kind and averaged.
+fn print_profile(title: &str, rounds: &[dlc::cpu::StepTimes]) {
+    let n = rounds.len() as f64;
+    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let mut single: Vec<(f64, usize, String)> = Vec::new();
+    for times in rounds {
+        for (i, (name, t)) in times.iter().enumerate() {
+            if single.len() < times.len() {
+                single.push((0.0, i, name.clone()));
             }
-            for (name, t) in times {
-                let e = sums.entry(name).or_default();
-                e.0 += t.as_secs_f64() * 1e3 / rounds as f64;
-                e.1 += 1;
-            }
+            single[i].0 += t.as_secs_f64() * 1e3 / n;
+            let e = sums.entry(name.clone()).or_default();
+            e.0 += t.as_secs_f64() * 1e3 / n;
+            e.1 += 1;
         }
-        let total: f64 = sums.values().map(|v| v.0).sum();
-        let mut rows: Vec<_> = sums.into_iter().collect();
-        rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-        println!("\n{file} train step, batch {batch}, {threads} thread(s): {total:.2} ms in {} kinds of step", rows.len());
-        for (name, (ms, count)) in rows.iter().take(25) {
-            println!("  {ms:>8.3} ms {:>5.1}%  x{:<4} {name}", 100.0 * ms / total, count / rounds);
-        }
-        single.sort_by(|a, b| b.0.total_cmp(&a.0));
-        println!("  slowest single steps (step number: time):");
-        for (ms, i, name) in single.iter().take(8) {
-            println!("    #{i:<4} {ms:>8.3} ms  {name}");
-        }
+    }
+    let total: f64 = sums.values().map(|v| v.0).sum();
+    let mut rows: Vec<_> = sums.into_iter().collect();
+    rows.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    println!("\n{title}: {total:.2} ms in {} kinds of step", rows.len());
+    for (name, (ms, count)) in rows.iter().take(25) {
+        println!("  {ms:>8.3} ms {:>5.1}%  x{:<4} {name}", 100.0 * ms / total, *count as f64 / n);
+    }
+    single.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!("  slowest single steps (step number: time):");
+    for (ms, i, name) in single.iter().take(8) {
+        println!("    #{i:<4} {ms:>8.3} ms  {name}");
     }
 }
 

@@ -6,7 +6,7 @@
 //! | elementwise (with NumPy broadcasting), `broadcast_to`, `transpose`, `slice` | one all-parallel `kernel.generic`; broadcasts are constant-0 or dropped map results, transposes permuted maps, slices `d * step + start` |
 //! | `reduce_sum`, `reduce_max`, `reduce_mean` (static reduced sizes) | a reduction `kernel.generic` (+ a scaling kernel for the mean; `keepdims` becomes a free `dl.reshape`) |
 //! | `softmax`, `log_softmax` | max-reduce, sum of `exp(x - max)`, and the normalizing kernel |
-//! | `max_pool2d`, `avg_pool2d` | a window reduction over `[n, c, oh, ow, kh, kw]` reading `x[n, c, oh*s + kh - p, …]`, padded with `-inf` / `0` (+ the `1/(kh*kw)` scaling) |
+//! | `max_pool2d`, `avg_pool2d` | windows of up to 16 taps unrolled: one operand per tap reading `x[n, c, oh*s + kh - p, …]`, folded in window order; larger windows a reduction over `[n, c, oh, ow, kh, kw]`; padded reads give `-inf` / `0` (+ the `1/(kh*kw)` scaling) |
 //! | `matmul`, `conv2d` | `kernel.matmul`, `kernel.conv2d` (epilogues are fused later) |
 //! | `concat` of one tensor with constant fills | a padded read (`d - offset`, padding with the fill value) |
 //! | `reshape` (a view), other `concat`s, `gather`, `one_hot`, `argmax`, dense constants, a mean over the batch | unchanged: the backends run them directly |
@@ -412,26 +412,49 @@ fn lower_op(f: &mut Function, o: OpId) -> Result<Option<ValueId>, String> {
             }
             let (k, s, p) = (int_pair(&view, "kernel")?, int_pair(&view, "stride")?, int_pair(&view, "padding")?);
             let max = kind == K::MaxPool2d;
-            let mut sizes = sizes_of(&out);
-            sizes.extend([Some(k[0] as u64), Some(k[1] as u64)]);
-            let window = |a: usize| AffineExpr::default().plus_dim(2 + a, s[a]).plus_dim(4 + a, 1).plus(-p[a]);
-            let map = AffineMap { dims: 6, results: vec![AffineExpr::dim(0), AffineExpr::dim(1), window(0), window(1)] };
             let padded = p.iter().any(|&v| v > 0);
             let (combine, init) = if max { (K::Maximum, f64::NEG_INFINITY) } else { (K::Add, 0.0) };
-            let g = Generic {
-                reduction: vec![false, false, false, false, true, true],
-                sizes,
-                maps: vec![map],
-                out_map: AffineMap::projection(6, &[0, 1, 2, 3]),
-                dtype: out.dtype,
-                init,
-                padded: if padded { vec![0] } else { Vec::new() },
-                pad: if padded { init } else { 0.0 },
-                fused: vec![kind.name().to_string()],
-                body: vec![Scalar::Operand(0), Scalar::Acc, op(combine, vec![1, 0])],
-                result: 2,
+            let taps = (k[0] * k[1]) as usize;
+            let pooled = if (1..=MAX_UNROLLED_TAPS).contains(&taps) {
+                // A small window, unrolled: one operand per tap, folded in
+                // the reduction's order, so the kernel has no reduction
+                // loops (2 or 3 iterations of a loop cost more than the
+                // tap). `maximum(-inf, t)` is `t` for every `t` (NaN and
+                // -0 included), so a max starts from the first tap; a sum
+                // starts from its init, exactly as the reduction does.
+                let mut g = all_parallel(&out, kind);
+                let mut body = Vec::with_capacity(2 * taps + 1);
+                let mut acc = if max {
+                    None
+                } else {
+                    body.push(Scalar::Const { value: init, dtype: out.dtype });
+                    Some(0)
+                };
+                for kh in 0..k[0] {
+                    for kw in 0..k[1] {
+                        let at = |a: usize, t: i64| AffineExpr::default().plus_dim(2 + a, s[a]).plus(t - p[a]);
+                        g.maps.push(AffineMap { dims: 4, results: vec![AffineExpr::dim(0), AffineExpr::dim(1), at(0, kh), at(1, kw)] });
+                        body.push(Scalar::Operand(g.maps.len() - 1));
+                        let t = body.len() - 1;
+                        acc = Some(match acc {
+                            None => t,
+                            Some(a) => {
+                                body.push(op(combine, vec![a, t]));
+                                body.len() - 1
+                            }
+                        });
+                    }
+                }
+                g.result = acc.expect("at least one tap");
+                g.body = body;
+                if padded {
+                    g.padded = (0..taps).collect();
+                    g.pad = init;
+                }
+                g.emit(f, &vec![x; taps])?
+            } else {
+                pool_reduction(f, &out, kind, x, k, s, p, combine, init)?
             };
-            let pooled = g.emit(f, &[x])?;
             if max {
                 pooled
             } else {
@@ -487,4 +510,33 @@ fn lower_op(f: &mut Function, o: OpId) -> Result<Option<ValueId>, String> {
         K::Generic | K::Yield | K::ScalarConstant | K::KernelMatmul | K::KernelConv2d => return Ok(None),
     };
     Ok(Some(v))
+}
+
+/// Pooling windows up to this many taps are unrolled into one operand per
+/// tap; larger ones loop over the window.
+const MAX_UNROLLED_TAPS: usize = 16;
+
+/// A pooling window as a reduction over `[n, c, oh, ow, kh, kw]` reading
+/// `x[n, c, oh*s + kh - p, …]`, padded with the fold's identity.
+#[allow(clippy::too_many_arguments)]
+fn pool_reduction(f: &mut Function, out: &TensorType, kind: OpKind, x: ValueId, k: [i64; 2], s: [i64; 2], p: [i64; 2], combine: OpKind, init: f64) -> Result<ValueId, String> {
+    let mut sizes = sizes_of(out);
+    sizes.extend([Some(k[0] as u64), Some(k[1] as u64)]);
+    let window = |a: usize| AffineExpr::default().plus_dim(2 + a, s[a]).plus_dim(4 + a, 1).plus(-p[a]);
+    let map = AffineMap { dims: 6, results: vec![AffineExpr::dim(0), AffineExpr::dim(1), window(0), window(1)] };
+    let padded = p.iter().any(|&v| v > 0);
+    let g = Generic {
+        reduction: vec![false, false, false, false, true, true],
+        sizes,
+        maps: vec![map],
+        out_map: AffineMap::projection(6, &[0, 1, 2, 3]),
+        dtype: out.dtype,
+        init,
+        padded: if padded { vec![0] } else { Vec::new() },
+        pad: if padded { init } else { 0.0 },
+        fused: vec![kind.name().to_string()],
+        body: vec![Scalar::Operand(0), Scalar::Acc, op(combine, vec![1, 0])],
+        result: 2,
+    };
+    g.emit(f, &[x])
 }

@@ -66,9 +66,10 @@ module {
 // CHECK: fused = ["dl.slice"], indexing_maps = [affine_map<(d0, d1) -> (d0, d1 * 2 + 1)>, affine_map<(d0, d1) -> (d0, d1)>]
 
 // -----
-// A 3x3 max pool with stride 2 and padding 1 is a window reduction over
-// [n, c, oh, ow, kh, kw] reading x[n, c, oh*2 + kh - 1, ow*2 + kw - 1],
-// padded with -inf; the same average pool pads with 0 and divides by 9.
+// A 3x3 max pool with stride 2 and padding 1 is unrolled: nine operands,
+// x[n, c, oh*2 + kh - 1, ow*2 + kw - 1] for each tap, padded with -inf and
+// folded in window order from the first tap; the same average pool folds
+// from 0, pads with 0 and divides by 9.
 module {
   func.func @pools(%x: tensor<?x2x5x5xf32>) -> (tensor<?x2x3x3xf32>, tensor<?x2x3x3xf32>) {
     %m = "dl.max_pool2d"(%x) {kernel = [3, 3], stride = [2, 2], padding = [1, 1]} : (tensor<?x2x5x5xf32>) -> tensor<?x2x3x3xf32>
@@ -76,11 +77,30 @@ module {
     return %m, %a : tensor<?x2x3x3xf32>, tensor<?x2x3x3xf32>
   }
 }
-// CHECK: affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2 * 2 + d4 - 1, d3 * 2 + d5 - 1)>
-// CHECK-SAME: iterators = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"], pad = 0xFFF0000000000000 : f64, padded = [0], sizes = [-1, 2, 3, 3, 3, 3]
-// CHECK: pad = 0.0, padded = [0]
+// CHECK: "kernel.generic"(%x, %x, %x, %x, %x, %x, %x, %x, %x)
+// CHECK: %10 = "dl.maximum"(%1, %2)
+// CHECK: %17 = "dl.maximum"(%16, %9)
+// CHECK-NEXT: "kernel.yield"(%17)
+// CHECK: affine_map<(d0, d1, d2, d3) -> (d0, d1, d2 * 2 - 1, d3 * 2 - 1)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2 * 2 - 1, d3 * 2)>
+// CHECK-SAME: affine_map<(d0, d1, d2, d3) -> (d0, d1, d2 * 2 + 1, d3 * 2 + 1)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>]
+// CHECK-SAME: iterators = ["parallel", "parallel", "parallel", "parallel"], pad = 0xFFF0000000000000 : f64, padded = [0, 1, 2, 3, 4, 5, 6, 7, 8], sizes = [-1, 2, 3, 3]
+// CHECK: "kernel.constant"() {dtype = f32, value = 0.0}
+// CHECK-NEXT: "dl.add"
+// CHECK: pad = 0.0, padded = [0, 1, 2, 3, 4, 5, 6, 7, 8]
 // CHECK: "kernel.constant"() {dtype = f32, value = 9.0}
 // CHECK-NEXT: "dl.div"
+
+// -----
+// A window of more than 16 taps (5x5) is a reduction over
+// [n, c, oh, ow, kh, kw] reading x[n, c, oh + kh - 2, ow + kw - 2].
+module {
+  func.func @big(%x: tensor<?x2x5x5xf32>) -> tensor<?x2x5x5xf32> {
+    %m = "dl.max_pool2d"(%x) {kernel = [5, 5], stride = [1, 1], padding = [2, 2]} : (tensor<?x2x5x5xf32>) -> tensor<?x2x5x5xf32>
+    return %m : tensor<?x2x5x5xf32>
+  }
+}
+// CHECK: affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2 + d4 - 2, d3 + d5 - 2)>
+// CHECK-SAME: iterators = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"], pad = 0xFFF0000000000000 : f64, padded = [0], sizes = [-1, 2, 5, 5, 5, 5]
 
 // -----
 // Concatenating a tensor with constant fills (as gradients interleave zeros)

@@ -1,0 +1,79 @@
+//! Max and average pooling through the CPU backend (unrolled windows of up
+//! to 16 taps, window reductions beyond) against the reference interpreter
+//! at the `dl` level: windows with and without padding, strides below,
+//! equal to and above the window, odd sizes, batch 1 and 5, on 1 and 2
+//! threads; inputs with NaN, ±inf, -0.0 and ties. Max pooling must agree
+//! exactly (it only selects); average pooling within 1e-6 relative.
+
+use dlc_backends::Tensor;
+use dlc_cpu::{CpuExecutable, CpuOptions};
+use dlc_ir::{Function, parse_module};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn pool_fn(kind: &str, c: usize, h: usize, w: usize, k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> Function {
+    let oh = (h + 2 * p[0] - k[0]) / s[0] + 1;
+    let ow = (w + 2 * p[1] - k[1]) / s[1] + 1;
+    let text = format!(
+        r#"module {{
+  func.func @pool(%x: tensor<?x{c}x{h}x{w}xf32>) -> tensor<?x{c}x{oh}x{ow}xf32> {{
+    %y = "dl.{kind}"(%x) {{kernel = [{}, {}], stride = [{}, {}], padding = [{}, {}]}} : (tensor<?x{c}x{h}x{w}xf32>) -> tensor<?x{c}x{oh}x{ow}xf32>
+    return %y : tensor<?x{c}x{oh}x{ow}xf32>
+  }}
+}}"#,
+        k[0], k[1], s[0], s[1], p[0], p[1]
+    );
+    parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0)
+}
+
+fn input(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1.0, 1.0];
+    let values: Vec<f32> = (0..n * c * h * w)
+        .map(|_| if rng.random_range(0..10) == 0 { specials[rng.random_range(0..specials.len())] } else { rng.random_range(-2i32..3) as f32 * 0.5 })
+        .collect();
+    Tensor::from_f32(&[n, c, h, w], values).unwrap()
+}
+
+#[test]
+fn pools_match_the_interpreter() {
+    let windows: &[([usize; 2], [usize; 2], [usize; 2])] = &[
+        ([2, 2], [2, 2], [0, 0]),
+        ([3, 3], [2, 2], [1, 1]),
+        ([3, 3], [1, 1], [1, 1]),
+        ([2, 3], [3, 1], [1, 0]),
+        ([1, 1], [2, 2], [0, 0]),
+        ([4, 4], [1, 1], [0, 0]),
+        ([5, 5], [1, 1], [2, 2]),
+        ([5, 3], [2, 1], [2, 1]),
+    ];
+    let mut cases = 0;
+    for (i, &(k, s, p)) in windows.iter().enumerate() {
+        for kind in ["max_pool2d", "avg_pool2d"] {
+            let f = pool_fn(kind, 3, 9, 7, k, s, p);
+            let mut lowered = f.clone();
+            dlc_passes::to_kernels(&mut lowered).unwrap();
+            for threads in [1, 2] {
+                let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap().with_min_parallel_cost(0);
+                for n in [1, 5] {
+                    let x = input(n, 3, 9, 7, i as u64 * 31 + n as u64);
+                    let want = dlc_backends::run(&f, &[&x]).unwrap().remove(0);
+                    let got = exe.run(&[&x]).unwrap().remove(0);
+                    let what = format!("{kind} kernel {k:?} stride {s:?} padding {p:?}, batch {n}, {threads} thread(s)");
+                    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+                    assert_eq!(got.shape(), want.shape(), "{what}");
+                    for (j, (a, b)) in g.iter().zip(&w).enumerate() {
+                        let same = if kind == "max_pool2d" {
+                            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+                        } else {
+                            (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+                        };
+                        assert!(same, "{what}: element {j}: {a} vs {b}");
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, windows.len() * 2 * 2 * 2);
+}
