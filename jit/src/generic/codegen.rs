@@ -15,8 +15,10 @@
 //! instead, one element or one vector at a time.
 //!
 //! The innermost loop is the only one that vectorizes: a parallel dim as
-//! `f32x4`/`f64x2` loads and stores at `row + j·size` (stride-1 operands)
-//! or splats hoisted before the loop (stride-0 operands); a reduction dim
+//! `f32x4`/`f64x2` loads and stores at `row + j·size` (stride-1 operands),
+//! lane-by-lane gathers at `row + (j + l)·stride` (run-time strides, when
+//! the body computes enough to pay for them) or splats hoisted before the
+//! loop (stride-0 operands); a reduction dim
 //! as a vector of partial accumulators, combined lane by lane after the
 //! loop. A scalar tail takes the last `n mod lanes` elements.
 
@@ -231,15 +233,40 @@ impl Nest<'_> {
     }
 
     /// Loads input `i` at `addr`, or its pad value where `inb` is false
-    /// (reading the safe block instead of the wild address).
-    fn load_input(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, i: usize, vector: Option<Type>, addr: Value, inb: Option<Value>) -> Value {
+    /// (reading the safe block instead of the wild address). A vector of an
+    /// input with a run-time `stride` (bytes) is gathered: one scalar load
+    /// per lane, at `addr + lane·stride`, each an index of the box.
+    #[allow(clippy::too_many_arguments)]
+    fn load_input(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, i: usize, vector: Option<Type>, addr: Value, stride: Option<Value>, inb: Option<Value>) -> Value {
         let input = &self.spec.inputs()[i];
         let ty = value_type(input.dtype, vector);
+        let guarded = |b: &mut FunctionBuilder<'_>, a: Value| match inb {
+            Some(m) => b.ins().select(m, a, ctx.safe),
+            None => a,
+        };
+        let v = match (vector, stride) {
+            (Some(vt), Some(stride)) => {
+                let lane_ty = mem_type(input.dtype);
+                let mut at = addr;
+                let first = guarded(b, at);
+                let x = b.ins().load(lane_ty, data_flags(), first, 0);
+                let mut v = b.ins().scalar_to_vector(value_type(input.dtype, Some(vt)), x);
+                for lane in 1..vt.lane_count() as u8 {
+                    at = b.ins().iadd(at, stride);
+                    let a = guarded(b, at);
+                    let x = b.ins().load(lane_ty, data_flags(), a, 0);
+                    v = b.ins().insertlane(v, x, lane);
+                }
+                v
+            }
+            _ => {
+                let a = guarded(b, addr);
+                b.ins().load(ty, data_flags(), a, 0)
+            }
+        };
         match inb {
-            None => b.ins().load(ty, data_flags(), addr, 0),
+            None => v,
             Some(m) => {
-                let a = b.ins().select(m, addr, ctx.safe);
-                let v = b.ins().load(ty, data_flags(), a, 0);
                 let pad = self.constant(b, input.dtype, vector, input.pad.unwrap_or(0.0));
                 b.ins().select(m, v, pad)
             }
@@ -272,7 +299,7 @@ impl Nest<'_> {
             }
             match self.s.steps[i][k] {
                 Step::Zero if i < n_in => {
-                    let s = self.load_input(b, ctx, i, None, p, row.inb);
+                    let s = self.load_input(b, ctx, i, None, p, None, row.inb);
                     let v = vector.map(|vt| b.ins().splat(value_type(self.spec.inputs()[i].dtype, Some(vt)), s));
                     row.hoisted = Some((s, v));
                 }
@@ -362,7 +389,7 @@ impl Nest<'_> {
                     None => ok,
                 });
             }
-            vals[i] = Some(self.load_input(b, ctx, i, vector, addr, inb));
+            vals[i] = Some(self.load_input(b, ctx, i, vector, addr, row.stride, inb));
         }
         let od = self.spec.out_dtype();
         let lanes = vector.map_or(1, |v| v.lane_count() as i64);

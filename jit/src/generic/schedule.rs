@@ -70,7 +70,8 @@ impl Fold {
 pub(crate) enum Inner {
     /// One element per iteration.
     Scalar,
-    /// A parallel dim on vectors of this type, then a scalar tail.
+    /// A parallel dim on vectors of this type, then a scalar tail; inputs
+    /// with a run-time stride along it are gathered lane by lane.
     Map(Type),
     /// A reduction dim folded into one vector of partial accumulators,
     /// combined into the accumulator after the loop, then a scalar tail.
@@ -154,10 +155,17 @@ impl Schedule {
         }
         let prefill = iters[..trailing].contains(&IterKind::Reduction);
         let k = rank - 1;
-        let inputs_vectorize = (0..n_in).all(|i| !live[i] || steps[i][k] != Step::Runtime) && checks.iter().all(|c| c.coeffs[k] == 0);
-        let inner = match (plan.vector, inputs_vectorize, iters[k]) {
-            (Some(v), true, IterKind::Parallel) if steps[n_in][k] == Step::One => Inner::Map(v),
-            (Some(v), true, IterKind::Reduction) => match fold(spec, &plan) {
+        let contiguous = (0..n_in).all(|i| !live[i] || steps[i][k] != Step::Runtime);
+        // An input strided along the innermost parallel dim (a pooling tap,
+        // a transposed read) is gathered lane by lane into a vector, which
+        // pays when the body computes something (vector ops on 4 lanes for
+        // the price of one): a plain copy stays scalar.
+        let computes = dag.nodes.iter().enumerate().any(|(i, n)| plan.live[i] && matches!(n, Node::Op { .. }));
+        let gatherable = (0..n_in).all(|i| !live[i] || steps[i][k] != Step::Runtime || spec.inputs()[i].dtype.is_float());
+        let unchecked = checks.iter().all(|c| c.coeffs[k] == 0);
+        let inner = match (plan.vector, unchecked, iters[k]) {
+            (Some(v), true, IterKind::Parallel) if steps[n_in][k] == Step::One && (contiguous || computes && gatherable) => Inner::Map(v),
+            (Some(v), true, IterKind::Reduction) if contiguous => match fold(spec, &plan) {
                 Some(f) => Inner::Reduce(v, f),
                 None => Inner::Scalar,
             },

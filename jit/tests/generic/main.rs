@@ -185,6 +185,43 @@ fn max_pooling_2x2_stride_2() {
     }
 }
 
+/// The unrolled form `lower-kernels` gives small windows: one operand per
+/// tap, strided along the innermost dim, folded with `maximum`. The body
+/// computes, so the strided reads are gathered into vectors (4 lanes);
+/// a transposed read feeding arithmetic likewise; NaNs propagate.
+#[test]
+fn strided_reads_feeding_arithmetic_are_gathered_into_vectors() {
+    let mut g = GenericBuilder::new(&[P, P, P, P], F32).unwrap();
+    let mut acc = None;
+    for (kh, kw) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let t = g.input(F32, map(&format!("(d0, d1, d2, d3) -> (d0, d1, d2 * 2 + {kh}, d3 * 2 + {kw})")), None).unwrap();
+        acc = Some(match acc {
+            None => t,
+            Some(a) => g.op(OpKind::Maximum, &[a, t], Attrs::new()).unwrap(),
+        });
+    }
+    let spec = g.finish(acc.unwrap(), map("(d0, d1, d2, d3) -> (d0, d1, d2, d3)"), None).unwrap();
+    let mut rng = Rng::new(21);
+    for [n, c, h, w] in [[2, 3, 7, 19], [1, 1, 2, 2], [3, 2, 8, 10], [1, 2, 4, 17]] {
+        let x = with_nans(&mut rng, &[n, c, h, w], &[n * c * h * w / 3]);
+        let ops = vec![x.clone(), x.clone(), x.clone(), x];
+        let k = check(&spec, &ops, &[n, c, h / 2, w / 2], 0.0);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+    // out = 2·xᵀ + y: the transposed read is gathered, y is loaded whole.
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d1, d0)"), None).unwrap();
+    let y = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let two = g.constant(2.0, F32).unwrap();
+    let m = g.op(OpKind::Mul, &[x, two], Attrs::new()).unwrap();
+    let s = g.op(OpKind::Add, &[m, y], Attrs::new()).unwrap();
+    let spec = g.finish(s, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    for [r, c] in [[5, 7], [1, 1], [3, 8], [9, 13]] {
+        let k = check(&spec, &[rng.operand(&[c, r]), rng.operand(&[r, c])], &[r, c], 0.0);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+}
+
 #[test]
 fn pooling_3x3_over_padding() {
     let mut rng = Rng::new(9);
