@@ -108,6 +108,19 @@ const CASES: &[Case] = &[
     ("reduce_mean_scale",   "?x3xf32",   "(reduce_mean{axes=[0,1]} (mul constant{value=dense<2.0>:tensor<f32>} %0))", "=>", "(mul (reduce_mean{axes=[0,1]} %0) constant{value=dense<2.0>:tensor<f32>})"),
     ("scale_scale",         "3xf32",     "(mul (mul %0 constant{value=dense<2.0>:tensor<f32>}) constant{value=dense<3.0>:tensor<f32>})", "=>", "(mul %0 constant{value=dense<6.0>:tensor<f32>})"),
     ("scale_scale",         "3xf32, f32", "(mul (mul %0 %1) constant{value=dense<3.0>:tensor<f32>})", "!=>", "(mul %0 (mul %1 constant{value=dense<3.0>:tensor<f32>}))"),
+    // --- fusion
+    ("matmul_bias",         "?x3xf32, 4x3xf32, 4xf32",   "(add (matmul{transpose_b=true} %0 %1) %2)",        "=>",  "(kernel.matmul{transpose_b=true} %0 %1 %2)"),
+    ("matmul_bias",         "?x3xf32, 3x4xf32, 1x4xf32", "(add %2 (matmul %0 %1))",                          "=>",  "(kernel.matmul %0 %1 %2)"),
+    ("matmul_bias",         "?x3xf32, 3x4xf32, ?x4xf32", "(add (matmul %0 %1) %2)",                          "!=>", "(kernel.matmul %0 %1 %2)"),
+    ("matmul_bias",         "2x3xf32, 3x4xf32, 2x1xf32", "(add (matmul %0 %1) %2)",                          "!=>", "(kernel.matmul %0 %1 %2)"),
+    ("conv2d_bias",         "?x2x5x5xf32, 3x2x3x3xf32, 3x1x1xf32", "(add (conv2d %0 %1) %2)",                "=>",  "(kernel.conv2d %0 %1 %2)"),
+    ("conv2d_bias",         "?x2x5x5xf32, 3x2x3x3xf32, 3xf32",     "(add (conv2d %0 %1) %2)",                "!=>", "(kernel.conv2d %0 %1 %2)"),
+    ("matmul_bias_relu",    "?x3xf32, 3x4xf32, 4xf32",   "(relu (kernel.matmul %0 %1 %2))",                  "=>",  "(kernel.matmul{relu=true} %0 %1 %2)"),
+    ("matmul_bias_relu",    "?x3xf32, 3x4xf32, 4xf32",   "(relu (add (matmul %0 %1) %2))",                   "!=>", "(kernel.matmul{relu=true} %0 %1 %2)"),
+    ("conv2d_bias_relu",    "?x2x5x5xf32, 3x2x3x3xf32, 3x1x1xf32", "(relu (kernel.conv2d{padding=[1,1]} %0 %1 %2))", "=>", "(kernel.conv2d{padding=[1,1],relu=true} %0 %1 %2)"),
+    ("matmul_relu",         "?x3xf32, 3x4xf32",          "(relu (matmul %0 %1))",                            "=>",  "(kernel.matmul{relu=true} %0 %1)"),
+    ("matmul_relu",         "?x3xf32, 3x4xf32",          "(relu (neg (matmul %0 %1)))",                      "!=>", "(kernel.matmul{relu=true} %0 %1)"),
+    ("conv2d_relu",         "?x2x5x5xf32, 3x2x3x3xf32",  "(relu (conv2d{stride=[2,2]} %0 %1))",              "=>",  "(kernel.conv2d{relu=true,stride=[2,2]} %0 %1)"),
 ];
 
 /// Named sub-terms for the loss lines, whose terms are what `train/loss.rs`
@@ -283,14 +296,81 @@ fn opt(src: &str) -> (Function, dlc_passes::egraph::Report) {
     (f, report)
 }
 
+/// A layer's matmul, bias and ReLU become one `kernel.matmul` (the fusion
+/// stage); with the pre-activation returned too, the ReLU stays apart,
+/// since fusing it would compute the matmul twice.
+#[test]
+fn a_contraction_takes_its_epilogue_unless_the_intermediate_is_needed() {
+    let layer = |ret: &str, tys: &str| {
+        format!(
+            r#"func.func @f(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>, %b: tensor<3xf32>) -> ({tys}) {{
+  %y = "dl.matmul"(%x, %w) {{transpose_b = true}} : (tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<?x3xf32>
+  %z = "dl.add"(%y, %b) : (tensor<?x3xf32>, tensor<3xf32>) -> tensor<?x3xf32>
+  %r = "dl.relu"(%z) : (tensor<?x3xf32>) -> tensor<?x3xf32>
+  return {ret}
+}}"#
+        )
+    };
+    let (f, report) = opt(&layer("%r : tensor<?x3xf32>", "tensor<?x3xf32>"));
+    let text = print_function(&f);
+    assert!(text.contains(r#"%r = "kernel.matmul"(%x, %w, %b) {relu = true, transpose_b = true}"#), "{text}");
+    assert_eq!(f.body_ops().len(), 2, "{text}");
+    assert_eq!((report.fired.get("matmul_bias"), report.fired.get("matmul_bias_relu")), (Some(&1), Some(&1)), "{report}");
+    let (f, _) = opt(&layer("%r, %z : tensor<?x3xf32>, tensor<?x3xf32>", "tensor<?x3xf32>, tensor<?x3xf32>"));
+    let text = print_function(&f);
+    assert!(text.contains(r#"%z = "kernel.matmul"(%x, %w, %b) {transpose_b = true}"#), "{text}");
+    assert!(text.contains(r#"%r = "dl.relu"(%z)"#), "{text}");
+}
+
+/// The fusion rules preserve values bit for bit (the kernel ops are the
+/// composition): conv2d with and without a bias, with a ReLU, strided and
+/// padded, and a matmul layer, on the interpreter before and after, with
+/// NaN and ±inf among the inputs. The random-graph property test does not
+/// build convolutions or channel biases, so this is those rules' value test.
+#[test]
+fn fused_contractions_compute_the_same_bits() {
+    let src = r#"func.func @f(%x: tensor<?x2x6x5xf32>, %w: tensor<3x2x3x3xf32>, %c: tensor<3x1x1xf32>, %a: tensor<?x7xf32>, %m: tensor<4x7xf32>, %b: tensor<4xf32>) -> (tensor<?x3x3x3xf32>, tensor<?x3x4x3xf32>, tensor<?x4xf32>) {
+  %0 = "dl.conv2d"(%x, %w) {stride = [2, 2], padding = [1, 1]} : (tensor<?x2x6x5xf32>, tensor<3x2x3x3xf32>) -> tensor<?x3x3x3xf32>
+  %1 = "dl.add"(%0, %c) : (tensor<?x3x3x3xf32>, tensor<3x1x1xf32>) -> tensor<?x3x3x3xf32>
+  %2 = "dl.relu"(%1) : (tensor<?x3x3x3xf32>) -> tensor<?x3x3x3xf32>
+  %3 = "dl.conv2d"(%x, %w) : (tensor<?x2x6x5xf32>, tensor<3x2x3x3xf32>) -> tensor<?x3x4x3xf32>
+  %4 = "dl.relu"(%3) : (tensor<?x3x4x3xf32>) -> tensor<?x3x4x3xf32>
+  %5 = "dl.matmul"(%a, %m) {transpose_b = true} : (tensor<?x7xf32>, tensor<4x7xf32>) -> tensor<?x4xf32>
+  %6 = "dl.add"(%b, %5) : (tensor<4xf32>, tensor<?x4xf32>) -> tensor<?x4xf32>
+  %7 = "dl.relu"(%6) : (tensor<?x4xf32>) -> tensor<?x4xf32>
+  return %2, %4, %7 : tensor<?x3x3x3xf32>, tensor<?x3x4x3xf32>, tensor<?x4xf32>
+}"#;
+    let before = parse_module(src).unwrap().functions.remove(0);
+    let (after, report) = opt(src);
+    for rule in ["conv2d_bias", "conv2d_bias_relu", "conv2d_relu", "matmul_bias", "matmul_bias_relu"] {
+        assert!(report.fired.contains_key(rule), "{rule} did not fire: {report}");
+    }
+    let text = print_function(&after);
+    assert_eq!(text.matches("kernel.").count(), 3, "{text}");
+    assert!(!text.contains("dl.relu") && !text.contains("dl.add"), "{text}");
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0];
+    let fill = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let v = (0..n).map(|i| if (i + seed) % 17 == 0 { specials[(i / 17) % 4] } else { ((i * 7 + seed * 3) % 11) as f32 * 0.25 - 1.25 }).collect();
+        Tensor::from_f32(shape, v).unwrap()
+    };
+    let args = [fill(&[3, 2, 6, 5], 1), fill(&[3, 2, 3, 3], 2), fill(&[3, 1, 1], 3), fill(&[3, 7], 4), fill(&[4, 7], 5), fill(&[4], 6)];
+    let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
+    for (w, g) in want.iter().zip(&got) {
+        let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+        assert!(same, "{} vs {}", w.describe(), g.describe());
+    }
+}
+
 #[test]
 fn transposes_fold_into_matmul_flags_and_names_are_kept() {
+    // %y is returned too, so the ReLU is not fused into the matmul.
     let (f, report) = opt(
-        r#"func.func @f(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> tensor<?x3xf32> {
+        r#"func.func @f(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> (tensor<?x3xf32>, tensor<?x3xf32>) {
   %wt = "dl.transpose"(%w) {perm = [1, 0]} : (tensor<3x4xf32>) -> tensor<4x3xf32>
   %y = "dl.matmul"(%x, %wt) : (tensor<?x4xf32>, tensor<4x3xf32>) -> tensor<?x3xf32>
   %r = "dl.relu"(%y) : (tensor<?x3xf32>) -> tensor<?x3xf32>
-  return %r : tensor<?x3xf32>
+  return %r, %y : tensor<?x3xf32>, tensor<?x3xf32>
 }"#,
     );
     let text = print_function(&f);

@@ -1,19 +1,39 @@
 // RUN: dlc opt --pass egraph
 // A transpose feeding a matmul becomes the matmul's flag; the matmul keeps
-// its name, and the transpose goes.
+// its name, and the transpose goes. (The matmul is returned too, so its
+// ReLU stays a separate op.)
 module {
-  func.func @transpose_into_matmul(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> tensor<?x3xf32> {
+  func.func @transpose_into_matmul(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>) -> (tensor<?x3xf32>, tensor<?x3xf32>) {
     %wt = "dl.transpose"(%w) {perm = [1, 0]} : (tensor<3x4xf32>) -> tensor<4x3xf32>
     %y = "dl.matmul"(%x, %wt) : (tensor<?x4xf32>, tensor<4x3xf32>) -> tensor<?x3xf32>
     %r = "dl.relu"(%y) : (tensor<?x3xf32>) -> tensor<?x3xf32>
-    return %r : tensor<?x3xf32>
+    return %r, %y : tensor<?x3xf32>, tensor<?x3xf32>
   }
 }
 // CHECK: func.func @transpose_into_matmul
 // CHECK-NOT: "dl.transpose"
 // CHECK: %y = "dl.matmul"(%x, %w) {transpose_b = true}
 // CHECK: %r = "dl.relu"(%y)
-// CHECK: return %r
+// CHECK: return %r, %y
+
+// -----
+// The fusion stage: a layer's matmul, bias and ReLU are one kernel.matmul,
+// which takes the ReLU's name; a conv2d with its channel bias likewise.
+module {
+  func.func @layer(%x: tensor<?x4xf32>, %w: tensor<3x4xf32>, %b: tensor<3xf32>, %i: tensor<?x1x5x5xf32>, %k: tensor<2x1x3x3xf32>, %c: tensor<2x1x1xf32>) -> (tensor<?x3xf32>, tensor<?x2x3x3xf32>) {
+    %y = "dl.matmul"(%x, %w) {transpose_b = true} : (tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<?x3xf32>
+    %z = "dl.add"(%y, %b) : (tensor<?x3xf32>, tensor<3xf32>) -> tensor<?x3xf32>
+    %h = "dl.relu"(%z) : (tensor<?x3xf32>) -> tensor<?x3xf32>
+    %v = "dl.conv2d"(%i, %k) : (tensor<?x1x5x5xf32>, tensor<2x1x3x3xf32>) -> tensor<?x2x3x3xf32>
+    %o = "dl.add"(%v, %c) : (tensor<?x2x3x3xf32>, tensor<2x1x1xf32>) -> tensor<?x2x3x3xf32>
+    return %h, %o : tensor<?x3xf32>, tensor<?x2x3x3xf32>
+  }
+}
+// CHECK: func.func @layer
+// CHECK: %h = "kernel.matmul"(%x, %w, %b) {relu = true, transpose_b = true}
+// CHECK: %o = "kernel.conv2d"(%i, %k, %c)
+// CHECK-NOT: "dl.add"
+// CHECK: return %h, %o
 
 // -----
 // log(softmax(x)) is the stable log_softmax(x), which takes over the name.

@@ -16,11 +16,12 @@
 //! any op in it) `is_commutative()`, the swapped forms are matched too
 //! (`x * 1` and `1 * x`); no rule commutes or reassociates otherwise.
 //!
-//! Discipline, as in `canonicalize`: `algebra` and `layout` hold identities
-//! that are exact in IEEE arithmetic; `loss` and `scalar` hold identities
+//! Discipline, as in `canonicalize`: `algebra`, `layout` and `fusion` hold
+//! identities that are exact in IEEE arithmetic; `loss` and `scalar` hold identities
 //! that agree within float rounding, each saying so in its comment.
 
 pub mod algebra;
+pub mod fusion;
 pub mod layout;
 pub mod loss;
 pub mod scalar;
@@ -306,7 +307,7 @@ pub fn rule_of(rewrite_name: &str) -> &str {
 }
 
 /// Every topic's rules, in stage order.
-pub const TOPICS: &[(&str, &[Rule])] = &[("algebra", algebra::RULES), ("layout", layout::RULES), ("loss", loss::RULES), ("scalar", scalar::RULES)];
+pub const TOPICS: &[(&str, &[Rule])] = &[("algebra", algebra::RULES), ("layout", layout::RULES), ("loss", loss::RULES), ("scalar", scalar::RULES), ("fusion", fusion::RULES)];
 
 // --- conditions shared by the topics ---------------------------------------
 

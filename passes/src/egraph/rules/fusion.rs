@@ -1,0 +1,57 @@
+//! Fusion groupings: a contraction with its epilogue. `matmul` or `conv2d`
+//! plus a per-channel bias, then a ReLU, is one `kernel.matmul` /
+//! `kernel.conv2d` node, whose bias and ReLU run on each block of the
+//! result while it is in cache. The extractor takes the fused node when the
+//! cost model says the bytes it saves (the intermediate written and read
+//! back by the separate `add` and `relu`) are worth it — not when the
+//! intermediate is needed anyway (a train step reads the pre-activation in
+//! ReLU's gradient), where computing the contraction twice would cost more.
+//! `fuse-kernels` then finds these epilogues fused already.
+//!
+//! Exact: the kernel ops are defined as the composition (the contraction's
+//! result rounded, plus the bias rounded, then ReLU), so the values are the
+//! same bit for bit. The registry's shape rules decide what a bias is (one
+//! value per output channel, any leading size-1 dims); a rule adds the
+//! fused node only when it type-checks, so a residual `add` of a whole
+//! tensor never fuses.
+
+use super::{Match, Rhs, Rule};
+use dlc_ir::{Attr, Attrs, OpKind};
+use egg::Id;
+
+/// The fusion rules.
+#[rustfmt::skip]
+pub const RULES: &[Rule] = &[
+    // matmul(a, b) + c → kernel.matmul(a, b, c)   (c one value per output column)
+    Rule { name: "matmul_bias",         lhs: "(add (matmul{*} ?a ?b) ?c)",                    rhs: Rhs::Build(|m| with_bias(m, OpKind::KernelMatmul, "?a", "?b")) },
+    // conv2d(x, w) + c → kernel.conv2d(x, w, c)   (c one value per output channel)
+    Rule { name: "conv2d_bias",         lhs: "(add (conv2d{*} ?a ?b) ?c)",                    rhs: Rhs::Build(|m| with_bias(m, OpKind::KernelConv2d, "?a", "?b")) },
+    // relu(kernel.matmul(a, b, c)) → kernel.matmul(a, b, c) {relu}
+    Rule { name: "matmul_bias_relu",    lhs: "(relu (kernel.matmul{*} ?a ?b ?c))",            rhs: Rhs::Build(|m| with_relu(m, OpKind::KernelMatmul, &["?a", "?b", "?c"])) },
+    // relu(kernel.conv2d(x, w, c)) → kernel.conv2d(x, w, c) {relu}
+    Rule { name: "conv2d_bias_relu",    lhs: "(relu (kernel.conv2d{*} ?a ?b ?c))",            rhs: Rhs::Build(|m| with_relu(m, OpKind::KernelConv2d, &["?a", "?b", "?c"])) },
+    // relu(matmul(a, b)) → kernel.matmul(a, b) {relu}
+    Rule { name: "matmul_relu",         lhs: "(relu (matmul{*} ?a ?b))",                      rhs: Rhs::Build(|m| with_relu(m, OpKind::KernelMatmul, &["?a", "?b"])) },
+    // relu(conv2d(x, w)) → kernel.conv2d(x, w) {relu}
+    Rule { name: "conv2d_relu",         lhs: "(relu (conv2d{*} ?a ?b))",                      rhs: Rhs::Build(|m| with_relu(m, OpKind::KernelConv2d, &["?a", "?b"])) },
+];
+
+/// `kernel(a, b, c)` with the contraction's attributes (the match's node 1).
+fn with_bias(m: &mut Match<'_>, kernel: OpKind, a: &str, b: &str) -> Option<Id> {
+    let attrs = m.attrs(1).clone();
+    let (a, b, c) = (m.var(a), m.var(b), m.var("?c"));
+    m.add(kernel, &attrs, &[a, b, c])
+}
+
+/// `kernel(vars)` with the matched contraction's attributes and `relu`; a
+/// contraction that has its ReLU already is left alone (relu is idempotent,
+/// but the node would be the same class).
+fn with_relu(m: &mut Match<'_>, kernel: OpKind, vars: &[&str]) -> Option<Id> {
+    let mut attrs: Attrs = m.attrs(1).clone();
+    if attrs.get("relu") == Some(&Attr::Bool(true)) {
+        return None;
+    }
+    attrs.insert("relu".into(), Attr::Bool(true));
+    let children: Vec<Id> = vars.iter().map(|v| m.var(v)).collect();
+    m.add(kernel, &attrs, &children)
+}
