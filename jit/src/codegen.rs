@@ -262,40 +262,8 @@ impl Nest<'_> {
         if d + 1 == n.len() {
             return self.inner(b, ptrs, n[d], ov);
         }
-        let vars: Vec<Option<Variable>> = ptrs
-            .iter()
-            .map(|p| {
-                p.map(|p| {
-                    let v = b.declare_var(types::I64);
-                    b.def_var(v, p);
-                    v
-                })
-            })
-            .collect();
-        let j = b.declare_var(types::I64);
-        let zero = b.ins().iconst(types::I64, 0);
-        b.def_var(j, zero);
-        let (body, exit) = (b.create_block(), b.create_block());
-        b.ins().jump(body, &[]);
-        b.switch_to_block(body);
-        let cur: Vec<Option<Value>> = vars.iter().map(|v| v.map(|v| b.use_var(v))).collect();
-        self.level(b, d + 1, &cur, n, step, ov)?;
-        for (i, v) in vars.iter().enumerate() {
-            if let Some(v) = *v {
-                let p = b.use_var(v);
-                let p = b.ins().iadd(p, step[i][d]);
-                b.def_var(v, p);
-            }
-        }
-        let jv = b.use_var(j);
-        let jn = b.ins().iadd_imm_s(jv, 1);
-        b.def_var(j, jn);
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, jn, n[d]);
-        b.ins().brif(more, body, &[], exit, &[]);
-        b.seal_block(body);
-        b.switch_to_block(exit);
-        b.seal_block(exit);
-        Ok(())
+        let moves: Vec<bool> = ptrs.iter().map(Option::is_some).collect();
+        crate::loops::counted(b, n[d], ptrs, &moves, |_, i| step[i][d], |b, _, cur| self.level(b, d + 1, cur, n, step, ov))
     }
 
     /// The innermost dim: hoisted broadcast loads, the vector loop, the

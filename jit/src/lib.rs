@@ -80,6 +80,7 @@ mod error;
 mod generic;
 mod kernel;
 mod lanes;
+mod loops;
 mod lower;
 mod math;
 mod plan;

@@ -170,55 +170,24 @@ impl Nest<'_> {
         if d + 1 == rank {
             self.inner(b, ctx, ptrs, partials, n)?;
         } else {
-            let vars: Vec<Option<Variable>> = ptrs
-                .iter()
-                .enumerate()
-                .map(|(o, p)| {
-                    let p = (*p)?;
-                    (self.s.steps[o][d] != Step::Zero).then(|| {
-                        let v = b.declare_var(types::I64);
-                        b.def_var(v, p);
-                        v
+            let moves: Vec<bool> = (0..ptrs.len()).map(|o| self.s.steps[o][d] != Step::Zero).collect();
+            let step = |b: &mut FunctionBuilder<'_>, o: usize| self.param(b, ctx, self.slot(o, 1 + d));
+            crate::loops::counted(b, n, ptrs, &moves, step, |b, jv, cur| {
+                let sub: Vec<Value> = self
+                    .s
+                    .checks
+                    .iter()
+                    .zip(partials)
+                    .map(|(c, &p)| match c.coeffs[d] {
+                        0 => p,
+                        k => {
+                            let t = b.ins().imul_imm_s(jv, k);
+                            b.ins().iadd(p, t)
+                        }
                     })
-                })
-                .collect();
-            let j = b.declare_var(types::I64);
-            let zero = b.ins().iconst(types::I64, 0);
-            b.def_var(j, zero);
-            let (body, exit) = (b.create_block(), b.create_block());
-            b.ins().jump(body, &[]);
-            b.switch_to_block(body);
-            let cur: Vec<Option<Value>> = ptrs.iter().zip(&vars).map(|(p, v)| v.map(|v| b.use_var(v)).or(*p)).collect();
-            let jv = b.use_var(j);
-            let sub: Vec<Value> = self
-                .s
-                .checks
-                .iter()
-                .zip(partials)
-                .map(|(c, &p)| match c.coeffs[d] {
-                    0 => p,
-                    k => {
-                        let t = b.ins().imul_imm_s(jv, k);
-                        b.ins().iadd(p, t)
-                    }
-                })
-                .collect();
-            self.level(b, ctx, d + 1, &cur, &sub)?;
-            for (o, v) in vars.iter().enumerate() {
-                if let Some(v) = *v {
-                    let step = self.param(b, ctx, self.slot(o, 1 + d));
-                    let p = b.use_var(v);
-                    let p = b.ins().iadd(p, step);
-                    b.def_var(v, p);
-                }
-            }
-            let jn = b.ins().iadd_imm_s(jv, 1);
-            b.def_var(j, jn);
-            let more = b.ins().icmp(IntCC::UnsignedLessThan, jn, n);
-            b.ins().brif(more, body, &[], exit, &[]);
-            b.seal_block(body);
-            b.switch_to_block(exit);
-            b.seal_block(exit);
+                    .collect();
+                self.level(b, ctx, d + 1, cur, &sub)
+            })?;
         }
         if let (true, Some(acc)) = (accumulates_here, ctx.acc) {
             let a = b.use_var(acc);
