@@ -73,6 +73,16 @@ fn example(kind: OpKind) -> Option<(Attrs, Vec<(TensorType, Tensor)>)> {
             let w = (batch(&[3, 2, 3, 3], DType::F32), f32t(&[3, 2, 3, 3], &[0.1; 54]));
             (attrs! {"padding" => Attr::ints(&[1, 1])}, vec![img(), w])
         }
+        // The gradients of that convolution: g is its [?, 3, 4, 4] output.
+        K::Conv2dGradInput | K::Conv2dGradWeight => {
+            let g = (batch(&[-1, 3, 4, 4], DType::F32), f32t(&[2, 3, 4, 4], &(0..96).map(|v| (v % 7) as f32 - 3.0).collect::<Vec<_>>()));
+            if kind == K::Conv2dGradInput {
+                let w = (batch(&[3, 2, 3, 3], DType::F32), f32t(&[3, 2, 3, 3], &[0.1; 54]));
+                (attrs! {"padding" => Attr::ints(&[1, 1]), "input_size" => Attr::ints(&[4, 4])}, vec![g, w])
+            } else {
+                (attrs! {"padding" => Attr::ints(&[1, 1]), "kernel" => Attr::ints(&[3, 3])}, vec![img(), g])
+            }
+        }
         K::MaxPool2d | K::AvgPool2d => (attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])}, vec![img()]),
         K::Softmax | K::LogSoftmax => (attrs! {"axis" => 1i64}, vec![m()]),
         K::Reshape => (attrs! {"shape" => Attr::ints(&[-1, 32])}, vec![img()]),

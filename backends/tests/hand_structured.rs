@@ -112,6 +112,84 @@ fn conv2d_with_stride_padding_and_dilation() {
     ok("conv2d sums channels", OpKind::Conv2d, Attrs::new(), &[x, w], f64t(&[1, 1, 1, 2], &[32.0, 64.0]));
 }
 
+/// The window of the conv2d case above: stride 2, padding 1, dilation 2 on
+/// a 5x5 input, a 2x2 output. Along each axis output `o`, tap `k` reads input
+/// `2o - 1 + 2k`: (o, k) = (0, 1) and (1, 0) read 1, (0, 2) and (1, 1) read 3,
+/// the rest padding. So only rows and columns 1 and 3 are ever read.
+fn s2_p1_d2(extra: &str, v: [i64; 2]) -> Attrs {
+    let mut a = attrs! {"stride" => Attr::ints(&[2, 2]), "padding" => Attr::ints(&[1, 1]), "dilation" => Attr::ints(&[2, 2])};
+    a.insert(extra.into(), Attr::ints(&v));
+    a
+}
+
+#[test]
+fn conv2d_grad_input_spreads_each_output_back_over_its_taps() {
+    // g = [[1, 2], [3, 4]], w[i][j] = 3i + j + 1. dx[h][w] sums g[a][b]·w[i][j]
+    // over the (a, i) reading row h and the (b, j) reading column w:
+    //   dx[1][1]: g00·w11 + g01·w10 + g10·w01 + g11·w00 = 5 + 8 + 6 + 4 = 23
+    //   dx[1][3]: g00·w12 + g01·w11 + g10·w02 + g11·w01 = 6 + 10 + 9 + 8 = 33
+    //   dx[3][1]: g00·w21 + g01·w20 + g10·w11 + g11·w10 = 8 + 14 + 15 + 16 = 53
+    //   dx[3][3]: g00·w22 + g01·w21 + g10·w12 + g11·w11 = 9 + 16 + 18 + 20 = 63
+    // and zero wherever no tap reads. (Check: <x, dx> with x[i][j] = 5i + j + 1
+    // is 7·23 + 9·33 + 17·53 + 19·63 = 2556 = <conv2d(x, w), g> above,
+    // 396·1 + 344·2 + 240·3 + 188·4.)
+    let g = f32t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let w = f32t(&[1, 1, 3, 3], &(1..=9).map(|v| v as f32).collect::<Vec<_>>());
+    let mut want = vec![0.0f32; 25];
+    for (h, w, v) in [(1, 1, 23.0), (1, 3, 33.0), (3, 1, 53.0), (3, 3, 63.0)] {
+        want[5 * h + w] = v;
+    }
+    ok("conv2d_grad_input s2 p1 d2", OpKind::Conv2dGradInput, s2_p1_d2("input_size", [5, 5]), &[g, w], f32t(&[1, 1, 5, 5], &want));
+    // Two output channels into one input channel, 1x1 kernel [2, 3]: dx = 2·g0 + 3·g1.
+    let g = f64t(&[1, 2, 1, 2], &[1.0, 2.0, 10.0, 20.0]);
+    let w = f64t(&[2, 1, 1, 1], &[2.0, 3.0]);
+    let a = attrs! {"input_size" => Attr::ints(&[1, 2])};
+    ok("conv2d_grad_input sums output channels", OpKind::Conv2dGradInput, a, &[g, w], f64t(&[1, 1, 1, 2], &[32.0, 64.0]));
+}
+
+#[test]
+fn conv2d_grad_weight_correlates_input_with_gradient() {
+    // x[i][j] = 5i + j + 1 (read at (1,1) = 7, (1,3) = 9, (3,1) = 17, (3,3) = 19),
+    // g = [[1, 2], [3, 4]]. dW[i][j] = Σ_ab g[a][b]·x[2a-1+2i][2b-1+2j]:
+    //   dW[0][*]: only a = 1 reads a row (1): 4·7 = 28, 3·7 + 4·9 = 57, 3·9 = 27
+    //   dW[1][*]: a = 0 reads row 1, a = 1 row 3: 2·7 + 4·17 = 82,
+    //             7 + 2·9 + 3·17 + 4·19 = 152, 9 + 3·19 = 66
+    //   dW[2][*]: only a = 0 reads a row (3): 2·17 = 34, 17 + 2·19 = 55, 19
+    // (Check: <dW, w> with w[i][j] = 3i + j + 1 is 2556 again.)
+    let x = f32t(&[1, 1, 5, 5], &(1..=25).map(|v| v as f32).collect::<Vec<_>>());
+    let g = f32t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let want = f32t(&[1, 1, 3, 3], &[28.0, 57.0, 27.0, 82.0, 152.0, 66.0, 34.0, 55.0, 19.0]);
+    ok("conv2d_grad_weight s2 p1 d2", OpKind::Conv2dGradWeight, s2_p1_d2("kernel", [3, 3]), &[x, g], want);
+    // A 1x1 kernel over a batch of 2: dW[0][c] = Σ_n g[n]·x[n][c] = 3·1 + 5·10, 3·2 + 5·20.
+    let x = f64t(&[2, 2, 1, 1], &[1.0, 2.0, 10.0, 20.0]);
+    let g = f64t(&[2, 1, 1, 1], &[3.0, 5.0]);
+    let a = attrs! {"kernel" => Attr::ints(&[1, 1])};
+    ok("conv2d_grad_weight sums the batch", OpKind::Conv2dGradWeight, a, &[x, g], f64t(&[1, 2, 1, 1], &[53.0, 106.0]));
+}
+
+#[test]
+fn conv2d_gradients_refuse_a_gradient_of_the_wrong_shape() {
+    use dlc_backends::eval_op;
+    let attrs = |k: &str, v: &[i64]| attrs! {k => Attr::ints(v)};
+    let (x, w) = (f32t(&[1, 1, 4, 4], &[1.0; 16]), f32t(&[2, 1, 3, 3], &[1.0; 18]));
+    // A 3x3 kernel over 4x4 gives 2x2; a 3x3 gradient is refused, not cropped.
+    let g = f32t(&[1, 2, 3, 3], &[1.0; 18]);
+    for (kind, a, ins) in [
+        (OpKind::Conv2dGradInput, attrs("input_size", &[4, 4]), [&g, &w]),
+        (OpKind::Conv2dGradWeight, attrs("kernel", &[3, 3]), [&x, &g]),
+    ] {
+        let e = eval_op(kind, &a, &ins, None).unwrap_err().to_string();
+        assert!(e.contains(kind.name()) && e.contains("[1, 2, 3, 3]"), "{e}");
+    }
+    // The gradient's channels must be the weight's outputs.
+    let g = f32t(&[1, 3, 2, 2], &[1.0; 12]);
+    let e = eval_op(OpKind::Conv2dGradInput, &attrs("input_size", &[4, 4]), &[&g, &w], None).unwrap_err().to_string();
+    assert!(e.contains("[1, 3, 2, 2]"), "{e}");
+    // Mixed dtypes.
+    let g = f64t(&[1, 2, 2, 2], &[1.0; 8]);
+    assert!(eval_op(OpKind::Conv2dGradWeight, &attrs("kernel", &[3, 3]), &[&x, &g], None).is_err());
+}
+
 fn pool_attrs(k: i64, s: i64, p: i64) -> Attrs {
     attrs! {"kernel" => Attr::ints(&[k, k]), "stride" => Attr::ints(&[s, s]), "padding" => Attr::ints(&[p, p])}
 }

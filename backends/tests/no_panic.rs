@@ -95,9 +95,12 @@ fn op_case() -> impl Strategy<Value = (OpKind, Attrs, Vec<Tensor>)> {
 }
 
 /// Conv and pool operands of rank 4 whose channels usually agree, so that
-/// the window arithmetic itself runs (random operands rarely get that far).
+/// the window arithmetic itself runs (random operands rarely get that far);
+/// conv2d's gradients get a gradient of the input's spatial size and the
+/// `kernel` pair as their `input_size` / `kernel`.
 fn window_case() -> impl Strategy<Value = (OpKind, Attrs, Vec<Tensor>)> {
-    let kind = prop::sample::select(vec![OpKind::Conv2d, OpKind::MaxPool2d, OpKind::AvgPool2d]);
+    use OpKind::{AvgPool2d, Conv2d, Conv2dGradInput, Conv2dGradWeight, MaxPool2d};
+    let kind = prop::sample::select(vec![Conv2d, MaxPool2d, AvgPool2d, Conv2dGradInput, Conv2dGradWeight]);
     let pair = || prop::collection::vec(-1i64..4, 2..=2).prop_map(|v| Attr::ints(&v));
     let dims = prop::collection::vec(1usize..6, 4..=4);
     let float = prop::sample::select(vec![DType::F32, DType::F64]);
@@ -106,13 +109,23 @@ fn window_case() -> impl Strategy<Value = (OpKind, Attrs, Vec<Tensor>)> {
             let mut attrs = Attrs::new();
             attrs.insert("stride".into(), stride);
             attrs.insert("padding".into(), padding);
-            if kind == OpKind::Conv2d {
+            if matches!(kind, Conv2d | Conv2dGradInput | Conv2dGradWeight) {
                 attrs.insert("dilation".into(), dilation);
-            } else {
-                attrs.insert("kernel".into(), kernel);
             }
+            match kind {
+                MaxPool2d | AvgPool2d => attrs.insert("kernel".into(), kernel),
+                Conv2dGradInput => attrs.insert("input_size".into(), kernel),
+                Conv2dGradWeight => attrs.insert("kernel".into(), kernel),
+                _ => None,
+            };
             let w = vec![2, x[1], kh, kw];
-            let inputs = if kind == OpKind::Conv2d { vec![filled(d, x), filled(d, w)] } else { vec![filled(d, x)] };
+            let g = vec![x[0], 2, x[2], x[3]];
+            let inputs = match kind {
+                Conv2d => vec![filled(d, x), filled(d, w)],
+                Conv2dGradInput => vec![filled(d, g), filled(d, w)],
+                Conv2dGradWeight => vec![filled(d, x), filled(d, g)],
+                _ => vec![filled(d, x)],
+            };
             (Just(kind), Just(attrs), inputs)
         },
     )

@@ -183,8 +183,11 @@ impl CpuExecutable {
             _ => None,
         };
         holes.extend(region.clone());
-        if let Some(s) = self.layout.scratch[i] {
-            holes.push(arena.region(&self.layout, s));
+        // A scratch of no elements (a 1x1 convolution of one image reads
+        // and writes in place) is no buffer: its empty range may sit inside
+        // another block's.
+        if let Some(s) = self.layout.scratch[i].map(|s| arena.region(&self.layout, s)).filter(|s| !s.range.is_empty()) {
+            holes.push(s);
         }
         if cfg!(debug_assertions) {
             check_free(i, env, &holes, over)?;
@@ -270,22 +273,30 @@ impl CpuExecutable {
                 let (x, w) = (input(env, reads, *x)?, input(env, reads, *w)?);
                 let bias = bias.map(|v| input(env, reads, v)).transpose()?;
                 let bias = bias.as_ref().map(|b| &b.data);
-                match (&x.data, &w.data, out, scratch) {
-                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o), s) => {
-                        let s = match s {
-                            Some(BufferMut::F32(s)) => Some(s),
-                            _ => None,
-                        };
-                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, s, *conv, bias_of(bias, Contig::f32)?, *relu)
+                match (&x.data, &w.data, out) {
+                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => {
+                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, f32s(scratch), *conv, bias_of(bias, Contig::f32)?, *relu)
                     }
-                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o), s) => {
-                        let s = match s {
-                            Some(BufferMut::F64(s)) => Some(s),
-                            _ => None,
-                        };
-                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, s, *conv, bias_of(bias, Contig::f64)?, *relu)
+                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => {
+                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, f64s(scratch), *conv, bias_of(bias, Contig::f64)?, *relu)
                     }
                     _ => Err(CpuError::Unsupported(format!("conv2d of {:?} and {:?}", x.data.dtype(), w.data.dtype()))),
+                }
+            }
+            Exec::Conv2dGradInput { g, w, conv } => {
+                let (g, w) = (input(env, reads, *g)?, input(env, reads, *w)?);
+                match (&g.data, &w.data, out) {
+                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => self.conv_grad_input(View::new(a, g.shape), View::new(b, w.shape), o, shape, f32s(scratch), *conv),
+                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => self.conv_grad_input(View::new(a, g.shape), View::new(b, w.shape), o, shape, f64s(scratch), *conv),
+                    _ => Err(CpuError::Unsupported(format!("conv2d_grad_input of {:?} and {:?}", g.data.dtype(), w.data.dtype()))),
+                }
+            }
+            Exec::Conv2dGradWeight { x, g, conv } => {
+                let (x, g) = (input(env, reads, *x)?, input(env, reads, *g)?);
+                match (&x.data, &g.data, out) {
+                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => self.conv_grad_weight(View::new(a, x.shape), View::new(b, g.shape), o, shape, f32s(scratch), *conv),
+                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => self.conv_grad_weight(View::new(a, x.shape), View::new(b, g.shape), o, shape, f64s(scratch), *conv),
+                    _ => Err(CpuError::Unsupported(format!("conv2d_grad_weight of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
                 }
             }
             Exec::Interp { kind: OpKind::Concat, attrs, inputs: vs } => {
@@ -416,8 +427,49 @@ impl CpuExecutable {
     ) -> Result<(), CpuError> {
         let epi = Epilogue { bias, relu };
         let taps: usize = w.shape.iter().skip(1).product();
-        self.parallel(out.len() * taps, |threads| {
-            let need = dlc_contract::conv2d_scratch_len::<T>(x.shape, w.shape, conv, threads)?;
+        self.with_scratch(
+            out.len() * taps,
+            scratch,
+            |threads| dlc_contract::conv2d_scratch_len::<T>(x.shape, w.shape, conv, threads),
+            |s, threads| dlc_contract::conv2d(x, w, out, conv, epi, s, threads),
+        )
+    }
+
+    /// `dx` (of shape `x_shape`) of a convolution by `w` whose output gradient is `g`.
+    fn conv_grad_input<T: dlc_contract::Element>(&self, g: View<'_, T>, w: View<'_, T>, dx: &mut [T], x_shape: &[usize], scratch: Option<&mut [T]>, conv: Conv2d) -> Result<(), CpuError> {
+        let taps: usize = w.shape.iter().skip(1).product();
+        self.with_scratch(
+            g.data.len() * taps,
+            scratch,
+            |threads| dlc_contract::conv2d_grad_input_scratch_len::<T>(x_shape, w.shape, conv, threads),
+            |s, threads| dlc_contract::conv2d_grad_input(g, w, dx, x_shape, conv, s, threads),
+        )
+    }
+
+    /// `dw` (of shape `w_shape`) of a convolution of `x` whose output gradient is `g`.
+    fn conv_grad_weight<T: dlc_contract::Element>(&self, x: View<'_, T>, g: View<'_, T>, dw: &mut [T], w_shape: &[usize], scratch: Option<&mut [T]>, conv: Conv2d) -> Result<(), CpuError> {
+        let taps: usize = w_shape.iter().skip(1).product();
+        self.with_scratch(
+            g.data.len() * taps,
+            scratch,
+            |threads| dlc_contract::conv2d_grad_weight_scratch_len::<T>(x.shape, w_shape, conv, threads),
+            |s, threads| dlc_contract::conv2d_grad_weight(x, g, dw, w_shape, conv, s, threads),
+        )
+    }
+
+    /// Runs a convolution routine of `macs` multiply-adds (as [`Self::parallel`]
+    /// splits it) whose scratch is `need(threads)` elements: the arena's
+    /// `scratch`, which the memory plan sized for these threads, or a buffer
+    /// of its own if that is short.
+    fn with_scratch<T: dlc_contract::Element>(
+        &self,
+        macs: usize,
+        scratch: Option<&mut [T]>,
+        need: impl FnOnce(usize) -> Result<usize, dlc_contract::ContractError> + Send,
+        run: impl FnOnce(&mut [T], usize) -> Result<(), dlc_contract::ContractError> + Send,
+    ) -> Result<(), CpuError> {
+        self.parallel(macs, |threads| {
+            let need = need(threads)?;
             let mut own = Vec::new();
             let scratch = match scratch {
                 Some(s) if s.len() >= need => &mut s[..need],
@@ -426,7 +478,7 @@ impl CpuExecutable {
                     &mut own[..]
                 }
             };
-            dlc_contract::conv2d(x, w, out, conv, epi, scratch, threads)
+            run(scratch, threads)
         })?;
         Ok(())
     }
@@ -454,6 +506,22 @@ fn check_free(i: usize, env: &[Option<Val<'_>>], holes: &[Region], over: Option<
         }
     }
     Ok(())
+}
+
+/// An f32 scratch buffer, if the arena gave one.
+fn f32s(scratch: Option<BufferMut<'_>>) -> Option<&mut [f32]> {
+    match scratch {
+        Some(BufferMut::F32(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// An f64 scratch buffer, if the arena gave one.
+fn f64s(scratch: Option<BufferMut<'_>>) -> Option<&mut [f64]> {
+    match scratch {
+        Some(BufferMut::F64(s)) => Some(s),
+        _ => None,
+    }
 }
 
 fn bias_of<'a, T: 'a>(bias: Option<&'a Contig<'a>>, get: fn(&'a Contig<'a>) -> Option<&'a [T]>) -> Result<Option<&'a [T]>, CpuError> {

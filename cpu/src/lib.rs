@@ -7,6 +7,8 @@
 //! elementwise kernels, other generics (reductions, pooling windows,
 //! transposed or strided reads) as dlc-jit loop nests, `kernel.matmul` and
 //! `kernel.conv2d` on dlc-contract's gemm with their bias/ReLU epilogue,
+//! `dl.conv2d_grad_input` and `dl.conv2d_grad_weight` on its convolution
+//! gradients,
 //! `dl.reshape` as a view, `dl.concat` as block copies, and what remains
 //! (gather, one-hot, argmax, integer kernels, `dl` ops not lowered) on the
 //! reference interpreter, one op at a time. Constants are evaluated at
@@ -21,7 +23,8 @@
 //!
 //! Step outputs that a kernel writes into a slice (JIT kernels,
 //! contractions, concat) live in one arena per dtype (f32, f64, i1) that the
-//! executable keeps between runs; a convolution's im2col scratch does too.
+//! executable keeps between runs; a convolution's im2col scratch (forward
+//! or either gradient) does too.
 //! The plan (`memory.rs`) gives each such value a lifetime, from the step
 //! that defines it to the last step that reads it or a reshape of it (a
 //! `dl.reshape` of an arena value is a view of the same bytes), and places
@@ -79,7 +82,7 @@ use dlc_contract::ContractError;
 use dlc_ir::{Dim, Function, OpKind, TensorType, Type, ValueId};
 use dlc_jit::{Jit, JitError};
 use exec::Val;
-use memory::{Home, Layout, StepInfo};
+use memory::{ConvRoutine, ConvScratch, Home, Layout, StepInfo};
 use std::borrow::Cow;
 use std::sync::Mutex;
 use steps::Exec;
@@ -272,6 +275,9 @@ impl CpuExecutable {
                         Work::Macs(out.shape.iter().copied().chain([k]).collect())
                     }
                     Exec::Conv2d { w, .. } => Work::Macs(out.shape.iter().copied().chain(dims(*w)?.into_iter().skip(1)).collect()),
+                    // Both gradients: the output gradient's elements times C·KH·KW.
+                    Exec::Conv2dGradInput { g, w, .. } => Work::Macs(dims(*g)?.into_iter().chain(dims(*w)?.into_iter().skip(1)).collect()),
+                    Exec::Conv2dGradWeight { g, .. } => Work::Macs(dims(*g)?.into_iter().chain(out.shape.iter().copied().skip(1)).collect()),
                     _ => Work::None,
                 };
                 let in_place = exec.in_place_candidates(&out).into_iter().find(|v| last[v.0 as usize] == Some(i) && tensor_ty(func, *v).is_ok_and(|t| t == out));
@@ -281,8 +287,11 @@ impl CpuExecutable {
         let infos: Vec<StepInfo<'_>> = steps
             .iter()
             .map(|s| {
+                let scratch = |routine, x: Vec<Dim>, w: Vec<Dim>, conv| Some(ConvScratch { routine, x, w, conv, threads });
                 let conv = match &s.exec {
-                    Exec::Conv2d { x, w, conv, .. } => Some((tensor_ty(func, *x)?.shape, tensor_ty(func, *w)?.shape, *conv, threads)),
+                    Exec::Conv2d { x, w, conv, .. } => scratch(ConvRoutine::Forward, tensor_ty(func, *x)?.shape, tensor_ty(func, *w)?.shape, *conv),
+                    Exec::Conv2dGradInput { w, conv, .. } => scratch(ConvRoutine::GradInput, s.out.shape.clone(), tensor_ty(func, *w)?.shape, *conv),
+                    Exec::Conv2dGradWeight { x, conv, .. } => scratch(ConvRoutine::GradWeight, tensor_ty(func, *x)?.shape, s.out.shape.clone(), *conv),
                     _ => None,
                 };
                 Ok(StepInfo {

@@ -7,7 +7,8 @@
 //! `first..=last` in step numbers: its defining step to the last step that
 //! reads it or any `dl.reshape` of it (a reshape of an arena value is an
 //! alias: the same block under another shape, no copy). Each convolution's
-//! im2col scratch is a block too, live during its step only. Function
+//! im2col scratch (forward or either gradient) is a block too, live during
+//! its step only. Function
 //! results (and everything they alias) stay out of the arena: they are
 //! written into buffers of their own and moved to the caller, with no copy.
 //! Arguments and constants are the caller's and the executable's; outputs of
@@ -51,9 +52,46 @@ pub(crate) fn arena_index(d: DType) -> Option<usize> {
 pub(crate) enum Size {
     /// A value of this shape (`?` the batch).
     Shape(Vec<Dim>),
-    /// The scratch of a convolution of `x` by `w` on `threads` threads (1
-    /// when it is too small to split, as [`crate::CpuExecutable`] decides).
-    ConvScratch { x: Vec<Dim>, w: Vec<Dim>, conv: Conv2d, threads: usize },
+    /// The scratch of a convolution routine.
+    ConvScratch(ConvScratch),
+}
+
+/// Which of dlc-contract's convolution routines a step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvRoutine {
+    /// `conv2d`.
+    Forward,
+    /// `conv2d_grad_input`.
+    GradInput,
+    /// `conv2d_grad_weight`.
+    GradWeight,
+}
+
+/// A convolution step's scratch: `routine` for the convolution of `x` by
+/// `w` (`?` the batch) on `threads` threads (1 when it is too small to
+/// split, as [`crate::CpuExecutable`] decides). For a gradient, `x` or `w`
+/// is the shape it computes.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvScratch {
+    pub routine: ConvRoutine,
+    pub x: Vec<Dim>,
+    pub w: Vec<Dim>,
+    pub conv: Conv2d,
+    pub threads: usize,
+}
+
+impl ConvScratch {
+    /// Its elements of `T` at batch size `batch`.
+    fn len<T: dlc_contract::Element>(&self, batch: Option<usize>) -> usize {
+        let (x, w) = (concrete(&self.x, batch), concrete(&self.w, batch));
+        let threads = conv_threads(&x, &w, self.conv, self.threads);
+        let len = match self.routine {
+            ConvRoutine::Forward => dlc_contract::conv2d_scratch_len::<T>(&x, &w, self.conv, threads),
+            ConvRoutine::GradInput => dlc_contract::conv2d_grad_input_scratch_len::<T>(&x, &w, self.conv, threads),
+            ConvRoutine::GradWeight => dlc_contract::conv2d_grad_weight_scratch_len::<T>(&x, &w, self.conv, threads),
+        };
+        len.unwrap_or(0)
+    }
 }
 
 /// `dims` at batch size `batch` (`?` is 0 when no batch is bound: such a
@@ -66,20 +104,16 @@ impl Size {
     fn elements(&self, dtype: DType, batch: Option<usize>) -> usize {
         match self {
             Size::Shape(dims) => concrete(dims, batch).iter().product(),
-            Size::ConvScratch { x, w, conv, threads } => {
-                let (x, w) = (concrete(x, batch), concrete(w, batch));
-                let threads = conv_threads(&x, &w, *conv, *threads);
-                let len = match dtype {
-                    DType::F64 => dlc_contract::conv2d_scratch_len::<f64>(&x, &w, *conv, threads),
-                    _ => dlc_contract::conv2d_scratch_len::<f32>(&x, &w, *conv, threads),
-                };
-                len.unwrap_or(0)
-            }
+            Size::ConvScratch(s) => match dtype {
+                DType::F64 => s.len::<f64>(batch),
+                _ => s.len::<f32>(batch),
+            },
         }
     }
 }
 
-/// The threads a convolution of `x` by `w` runs on: `threads`, or 1 below
+/// The threads a convolution of `x` by `w` (or either of its gradients: the
+/// same multiply-adds) runs on: `threads`, or 1 below
 /// [`crate::PAR_MIN_MACS`] multiply-adds (where its scratch is smaller).
 pub(crate) fn conv_threads(x: &[usize], w: &[usize], conv: Conv2d, threads: usize) -> usize {
     let macs = conv.out_shape(x, w).map_or(0, |s| s.iter().product::<usize>() * w[1..].iter().product::<usize>());
@@ -124,8 +158,8 @@ pub(crate) struct StepInfo<'a> {
     pub writes_slice: bool,
     /// True for a `dl.reshape` (of `inputs[0]`).
     pub reshape: bool,
-    /// A convolution's operand shapes, window and threads (for its scratch).
-    pub conv: Option<(Vec<Dim>, Vec<Dim>, Conv2d, usize)>,
+    /// A convolution routine's shapes, window and threads (for its scratch).
+    pub conv: Option<ConvScratch>,
     /// An input whose buffer the output may take over, when this step is
     /// its last reader (an elementwise step reading it in full: see the
     /// module docs).
@@ -249,13 +283,13 @@ impl Layout {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let (x, w, conv, threads) = s.conv.clone()?;
+                let conv = s.conv.clone()?;
                 arena_index(s.dtype)?;
                 blocks.push(Block {
                     values: Vec::new(),
                     scratch_of: Some(i),
                     dtype: s.dtype,
-                    size: Size::ConvScratch { x, w, conv, threads },
+                    size: Size::ConvScratch(conv),
                     first: i,
                     last: i,
                 });

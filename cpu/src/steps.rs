@@ -5,6 +5,7 @@
 //! | `kernel.generic` whose maps are NumPy broadcasts (elementwise chains) | a dlc-jit elementwise kernel: dims collapsed, 128-bit vectors |
 //! | any other `kernel.generic` (reductions, windows, permuted or strided reads) | a dlc-jit structured kernel (loop nest from the iteration space) |
 //! | `kernel.matmul`, `kernel.conv2d` | dlc-contract's gemm with the bias/ReLU epilogue |
+//! | `dl.conv2d_grad_input`, `dl.conv2d_grad_weight` | dlc-contract's `conv2d_grad_input` / `conv2d_grad_weight` (col2im and im2col around gemm) |
 //! | `dl.reshape` | a view: an arena value is read in place under the new shape; another buffer is moved (or copied if still in use) |
 //! | `dl.concat` | block copies (`movement.rs`), into the arena for f32, f64 and i1 |
 //! | anything else (`dl.gather`, `dl.one_hot`, `dl.argmax`, integer kernels, ops left at the `dl` level) | the reference interpreter, one op at a time |
@@ -61,6 +62,12 @@ pub(crate) enum Exec {
     Matmul { a: ValueId, b: ValueId, t: Transpose, bias: Option<ValueId>, relu: bool },
     /// `kernel.conv2d`.
     Conv2d { x: ValueId, w: ValueId, conv: Conv2d, bias: Option<ValueId>, relu: bool },
+    /// `dl.conv2d_grad_input`: the input gradient of a convolution by `w`
+    /// whose output gradient is `g` (the step's output shape is the input's).
+    Conv2dGradInput { g: ValueId, w: ValueId, conv: Conv2d },
+    /// `dl.conv2d_grad_weight`: the weight gradient of a convolution of `x`
+    /// whose output gradient is `g` (the step's output shape is the weight's).
+    Conv2dGradWeight { x: ValueId, g: ValueId, conv: Conv2d },
     /// `dl.reshape`: a view.
     Reshape { input: ValueId, attrs: Attrs },
     /// One op through the interpreter's `eval_op` (`dl.concat`: block copies).
@@ -74,6 +81,7 @@ impl Exec {
             Exec::Elementwise { inputs, .. } | Exec::Structured { inputs, .. } | Exec::InterpKernel { inputs, .. } | Exec::Interp { inputs, .. } => inputs.clone(),
             Exec::Matmul { a, b, bias, .. } => [Some(*a), Some(*b), *bias].into_iter().flatten().collect(),
             Exec::Conv2d { x, w, bias, .. } => [Some(*x), Some(*w), *bias].into_iter().flatten().collect(),
+            Exec::Conv2dGradInput { g: a, w: b, .. } | Exec::Conv2dGradWeight { x: a, g: b, .. } => vec![*a, *b],
             Exec::Reshape { input, .. } => vec![*input],
         }
     }
@@ -105,6 +113,7 @@ impl Exec {
     pub fn writes_slice(&self) -> bool {
         match self {
             Exec::Elementwise { .. } | Exec::Structured { .. } | Exec::Matmul { .. } | Exec::Conv2d { .. } => true,
+            Exec::Conv2dGradInput { .. } | Exec::Conv2dGradWeight { .. } => true,
             Exec::Interp { kind, .. } => *kind == OpKind::Concat,
             Exec::InterpKernel { .. } | Exec::Reshape { .. } => false,
         }
@@ -121,6 +130,11 @@ fn pair(view: &AttrView, name: &str) -> Result<[usize; 2], CpuError> {
         &[h, w] if h >= 0 && w >= 0 => Ok([h as usize, w as usize]),
         other => Err(CpuError::Malformed(format!("attribute '{name}' must be two integers, got {other:?}"))),
     }
+}
+
+/// A convolution's stride, padding and dilation.
+fn window(view: &AttrView) -> Result<Conv2d, CpuError> {
+    Ok(Conv2d { stride: pair(view, "stride")?, padding: pair(view, "padding")?, dilation: pair(view, "dilation")? })
 }
 
 /// Compiles top-level op `o` of `f`; also returns its description.
@@ -178,12 +192,14 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
             (Exec::Matmul { a: op.operands[0], b: op.operands[1], t, bias, relu }, d)
         }
         OpKind::KernelConv2d => {
-            let conv = Conv2d { stride: pair(&view, "stride")?, padding: pair(&view, "padding")?, dilation: pair(&view, "dilation")? };
+            let conv = window(&view)?;
             let relu = view.bool("relu").map_err(mal)?;
             let bias = op.operands.get(2).copied();
             let d = format!("conv2d{}{}", if bias.is_some() { "+bias" } else { "" }, if relu { "+relu" } else { "" });
             (Exec::Conv2d { x: op.operands[0], w: op.operands[1], conv, bias, relu }, d)
         }
+        OpKind::Conv2dGradInput => (Exec::Conv2dGradInput { g: op.operands[0], w: op.operands[1], conv: window(&view)? }, "conv2d_grad_input".into()),
+        OpKind::Conv2dGradWeight => (Exec::Conv2dGradWeight { x: op.operands[0], g: op.operands[1], conv: window(&view)? }, "conv2d_grad_weight".into()),
         OpKind::Reshape => (Exec::Reshape { input: op.operands[0], attrs: op.attrs.clone() }, "reshape".into()),
         OpKind::Concat => (Exec::Interp { kind: OpKind::Concat, attrs: op.attrs.clone(), inputs: op.operands.clone() }, "concat".into()),
         kind => (Exec::Interp { kind, attrs: op.attrs.clone(), inputs: op.operands.clone() }, format!("interp[{}]", short(kind.name()))),

@@ -161,6 +161,8 @@ impl Body<'_> {
             | K::Argmax
             | K::Matmul
             | K::Conv2d
+            | K::Conv2dGradInput
+            | K::Conv2dGradWeight
             | K::MaxPool2d
             | K::AvgPool2d
             | K::Softmax

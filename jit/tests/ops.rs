@@ -95,6 +95,8 @@ fn cases(kind: OpKind, f: DType) -> Vec<Case> {
         | K::Argmax
         | K::Matmul
         | K::Conv2d
+        | K::Conv2dGradInput
+        | K::Conv2dGradWeight
         | K::MaxPool2d
         | K::AvgPool2d
         | K::Softmax

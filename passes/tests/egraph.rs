@@ -351,7 +351,7 @@ fn fused_contractions_compute_the_same_bits() {
     let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0];
     let fill = |shape: &[usize], seed: usize| {
         let n: usize = shape.iter().product();
-        let v = (0..n).map(|i| if (i + seed) % 17 == 0 { specials[(i / 17) % 4] } else { ((i * 7 + seed * 3) % 11) as f32 * 0.25 - 1.25 }).collect();
+        let v = (0..n).map(|i| if (i + seed).is_multiple_of(17) { specials[(i / 17) % 4] } else { ((i * 7 + seed * 3) % 11) as f32 * 0.25 - 1.25 }).collect();
         Tensor::from_f32(shape, v).unwrap()
     };
     let args = [fill(&[3, 2, 6, 5], 1), fill(&[3, 2, 3, 3], 2), fill(&[3, 1, 1], 3), fill(&[3, 7], 4), fill(&[4, 7], 5), fill(&[4], 6)];

@@ -11,7 +11,8 @@
 //! new op's VJP cannot go unchecked. Inputs keep away from kinks (relu at 0,
 //! max ties); ties get exact tests in `autodiff.rs`. Shapes cover
 //! broadcasting, the batch dim `?` (run with size 3), every matmul transpose
-//! flag, conv2d stride/padding/dilation, and overlapping, padded pool windows.
+//! flag, conv2d and its two gradients with stride/padding/dilation, and
+//! overlapping, padded pool windows.
 
 mod ad_common;
 
@@ -122,7 +123,18 @@ fn contraction_cases() -> Vec<Case> {
         (&[-1, 1, 6, 6], &[2, 1, 3, 3], [1, 1], [0, 0], [1, 1]),
     ];
     for (x, w, s, p, d) in convs {
-        out.push(case(K::Conv2d, vec![f(x), f(w)], attrs! {"stride" => ints(&s), "padding" => ints(&p), "dilation" => ints(&d)}));
+        let window = attrs! {"stride" => ints(&s), "padding" => ints(&p), "dilation" => ints(&d)};
+        out.push(case(K::Conv2d, vec![f(x), f(w)], window.clone()));
+        // Its two gradients, each differentiated in both operands (their
+        // VJPs are conv2d and each other): g is the conv's output.
+        let size = |k: usize| (x[2 + k] + 2 * p[k] - d[k] * (w[2 + k] - 1) - 1) / s[k] + 1;
+        let g = [x[0], w[0], size(0), size(1)];
+        let mut gi = window.clone();
+        gi.insert("input_size".into(), ints(&x[2..]));
+        out.push(case(K::Conv2dGradInput, vec![f(&g), f(w)], gi));
+        let mut gw = window;
+        gw.insert("kernel".into(), ints(&w[2..]));
+        out.push(case(K::Conv2dGradWeight, vec![f(x), f(&g)], gw));
     }
     out
 }

@@ -272,6 +272,11 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
         let win = Window2d { kernel: a.pair("kernel", 1)?, stride: a.pair("stride", 1)?, padding: a.pair("padding", 0)?, dilation: [1, 1] };
         window::pool2d(op, x()?, p, win)
     };
+    // A convolution's window; the kernel size is the weight's (or the
+    // `kernel` attribute's), and the kernels read it from there.
+    let conv_window = || -> Result<Window2d, InterpError> {
+        Ok(Window2d { kernel: [1, 1], stride: a.pair("stride", 1)?, padding: a.pair("padding", 0)?, dilation: a.pair("dilation", 1)? })
+    };
     let reduce_axes = || -> Result<(Vec<usize>, bool), InterpError> {
         Ok((reduce::resolve_axes(op, &a.ints("axes")?, x()?.rank())?, a.bool("keepdims")?))
     };
@@ -311,16 +316,9 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
         }
         K::Argmax => reduce::argmax(op, x()?, a.axis("axis", x()?.rank())?, a.bool("keepdims")?),
         K::Matmul => contraction::matmul(op, inputs[0], inputs[1], a.bool("transpose_a")?, a.bool("transpose_b")?),
-        K::Conv2d => {
-            // The kernel size is the weight's; conv2d reads it from there.
-            let win = Window2d {
-                kernel: [1, 1],
-                stride: a.pair("stride", 1)?,
-                padding: a.pair("padding", 0)?,
-                dilation: a.pair("dilation", 1)?,
-            };
-            contraction::conv2d(op, inputs[0], inputs[1], win)
-        }
+        K::Conv2d => contraction::conv2d(op, inputs[0], inputs[1], conv_window()?),
+        K::Conv2dGradInput => contraction::conv2d_grad_input(op, inputs[0], inputs[1], conv_window()?, a.pair("input_size", 0)?),
+        K::Conv2dGradWeight => contraction::conv2d_grad_weight(op, inputs[0], inputs[1], conv_window()?, a.pair("kernel", 1)?),
         K::MaxPool2d => pool(Pool::Max),
         K::AvgPool2d => pool(Pool::Avg),
         K::Softmax => normalize::normalize(op, x()?, a.axis("axis", x()?.rank())?, Norm::Softmax),
@@ -346,13 +344,7 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
             epilogue(op, y, inputs.get(2).copied(), a.bool("relu")?)
         }
         K::KernelConv2d => {
-            let win = Window2d {
-                kernel: [1, 1],
-                stride: a.pair("stride", 1)?,
-                padding: a.pair("padding", 0)?,
-                dilation: a.pair("dilation", 1)?,
-            };
-            let y = contraction::conv2d(op, inputs[0], inputs[1], win)?;
+            let y = contraction::conv2d(op, inputs[0], inputs[1], conv_window()?)?;
             epilogue(op, y, inputs.get(2).copied(), a.bool("relu")?)
         }
     }

@@ -1,16 +1,18 @@
 //! Contractions: matmul and convolution, the ops that do nearly all the FLOPs.
 //!
 //! Their gradients are contractions again: matmuls with the transpose flags
-//! rearranged, and for conv2d a transposed convolution (input) and a
-//! correlation of input with cotangent (weight), all built from registry ops.
+//! rearranged, and for conv2d two primitives of its own, the input gradient
+//! (a transposed convolution) and the weight gradient (a correlation of input
+//! with cotangent). Those three are closed under differentiation: each one's
+//! VJP is built from the other two.
 
 use super::shape::{broadcast, float_tensor, non_negative, one, positive, same_dtype, window_out};
-use super::vjp::{self, VjpArgs, WindowAxis, reshape, tensor_type, transpose, unbroadcast};
+use super::vjp::{self, VjpArgs, tensor_type, unbroadcast};
 use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef, OpKind};
-use crate::attr::{Attr, DenseAttr, DenseData};
+use crate::attr::{Attr, Attrs};
 use crate::builder::{BuildError, Builder};
 use crate::module::ValueId;
-use crate::types::{DType, Dim, TensorType, Type};
+use crate::types::{Dim, TensorType, Type};
 
 /// The result of a VJP rule.
 type Grads = Result<Vec<Option<ValueId>>, BuildError>;
@@ -40,7 +42,7 @@ pub(super) fn matmul(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
 }
 
 fn matmul_op(b: &mut Builder<'_>, x: ValueId, y: ValueId, ta: bool, tb: bool) -> Result<ValueId, BuildError> {
-    let mut attrs = crate::Attrs::new();
+    let mut attrs = Attrs::new();
     if ta {
         attrs.insert("transpose_a".into(), Attr::Bool(true));
     }
@@ -87,15 +89,33 @@ pub const MATMUL: OpDef = OpDef {
     region: None,
 };
 
+/// Stride, padding and dilation, checked: the window of conv2d and of both
+/// of its gradients.
+fn window(a: &AttrView) -> Result<[Vec<u64>; 3], String> {
+    let stride = positive("stride", &a.ints("stride")?, 2)?;
+    let pad = non_negative("padding", &a.ints("padding")?, 2)?;
+    let dil = positive("dilation", &a.ints("dilation")?, 2)?;
+    Ok([stride, pad, dil])
+}
+
+/// The output size `[OH, OW]` of a convolution of a `size` input by a `kernel`.
+fn conv_out(size: [Dim; 2], kernel: [u64; 2], win: &[Vec<u64>; 3]) -> Result<[Dim; 2], String> {
+    let [s, p, d] = win;
+    Ok([window_out(size[0], kernel[0], s[0], p[0], d[0])?, window_out(size[1], kernel[1], s[1], p[1], d[1])?])
+}
+
+/// The spatial dims `[H, W]` of an NCHW (or OIHW) type.
+fn spatial(t: &TensorType) -> [Dim; 2] {
+    [t.shape[2], t.shape[3]]
+}
+
 pub(super) fn conv2d(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     let (x, w) = (float_tensor(ops, 0)?, float_tensor(ops, 1)?);
     let d = same_dtype(&[x, w])?;
     if x.rank() != 4 || w.rank() != 4 {
         return Err(format!("conv2d takes input [N, C, H, W] and weight [O, C, KH, KW], got {x} and {w}"));
     }
-    let stride = positive("stride", &a.ints("stride")?, 2)?;
-    let pad = non_negative("padding", &a.ints("padding")?, 2)?;
-    let dil = positive("dilation", &a.ints("dilation")?, 2)?;
+    let win = window(a)?;
     let (Some(kh), Some(kw)) = (w.shape[2].as_static(), w.shape[3].as_static()) else {
         return Err(format!("conv2d weight must have a static kernel size, got {w}"));
     };
@@ -105,96 +125,124 @@ pub(super) fn conv2d(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     if matches!(w.shape[0], Dim::Dynamic) || matches!(x.shape[1], Dim::Dynamic) {
         return Err("conv2d channel counts must be static".into());
     }
-    let oh = window_out(x.shape[2], kh, stride[0], pad[0], dil[0])?;
-    let ow = window_out(x.shape[3], kw, stride[1], pad[1], dil[1])?;
+    let [oh, ow] = conv_out(spatial(x), [kh, kw], &win)?;
     one(TensorType::new(vec![x.shape[0], w.shape[0], oh, ow], d))
 }
 
-fn conv_op(b: &mut Builder<'_>, x: ValueId, w: ValueId, stride: [u64; 2], pad: [u64; 2], dilation: [u64; 2]) -> Result<ValueId, BuildError> {
-    let ints = |v: [u64; 2]| Attr::ints(&[v[0] as i64, v[1] as i64]);
-    b.op(OpKind::Conv2d, &[x, w], crate::attrs! {"stride" => ints(stride), "padding" => ints(pad), "dilation" => ints(dilation)})
+/// Checks that `g` is exactly what a conv2d of a `size` input by a `kernel`
+/// gives (a gradient of any other shape would be summed or cut silently).
+fn check_cotangent(g: &TensorType, size: [Dim; 2], kernel: [u64; 2], win: &[Vec<u64>; 3]) -> Result<(), String> {
+    let out = conv_out(size, kernel, win)?;
+    if spatial(g) != out {
+        return Err(format!(
+            "the output gradient {g} has spatial size {}x{}, but a {}x{} kernel over a {}x{} input gives {}x{}",
+            g.shape[2], g.shape[3], kernel[0], kernel[1], size[0], size[1], out[0], out[1]
+        ));
+    }
+    Ok(())
 }
 
-/// Reverses `axis` of `x` (a gather with constant indices n-1, …, 0).
-fn flip(b: &mut Builder<'_>, x: ValueId, axis: usize) -> Result<ValueId, BuildError> {
-    let n = vjp::static_dim(b, x, axis)?;
-    if n == 1 {
-        return Ok(x);
+pub(super) fn conv2d_grad_input(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
+    let (g, w) = (float_tensor(ops, 0)?, float_tensor(ops, 1)?);
+    let d = same_dtype(&[g, w])?;
+    if g.rank() != 4 || w.rank() != 4 {
+        return Err(format!("conv2d_grad_input takes the output gradient [N, O, OH, OW] and weight [O, C, KH, KW], got {g} and {w}"));
     }
-    let idx = DenseAttr { ty: TensorType::fixed(&[n], DType::I64), data: DenseData::Int((0..n as i64).rev().collect()) };
-    let idx = b.constant(idx)?;
-    b.op(OpKind::Gather, &[x, idx], crate::attrs! {"axis" => axis as i64})
+    let win = window(a)?;
+    let size = non_negative("input_size", &a.ints("input_size")?, 2)?;
+    let size = [Dim::Static(size[0]), Dim::Static(size[1])];
+    let (Some(kh), Some(kw), Some(_), Some(_)) = (w.shape[2].as_static(), w.shape[3].as_static(), w.shape[0].as_static(), w.shape[1].as_static()) else {
+        return Err(format!("conv2d_grad_input needs a weight of static shape, got {w}"));
+    };
+    if g.shape[1] != w.shape[0] {
+        return Err(format!("the output gradient has {} channels but the weight has {} outputs", g.shape[1], w.shape[0]));
+    }
+    check_cotangent(g, size, [kh, kw], &win)?;
+    one(TensorType::new(vec![g.shape[0], w.shape[1], size[0], size[1]], d))
 }
 
-/// `dx` is the transposed convolution of `g`: `g` spread by the stride (zeros
-/// between rows and columns), padded by `dilation·(k-1) - pad` in front and
-/// to the input size behind (negative amounts crop), then correlated with the
-/// spatially flipped weight, its channel axes swapped, at the same dilation.
-fn conv2d_input_grad(b: &mut Builder<'_>, g: ValueId, w: ValueId, axes: &[WindowAxis; 2]) -> Result<ValueId, BuildError> {
-    let mut spread = g;
-    for (k, ax) in axes.iter().enumerate() {
-        spread = vjp::dilate_axis(b, spread, 2 + k, ax.stride)?;
-        let before = (ax.dilation * (ax.kernel - 1)) as i64 - ax.pad as i64;
-        let after = ax.size as i64 + ax.pad as i64 - (ax.out * ax.stride) as i64;
-        spread = vjp::pad_axis(b, spread, 2 + k, before, after, 0.0)?;
+pub(super) fn conv2d_grad_weight(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
+    let (x, g) = (float_tensor(ops, 0)?, float_tensor(ops, 1)?);
+    let d = same_dtype(&[x, g])?;
+    if x.rank() != 4 || g.rank() != 4 {
+        return Err(format!("conv2d_grad_weight takes input [N, C, H, W] and output gradient [N, O, OH, OW], got {x} and {g}"));
     }
-    let flipped = flip(b, w, 2)?;
-    let flipped = flip(b, flipped, 3)?;
-    let wt = transpose(b, flipped, &[1, 0, 2, 3])?;
-    conv_op(b, spread, wt, [1, 1], [0, 0], [axes[0].dilation, axes[1].dilation])
+    let win = window(a)?;
+    let k = positive("kernel", &a.ints("kernel")?, 2)?;
+    if matches!(x.shape[1], Dim::Dynamic) || matches!(g.shape[1], Dim::Dynamic) {
+        return Err("conv2d_grad_weight channel counts must be static".into());
+    }
+    if x.shape[0] != g.shape[0] {
+        return Err(format!("the input has batch {} but the output gradient has batch {}", x.shape[0], g.shape[0]));
+    }
+    check_cotangent(g, spatial(x), [k[0], k[1]], &win)?;
+    one(TensorType::new(vec![g.shape[1], x.shape[1], Dim::Static(k[0]), Dim::Static(k[1])], d))
 }
 
-/// `dW[o,c,i,j] = Σ_{n,a,b} g[n,o,a,b] · xpad[n, c, a·s + i·d, b·s + j·d]`.
-///
-/// With a static batch this is one conv2d with batch and channel axes
-/// swapped (input `xᵀ` [C,N,H,W], weight `gᵀ` [O,N,OH,OW], stride and
-/// dilation exchanged), cropped to the kernel. With the batch `?` that form
-/// would contract over `?`, which conv2d's static channel rule forbids, so
-/// the weight gradient is taken as im2col instead: the K·K strided taps of the
-/// padded input become columns [N, C·K·K, OH·OW], a batched matmul with `g`
-/// gives one [O, C·K·K] per sample, and a sum over the batch finishes it.
-fn conv2d_weight_grad(b: &mut Builder<'_>, x: ValueId, g: ValueId, w: &TensorType, axes: &[WindowAxis; 2]) -> Result<ValueId, BuildError> {
-    let xt = tensor_type(b, x)?;
-    let [kh, kw] = [axes[0].kernel, axes[1].kernel];
-    if xt.shape[0].as_static().is_some() {
-        let xs = transpose(b, x, &[1, 0, 2, 3])?;
-        let gs = transpose(b, g, &[1, 0, 2, 3])?;
-        let [h, v] = axes;
-        let mut r = conv_op(b, xs, gs, [h.dilation, v.dilation], [h.pad, v.pad], [h.stride, v.stride])?;
-        for (k, ax) in axes.iter().enumerate() {
-            if vjp::static_dim(b, r, 2 + k)? > ax.kernel {
-                r = vjp::slice(b, r, 2 + k, 0, ax.kernel, 1)?;
-            }
-        }
-        return transpose(b, r, &[1, 0, 2, 3]);
+/// The window attributes of `attrs` as written (defaults stay implicit),
+/// plus `extra`, a static `[h, w]` of `kind`'s gradient (`input_size`, `kernel`).
+fn window_attrs(kind: OpKind, attrs: &Attrs, extra: Option<(&str, [Dim; 2])>) -> Result<Attrs, BuildError> {
+    let mut out: Attrs = attrs.iter().filter(|(k, _)| matches!(k.as_str(), "stride" | "padding" | "dilation")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some((name, dims)) = extra {
+        let (Some(h), Some(w)) = (dims[0].as_static(), dims[1].as_static()) else {
+            return Err(vjp::error(kind, format!("the gradient needs a static {name}, got {}x{}", dims[0], dims[1])));
+        };
+        out.insert(name.into(), Attr::ints(&[h as i64, w as i64]));
     }
-    let (n, c, o) = (xt.shape[0], xt.shape[1], w.shape[0]);
-    let p = Dim::Static(axes[0].out * axes[1].out);
-    let xp = vjp::pad_spatial(b, x, axes, 0.0)?;
-    let mut taps = Vec::with_capacity((kh * kw) as usize);
-    for i in 0..kh {
-        for j in 0..kw {
-            let t = vjp::window_taps(b, xp, axes, i, j)?;
-            taps.push(reshape(b, t, &[n, c, Dim::Static(1), p])?);
-        }
-    }
-    let cols = vjp::concat(b, &taps, 2)?;
-    let ckk = c.as_static().map(|c| Dim::Static(c * kh * kw)).ok_or_else(|| vjp::error(OpKind::Conv2d, "channels must be static"))?;
-    let cols = reshape(b, cols, &[n, ckk, p])?;
-    let g2 = reshape(b, g, &[n, o, p])?;
-    let per_sample = matmul_op(b, g2, cols, false, true)?;
-    let dw = vjp::reduce_sum(b, per_sample, &[0], false)?;
-    reshape(b, dw, &w.shape)
+    Ok(out)
 }
 
+/// `conv2d(x, w)` with the window of `attrs`.
+fn conv(b: &mut Builder<'_>, kind: OpKind, x: ValueId, w: ValueId, attrs: &Attrs) -> Result<ValueId, BuildError> {
+    b.op(OpKind::Conv2d, &[x, w], window_attrs(kind, attrs, None)?)
+}
+
+/// `conv2d_grad_input(g, w)` with the window of `attrs`, restoring the spatial size of `input`.
+fn grad_input(b: &mut Builder<'_>, kind: OpKind, g: ValueId, w: ValueId, attrs: &Attrs, input: &TensorType) -> Result<ValueId, BuildError> {
+    b.op(OpKind::Conv2dGradInput, &[g, w], window_attrs(kind, attrs, Some(("input_size", spatial(input))))?)
+}
+
+/// `conv2d_grad_weight(x, g)` with the window of `attrs`, for a weight of type `weight`.
+fn grad_weight(b: &mut Builder<'_>, kind: OpKind, x: ValueId, g: ValueId, attrs: &Attrs, weight: &TensorType) -> Result<ValueId, BuildError> {
+    b.op(OpKind::Conv2dGradWeight, &[x, g], window_attrs(kind, attrs, Some(("kernel", spatial(weight))))?)
+}
+
+/// `y = conv2d(x, w)`: `dx = conv2d_grad_input(g, w)`, `dw = conv2d_grad_weight(x, g)`.
 fn conv2d_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
-    let (x, w) = (a.x(0), a.x(1));
+    let (x, w, g) = (a.x(0), a.x(1), a.grad);
     let (xt, wt) = (tensor_type(b, x)?, tensor_type(b, w)?);
-    let axes = WindowAxis::both(OpKind::Conv2d, &a.view(OpKind::Conv2d), &xt, [wt.shape[2], wt.shape[3]])?;
-    let dx = conv2d_input_grad(b, a.grad, w, &axes)?;
-    let dw = conv2d_weight_grad(b, x, a.grad, &wt, &axes)?;
+    let dx = grad_input(b, OpKind::Conv2d, g, w, a.attrs, &xt)?;
+    let dw = grad_weight(b, OpKind::Conv2d, x, g, a.attrs, &wt)?;
     Ok(vec![Some(dx), Some(dw)])
 }
+
+/// `dx = conv2d_grad_input(g, w)` is bilinear in `g` and `w`:
+/// `dg = conv2d(d̄x, w)` and `dw = conv2d_grad_weight(d̄x, g)`.
+fn conv2d_grad_input_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    let kind = OpKind::Conv2dGradInput;
+    let (g, w) = (a.x(0), a.x(1));
+    let wt = tensor_type(b, w)?;
+    let dg = conv(b, kind, a.grad, w, a.attrs)?;
+    let dw = grad_weight(b, kind, a.grad, g, a.attrs, &wt)?;
+    Ok(vec![Some(dg), Some(dw)])
+}
+
+/// `dW = conv2d_grad_weight(x, g)` is bilinear in `x` and `g`:
+/// `dx = conv2d_grad_input(g, d̄W)` and `dg = conv2d(x, d̄W)`.
+fn conv2d_grad_weight_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
+    let kind = OpKind::Conv2dGradWeight;
+    let (x, g) = (a.x(0), a.x(1));
+    let xt = tensor_type(b, x)?;
+    let dx = grad_input(b, kind, g, a.grad, a.attrs, &xt)?;
+    let dg = conv(b, kind, x, a.grad, a.attrs)?;
+    Ok(vec![Some(dx), Some(dg)])
+}
+
+const WINDOW_ATTRS: [AttrSpec; 3] = [
+    AttrSpec { name: "stride", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "[sh, sw]" },
+    AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "zero padding [ph, pw] on each side" },
+    AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "[dh, dw]" },
+];
 
 /// `dl.conv2d`: 2-D cross-correlation, NCHW input, OIHW weight, groups = 1.
 pub const CONV2D: OpDef = OpDef {
@@ -203,13 +251,47 @@ pub const CONV2D: OpDef = OpDef {
     example: r#"%y = "dl.conv2d"(%x, %w) {padding = [1, 1]} : (tensor<?x1x28x28xf32>, tensor<32x1x3x3xf32>) -> tensor<?x32x28x28xf32>"#,
     category: Category::Contraction,
     operands: Arity::Exact(2),
-    attrs: &[
-        AttrSpec { name: "stride", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "[sh, sw]" },
-        AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "zero padding [ph, pw] on each side" },
-        AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "[dh, dw]" },
-    ],
+    attrs: &WINDOW_ATTRS,
     infer: conv2d,
     grad: Grad::Vjp(conv2d_vjp),
+    commutative: false,
+    region: None,
+};
+
+/// `dl.conv2d_grad_input`: conv2d's gradient with respect to its input.
+pub const CONV2D_GRAD_INPUT: OpDef = OpDef {
+    name: "dl.conv2d_grad_input",
+    summary: "conv2d's input gradient (a transposed convolution): dx[n,c,h,w] = Σ g[n,o,a,b]·w[o,c,i,j] over h = a·s + i·d − p, w = b·s + j·d − p; a primitive because composed (zero-spread, pad, flipped weight, conv) it moves several times the bytes, while one op is col2im(Wᵀ·g) on gemm.",
+    example: r#"%dx = "dl.conv2d_grad_input"(%g, %w) {input_size = [28, 28], padding = [1, 1]} : (tensor<?x32x28x28xf32>, tensor<32x1x3x3xf32>) -> tensor<?x1x28x28xf32>"#,
+    category: Category::Contraction,
+    operands: Arity::Exact(2),
+    attrs: &[
+        WINDOW_ATTRS[0],
+        WINDOW_ATTRS[1],
+        WINDOW_ATTRS[2],
+        AttrSpec { name: "input_size", kind: AttrKind::Ints, default: Default::Required, doc: "the forward input's [H, W] (a stride loses it)" },
+    ],
+    infer: conv2d_grad_input,
+    grad: Grad::Vjp(conv2d_grad_input_vjp),
+    commutative: false,
+    region: None,
+};
+
+/// `dl.conv2d_grad_weight`: conv2d's gradient with respect to its weight.
+pub const CONV2D_GRAD_WEIGHT: OpDef = OpDef {
+    name: "dl.conv2d_grad_weight",
+    summary: "conv2d's weight gradient: dW[o,c,i,j] = Σ_{n,a,b} g[n,o,a,b]·x[n,c,a·s+i·d−p, b·s+j·d−p] (zero outside), summed over a ? batch too; a primitive because composed (K·K strided slices, concat, per-sample matmul, batch sum) it moves several times the bytes, while one op is Σ g·im2col(x)ᵀ on gemm.",
+    example: r#"%dw = "dl.conv2d_grad_weight"(%x, %g) {kernel = [3, 3], padding = [1, 1]} : (tensor<?x1x28x28xf32>, tensor<?x32x28x28xf32>) -> tensor<32x1x3x3xf32>"#,
+    category: Category::Contraction,
+    operands: Arity::Exact(2),
+    attrs: &[
+        WINDOW_ATTRS[0],
+        WINDOW_ATTRS[1],
+        WINDOW_ATTRS[2],
+        AttrSpec { name: "kernel", kind: AttrKind::Ints, default: Default::Required, doc: "the weight's [KH, KW]" },
+    ],
+    infer: conv2d_grad_weight,
+    grad: Grad::Vjp(conv2d_grad_weight_vjp),
     commutative: false,
     region: None,
 };

@@ -341,6 +341,8 @@ ops! {
     // contractions
     Matmul => contraction::MATMUL,
     Conv2d => contraction::CONV2D,
+    Conv2dGradInput => contraction::CONV2D_GRAD_INPUT,
+    Conv2dGradWeight => contraction::CONV2D_GRAD_WEIGHT,
     // windows and normalizations
     MaxPool2d => nn::MAX_POOL2D,
     AvgPool2d => nn::AVG_POOL2D,

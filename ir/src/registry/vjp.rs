@@ -18,8 +18,12 @@
 //!   so tensors with a `?` are made by broadcasting, never as constants.
 //!
 //! The window helpers at the end ([`WindowAxis`], [`window_taps`],
-//! [`place_tap`]) express convolution and pooling gradients with strided
-//! slices, zero-interleaving and padding, so no `*_grad` primitive is needed.
+//! [`place_tap`]) express pooling gradients with strided slices,
+//! zero-interleaving and padding. Convolution's gradients are primitives of
+//! their own (`dl.conv2d_grad_input`, `dl.conv2d_grad_weight`, in
+//! `contraction.rs`): written with these helpers they took nine slices, a
+//! concat, a batched matmul and a batch sum, several times slower than the
+//! contraction library's im2col routines.
 
 use super::shape::window_out;
 use crate::attr::{Attr, Attrs, DenseAttr, DenseData};

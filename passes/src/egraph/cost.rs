@@ -7,7 +7,8 @@
 //! [`FLOPS_PER_NS`], with a `?` batch counted as [`NOMINAL_BATCH`]. Per op:
 //! - elementwise ops: their operation count per result element
 //!   (`op_flops`: a transcendental function weighs 12, a division 4);
-//! - `matmul`: `2·M·N·K`; `conv2d`: `2 · output elements · C·KH·KW`;
+//! - `matmul`: `2·M·N·K`; `conv2d`: `2 · output elements · C·KH·KW`, and
+//!   its two gradients the same multiply-adds;
 //! - reductions: one operation per input element; `softmax`: a max, a
 //!   subtraction, an exp, a sum and a division per element;
 //!   `log_softmax`: the same without the division, plus one log per row;
@@ -31,9 +32,11 @@ use dlc_ir::{Attrs, AttrView, Category, Dim, Function, OpId, OpKind, Type};
 use egg::{Id, Language};
 use std::collections::HashSet;
 
-/// The estimated time of `kind` with `attrs` reading `operands` (distinct
-/// values) and producing `out`, in picoseconds.
-pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], out: &Type) -> u64 {
+/// The estimated time of `kind` with `attrs` reading `operands` (in the
+/// op's order: a contraction's FLOPs read its weight by position) and
+/// producing `out`, in picoseconds; `distinct` says which operands are
+/// distinct values (each read once: `x * x` reads `x` once).
+pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool], out: &Type) -> u64 {
     let dims = |t: &Type| -> Vec<f64> {
         t.as_tensor().map_or(Vec::new(), |t| t.shape.iter().map(|d| match d {
             Dim::Static(n) => *n as f64,
@@ -42,7 +45,7 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], out: &Type) -> u
     };
     let n_out = out.as_tensor().map_or(1.0, elements);
     let n_in = operands.first().and_then(|t| t.as_tensor()).map_or(1.0, elements);
-    let io = operands.iter().map(|t| bytes(t)).sum::<f64>() + bytes(out);
+    let io = operands.iter().zip(distinct).filter(|(_, d)| **d).map(|(t, _)| bytes(t)).sum::<f64>() + bytes(out);
     let view = AttrView::new(kind, attrs);
     let flops = match kind {
         OpKind::Constant | OpKind::Reshape => return 0,
@@ -58,6 +61,18 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], out: &Type) -> u
         OpKind::Conv2d | OpKind::KernelConv2d => {
             let w = operands.get(1).map(|t| dims(t)).unwrap_or_default();
             2.0 * n_out * w.iter().skip(1).product::<f64>()
+        }
+        // The convolution's multiply-adds, from the output gradient `g`:
+        // each of its elements meets C·KH·KW weights (input gradient,
+        // `(g, w)`), or every element of one output channel's slice of the
+        // result (weight gradient, `(x, g)`: C·KH·KW per element of g).
+        OpKind::Conv2dGradInput => {
+            let (g, w) = (operands.first().map(|t| dims(t)).unwrap_or_default(), operands.get(1).map(|t| dims(t)).unwrap_or_default());
+            2.0 * g.iter().product::<f64>() * w.iter().skip(1).product::<f64>()
+        }
+        OpKind::Conv2dGradWeight => {
+            let g = operands.get(1).map(|t| dims(t)).unwrap_or_default();
+            2.0 * g.iter().product::<f64>() * dims(out).iter().skip(1).product::<f64>()
         }
         OpKind::Softmax => n_out * (op_flops(OpKind::Exp) + op_flops(OpKind::Div) + 3.0),
         OpKind::LogSoftmax => {
@@ -77,11 +92,14 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], out: &Type) -> u
 /// The cost of op `o` of `f`, as [`op_cost`] counts it.
 pub fn ir_op_cost(f: &Function, o: OpId) -> u64 {
     let op = f.op(o);
-    let mut operands = op.operands.clone();
-    operands.sort();
-    operands.dedup();
-    let types: Vec<&Type> = operands.iter().map(|&v| f.ty(v)).collect();
-    op.results.first().map_or(0, |&r| op_cost(op.kind, &op.attrs, &types, f.ty(r)))
+    let types: Vec<&Type> = op.operands.iter().map(|&v| f.ty(v)).collect();
+    let distinct = first_uses(&op.operands);
+    op.results.first().map_or(0, |&r| op_cost(op.kind, &op.attrs, &types, &distinct, f.ty(r)))
+}
+
+/// Per operand: true at its first occurrence in `xs`.
+pub fn first_uses<T: PartialEq>(xs: &[T]) -> Vec<bool> {
+    xs.iter().enumerate().map(|(i, x)| !xs[..i].contains(x)).collect()
 }
 
 /// The cost of one e-node of `g`.
@@ -89,11 +107,9 @@ pub fn node_cost(g: &Graph, class: Id, node: &Dl) -> u64 {
     match node {
         Dl::Leaf(_) => 0,
         Dl::Op { kind, attrs, children } => {
-            let mut distinct: Vec<Id> = children.iter().map(|&c| g.find(c)).collect();
-            distinct.sort();
-            distinct.dedup();
-            let types: Vec<&Type> = distinct.iter().map(|&c| &g[c].data.ty).collect();
-            op_cost(*kind, attrs.attrs(), &types, &g[class].data.ty)
+            let classes: Vec<Id> = children.iter().map(|&c| g.find(c)).collect();
+            let types: Vec<&Type> = classes.iter().map(|&c| &g[c].data.ty).collect();
+            op_cost(*kind, attrs.attrs(), &types, &first_uses(&classes), &g[class].data.ty)
         }
     }
 }

@@ -146,11 +146,8 @@ impl Emitter<'_> {
             Dl::Op { kind, attrs, children } => {
                 let operands = children.iter().map(|&ch| self.class(ch)).collect::<Result<Vec<_>, _>>()?;
                 let child_classes: Vec<Id> = children.iter().map(|&ch| self.g.find(ch)).collect();
-                let mut distinct = child_classes.clone();
-                distinct.sort();
-                distinct.dedup();
-                let types: Vec<&Type> = distinct.iter().map(|&d| &self.g[d].data.ty).collect();
-                self.cost += u128::from(op_cost(kind, attrs.attrs(), &types, &self.g[c].data.ty));
+                let types: Vec<&Type> = child_classes.iter().map(|&d| &self.g[d].data.ty).collect();
+                self.cost += u128::from(op_cost(kind, attrs.attrs(), &types, &super::cost::first_uses(&child_classes), &self.g[c].data.ty));
                 self.emit_op(c, kind, &attrs, &child_classes, operands)
             }
         };

@@ -114,12 +114,17 @@ pub fn op_cost(f: &Function, o: OpId) -> Cost {
             Ok((g, operands)) => generic_cost(f, &g, &operands, out.as_ref().expect("a result")),
             Err(_) => Cost::default(),
         },
-        OpKind::KernelMatmul | OpKind::KernelConv2d | OpKind::Matmul | OpKind::Conv2d => {
-            // 2·M·N·K for matmul; for conv2d the output elements times C·KH·KW.
+        OpKind::KernelMatmul | OpKind::KernelConv2d | OpKind::Matmul | OpKind::Conv2d | OpKind::Conv2dGradInput | OpKind::Conv2dGradWeight => {
+            // 2·M·N·K for matmul; for conv2d the output elements times
+            // C·KH·KW, and as many for either of its gradients (the output
+            // gradient's elements times the weight's C·KH·KW).
             let w = op.operands.get(1).and_then(|&v| f.ty(v).as_tensor().cloned());
             let y = out.as_ref().and_then(|t| t.as_tensor().cloned());
+            let taps = |w: &TensorType| w.shape[1..].iter().map(|d| d.as_static().unwrap_or(1) as f64).product::<f64>();
             let macs = match (w, y) {
-                (Some(w), Some(y)) if matches!(op.kind, OpKind::KernelConv2d | OpKind::Conv2d) => elements(&y) * w.shape[1..].iter().map(|d| d.as_static().unwrap_or(1) as f64).product::<f64>(),
+                (Some(w), Some(y)) if matches!(op.kind, OpKind::KernelConv2d | OpKind::Conv2d) => elements(&y) * taps(&w),
+                (Some(w), Some(_)) if op.kind == OpKind::Conv2dGradInput => f.ty(op.operands[0]).as_tensor().map_or(0.0, elements) * taps(&w),
+                (Some(g), Some(dw)) if op.kind == OpKind::Conv2dGradWeight => elements(&g) * taps(&dw),
                 (Some(_), Some(y)) => {
                     let a = f.ty(op.operands[0]).as_tensor().cloned();
                     let k = a.map_or(1.0, |a| {

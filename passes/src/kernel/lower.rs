@@ -9,7 +9,7 @@
 //! | `max_pool2d`, `avg_pool2d` | windows of up to 16 taps unrolled: one operand per tap reading `x[n, c, oh*s + kh - p, …]`, folded in window order; larger windows a reduction over `[n, c, oh, ow, kh, kw]`; padded reads give `-inf` / `0` (+ the `1/(kh*kw)` scaling) |
 //! | `matmul`, `conv2d` | `kernel.matmul`, `kernel.conv2d` (epilogues are fused later) |
 //! | `concat` of one tensor with constant fills | a padded read (`d - offset`, padding with the fill value) |
-//! | `reshape` (a view), other `concat`s, `gather`, `one_hot`, `argmax`, dense constants, a mean over the batch | unchanged: the backends run them directly |
+//! | `reshape` (a view), other `concat`s, `gather`, `one_hot`, `argmax`, `conv2d_grad_input`, `conv2d_grad_weight`, dense constants, a mean over the batch | unchanged: the backends run them directly |
 //!
 //! Splat constants read by an elementwise op become body constants. The pass
 //! is idempotent: kernel-level ops are left as they are.
@@ -506,7 +506,7 @@ fn lower_op(f: &mut Function, o: OpId) -> Result<Option<ValueId>, String> {
             map.results[axis] = AffineExpr::default().plus_dim(axis, step).plus(start);
             emit(f, movement(kind, x.expect("arity"), map, &out))?
         }
-        K::Argmax | K::Reshape | K::OneHot | K::Constant | K::Return => return Ok(None),
+        K::Argmax | K::Reshape | K::OneHot | K::Constant | K::Return | K::Conv2dGradInput | K::Conv2dGradWeight => return Ok(None),
         K::Generic | K::Yield | K::ScalarConstant | K::KernelMatmul | K::KernelConv2d => return Ok(None),
     };
     Ok(Some(v))
