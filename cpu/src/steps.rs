@@ -145,6 +145,7 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
     Ok(match op.kind {
         OpKind::Generic => {
             let (g, inputs) = Generic::read(f, o).map_err(mal)?;
+            let g = long_inner(&g).unwrap_or(g);
             let name = g.fused.iter().map(|s| short(s)).collect::<Vec<_>>().join(",");
             let types: Vec<Type> = inputs.iter().map(|&v| f.ty(v).clone()).collect();
             let k = key(&g, &types);
@@ -204,6 +205,37 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
         OpKind::Concat => (Exec::Interp { kind: OpKind::Concat, attrs: op.attrs.clone(), inputs: op.operands.clone() }, "concat".into()),
         kind => (Exec::Interp { kind, attrs: op.attrs.clone(), inputs: op.operands.clone() }, format!("interp[{}]", short(kind.name()))),
     })
+}
+
+/// An all-parallel generic whose innermost dim is too short for a vector
+/// and cannot merge with the next one (an operand broadcasts along one of
+/// them but not the other, as in the pooling gradient's `[n, c, oh, 2, ow,
+/// 2]` scatter), with that dim swapped with the nearest dim of at least 8:
+/// the loop order of an all-parallel kernel is free, and the loop-nest JIT
+/// runs the long dim on vectors, gathering and scattering the strided
+/// operands. Dim 0 stays first, so row splits still apply.
+fn long_inner(g: &Generic) -> Option<Generic> {
+    let rank = g.rank();
+    if g.reduces() || rank < 3 {
+        return None;
+    }
+    let last = rank - 1;
+    if g.sizes[last].is_none_or(|n| n >= 4) {
+        return None;
+    }
+    let reads = |m: &dlc_ir::AffineMap, k: usize| m.results.iter().any(|e| e.coefficient(k) != 0);
+    if g.maps.iter().all(|m| reads(m, last) == reads(m, last - 1)) {
+        return None;
+    }
+    let k = (1..last).rev().find(|&k| g.sizes[k].is_some_and(|n| n >= 8))?;
+    let mut swap = dlc_ir::AffineMap::identity(rank);
+    swap.results.swap(k, last);
+    let mut p = g.clone();
+    p.sizes.swap(k, last);
+    p.reduction.swap(k, last);
+    p.maps = g.maps.iter().map(|m| m.compose(&swap)).collect();
+    p.out_map = g.out_map.compose(&swap);
+    Some(p)
 }
 
 /// The generic as a `dl` function of elementwise ops, when it is one: no
@@ -334,4 +366,52 @@ fn structured(g: &Generic, types: &[Type], jit: &Jit) -> Result<dlc_jit::Compile
     }
     let spec = k.finish(nodes[g.result], g.out_map.clone(), g.reduces().then_some(g.init))?;
     Ok(jit.compile_generic(&spec)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dlc_ir::AffineMap;
+
+    fn generic(sizes: &[Option<u64>], maps: &[&str]) -> Generic {
+        let rank = sizes.len();
+        Generic {
+            reduction: vec![false; rank],
+            sizes: sizes.to_vec(),
+            maps: maps.iter().map(|m| AffineMap::parse(m).unwrap()).collect(),
+            out_map: AffineMap::identity(rank),
+            dtype: dlc_ir::DType::F32,
+            init: 0.0,
+            padded: Vec::new(),
+            pad: 0.0,
+            fused: Vec::new(),
+            body: vec![Scalar::Operand(0)],
+            result: 0,
+        }
+    }
+
+    #[test]
+    fn a_short_unmergeable_innermost_dim_trades_places_with_a_long_one() {
+        // The pooling gradient's scatter: [n, c, oh, kh, ow, kw], the code broadcast along kh and kw.
+        let g = generic(
+            &[None, Some(32), Some(13), Some(2), Some(13), Some(2)],
+            &["(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, 0, d4, 0)", "(d0, d1, d2, d3, d4, d5) -> (0, 0, 0, d3, 0, d5)"],
+        );
+        let p = long_inner(&g).expect("permuted");
+        assert_eq!(p.sizes, vec![None, Some(32), Some(13), Some(2), Some(2), Some(13)]);
+        assert_eq!(p.maps[0].to_string(), "(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, 0, d5, 0)");
+        assert_eq!(p.maps[1].to_string(), "(d0, d1, d2, d3, d4, d5) -> (0, 0, 0, d3, 0, d4)");
+        assert_eq!(p.out_map.to_string(), "(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d5, d4)");
+        // Dims that merge (the same reads along both), a long innermost dim,
+        // a reduction, or no long dim: unchanged.
+        let same = generic(&[None, Some(64), Some(3), Some(3)], &["(d0, d1, d2, d3) -> (d0, d1, d2, d3)"]);
+        assert!(long_inner(&same).is_none());
+        let long = generic(&[None, Some(13), Some(8)], &["(d0, d1, d2) -> (d0, 0, d2)"]);
+        assert!(long_inner(&long).is_none());
+        let mut sum = generic(&[None, Some(13), Some(2)], &["(d0, d1, d2) -> (d0, d1, 0)"]);
+        sum.reduction[1] = true;
+        assert!(long_inner(&sum).is_none());
+        let short = generic(&[None, Some(5), Some(2)], &["(d0, d1, d2) -> (d0, d1, 0)"]);
+        assert!(long_inner(&short).is_none());
+    }
 }

@@ -17,8 +17,9 @@
 //! The innermost loop is the only one that vectorizes: a parallel dim as
 //! `f32x4`/`f64x2` loads and stores at `row + j·size` (stride-1 operands),
 //! lane-by-lane gathers at `row + (j + l)·stride` (run-time strides, when
-//! the body computes enough to pay for them) or splats hoisted before the
-//! loop (stride-0 operands); a reduction dim
+//! the body computes enough to pay for them; a strided output is scattered
+//! the same way) or splats hoisted before the loop (stride-0 operands); a
+//! reduction dim
 //! as a vector of partial accumulators, combined lane by lane after the
 //! loop. A scalar tail takes the last `n mod lanes` elements.
 
@@ -366,7 +367,23 @@ impl Nest<'_> {
             let addr = Self::address(b, &rows[n_in], od, jv).ok_or_else(|| JitError::Codegen("the output has no row".into()))?;
             let acc = (self.spec.has_reduction() && self.s.acc_live).then(|| b.ins().load(value_type(od, vector), out_flags(), addr, 0));
             let y = self.body.emit(b, vector, &vals, acc)?;
-            b.ins().store(out_flags(), y, addr, 0);
+            match (vector, rows[n_in].stride) {
+                // A strided output (no reduction: the schedule allows it
+                // only then): one store per lane at `addr + lane·stride`.
+                (Some(vt), Some(stride)) => {
+                    let mut at = addr;
+                    for lane in 0..vt.lane_count() as u8 {
+                        if lane > 0 {
+                            at = b.ins().iadd(at, stride);
+                        }
+                        let x = b.ins().extractlane(y, lane);
+                        b.ins().store(out_flags(), x, at, 0);
+                    }
+                }
+                _ => {
+                    b.ins().store(out_flags(), y, addr, 0);
+                }
+            }
         } else {
             let var = if vector.is_some() { ctx.vacc } else { ctx.acc };
             let var = var.ok_or_else(|| JitError::Codegen("no accumulator".into()))?;

@@ -71,7 +71,8 @@ pub(crate) enum Inner {
     /// One element per iteration.
     Scalar,
     /// A parallel dim on vectors of this type, then a scalar tail; inputs
-    /// with a run-time stride along it are gathered lane by lane.
+    /// with a run-time stride along it are gathered lane by lane, and an
+    /// output with one is scattered.
     Map(Type),
     /// A reduction dim folded into one vector of partial accumulators,
     /// combined into the accumulator after the loop, then a scalar tail.
@@ -163,8 +164,11 @@ impl Schedule {
         let computes = dag.nodes.iter().enumerate().any(|(i, n)| plan.live[i] && matches!(n, Node::Op { .. }));
         let gatherable = (0..n_in).all(|i| !live[i] || steps[i][k] != Step::Runtime || spec.inputs()[i].dtype.is_float());
         let unchecked = checks.iter().all(|c| c.coeffs[k] == 0);
+        // A strided output (a loop order chosen for a long innermost dim,
+        // writing every other element) is scattered lane by lane, likewise.
+        let out_ok = steps[n_in][k] == Step::One || computes && !spec.has_reduction() && spec.out_dtype().is_float() && steps[n_in][k] == Step::Runtime;
         let inner = match (plan.vector, unchecked, iters[k]) {
-            (Some(v), true, IterKind::Parallel) if steps[n_in][k] == Step::One && (contiguous || computes && gatherable) => Inner::Map(v),
+            (Some(v), true, IterKind::Parallel) if out_ok && (contiguous || computes && gatherable) => Inner::Map(v),
             (Some(v), true, IterKind::Reduction) if contiguous => match fold(spec, &plan) {
                 Some(f) => Inner::Reduce(v, f),
                 None => Inner::Scalar,

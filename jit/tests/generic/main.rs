@@ -222,6 +222,39 @@ fn strided_reads_feeding_arithmetic_are_gathered_into_vectors() {
     }
 }
 
+/// The pooling gradient's scatter with its loops reordered so the long dim
+/// is innermost (as the CPU backend orders it): the output is written every
+/// other element (scattered lane by lane), one input is read along the
+/// loop (a vector) and one is constant along it (a splat); and a transposed
+/// write of computed values.
+#[test]
+fn strided_outputs_of_computed_values_are_scattered_from_vectors() {
+    // out[d0, d3, d1, d2] = select(code[d0, d1] == k[d2], g[d0, d1], 0) over [n, ow, kw, kh]-like loops.
+    let mut g = GenericBuilder::new(&[P, P, P, P], F32).unwrap();
+    let code = g.input(F32, map("(d0, d1, d2, d3) -> (d0, d3)"), None).unwrap();
+    let k = g.input(F32, map("(d0, d1, d2, d3) -> (d1, d2)"), None).unwrap();
+    let grad = g.input(F32, map("(d0, d1, d2, d3) -> (d0, d3)"), None).unwrap();
+    let eq = g.op(OpKind::Cmp, &[code, k], attrs! {"predicate" => "eq"}).unwrap();
+    let zero = g.constant(0.0, F32).unwrap();
+    let y = g.op(OpKind::Select, &[eq, grad, zero], Attrs::new()).unwrap();
+    let spec = g.finish(y, map("(d0, d1, d2, d3) -> (d0, d1, d3, d2)"), None).unwrap();
+    let mut rng = Rng::new(22);
+    for [n, ow] in [[3, 13], [1, 5], [2, 4], [2, 1]] {
+        let codes = Operand { shape: vec![n, ow], data: (0..n * ow).map(|i| ((i * 7) % 4) as f64).collect() };
+        let ks = Operand { shape: vec![2, 2], data: vec![0.0, 1.0, 2.0, 3.0] };
+        let k = check(&spec, &[codes, ks, rng.operand(&[n, ow])], &[n, 2, 2, ow], 0.0);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+    let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let e = g.op(OpKind::Exp, &[x], Attrs::new()).unwrap();
+    let spec = g.finish(e, map("(d0, d1) -> (d1, d0)"), None).unwrap();
+    for [r, c] in [[3, 9], [1, 1], [4, 4], [7, 2]] {
+        let k = check(&spec, &[rng.operand(&[r, c])], &[r, c], 1e-6);
+        assert_eq!(k.vector_lanes(), 4);
+    }
+}
+
 #[test]
 fn pooling_3x3_over_padding() {
     let mut rng = Rng::new(9);
