@@ -149,7 +149,7 @@ impl CpuExecutable {
     fn donor(&self, i: usize, env: &mut [Option<Val<'_>>], batch: Option<usize>) -> Option<(ValueId, Fresh)> {
         let step = &self.steps[i];
         let v = step.in_place?;
-        if self.layout.homes[i] != Home::Outside || step.out.shape.iter().any(|d| d.as_static().is_none()) && batch.is_none() {
+        if self.layout.homes[i] != Home::Outside || (batch.is_none() && step.out.shape.iter().any(|d| d.as_static().is_none())) {
             return None;
         }
         let n: usize = concrete(&step.out.shape, batch).iter().product();
