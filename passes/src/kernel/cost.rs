@@ -10,6 +10,13 @@
 //! only to rank alternatives, not to predict times. A `?` batch counts as
 //! [`NOMINAL_BATCH`]: every kernel of a function scales with the same batch,
 //! so the choice rarely depends on it.
+//!
+//! One rule about the code generator: a kernel whose body computes in both
+//! f32 and f64 (a sum widened to f64 next to f32 arithmetic) runs without
+//! vectors, one element per operation, so its FLOPs count [`SCALAR_FACTOR`]
+//! times. Fusing an f64 row statistic into an f32 kernel that calls `exp`
+//! (softmax's normalization) would otherwise look free and make the kernel
+//! several times slower.
 
 use dlc_ir::kernel::{Generic, Scalar};
 use dlc_ir::{Dim, Function, OpId, OpKind, TensorType, Type, ValueId};
@@ -20,6 +27,10 @@ pub const NOMINAL_BATCH: u64 = 64;
 pub const BYTES_PER_NS: f64 = 8.0;
 /// f32 operations one core retires per nanosecond on 4-lane vectors.
 pub const FLOPS_PER_NS: f64 = 16.0;
+
+/// How much more a FLOP costs in a kernel that runs scalar (the f32 vector
+/// width): see the module docs.
+pub const SCALAR_FACTOR: f64 = 4.0;
 
 /// What one kernel (or a set of kernels) costs.
 #[derive(Copy, Clone, Debug, Default, PartialEq)]
@@ -90,6 +101,7 @@ pub fn generic_cost(f: &Function, g: &Generic, operands: &[ValueId], out: &Type)
         Scalar::Op { kind, .. } => op_flops(*kind),
         _ => 0.0,
     }).sum();
+    let per_point = if mixes_float_widths(f, g, operands) { per_point * SCALAR_FACTOR } else { per_point };
     let mut seen: Vec<ValueId> = Vec::new();
     let mut read = 0.0;
     for &v in operands {
@@ -99,6 +111,37 @@ pub fn generic_cost(f: &Function, g: &Generic, operands: &[ValueId], out: &Type)
         }
     }
     Cost { bytes: read + bytes(out), flops: per_point * points(g), kernels: 1 }
+}
+
+/// True when `g`'s live body has both f32 and f64 values (its operands',
+/// constants', casts' and result's element types).
+fn mixes_float_widths(f: &Function, g: &Generic, operands: &[ValueId]) -> bool {
+    use dlc_ir::{AttrView, DType};
+    let live = g.live();
+    let mut widths = [false; 2];
+    let mut note = |d: DType| match d {
+        DType::F32 => widths[0] = true,
+        DType::F64 => widths[1] = true,
+        _ => {}
+    };
+    note(g.dtype);
+    for (_, s) in g.body.iter().enumerate().filter(|(i, _)| live[*i]) {
+        match s {
+            Scalar::Operand(k) => {
+                if let Some(t) = operands.get(*k).and_then(|&v| f.ty(v).as_tensor()) {
+                    note(t.dtype);
+                }
+            }
+            Scalar::Const { dtype, .. } => note(*dtype),
+            Scalar::Op { kind: OpKind::Cast, attrs, .. } => {
+                if let Ok(d) = AttrView::new(OpKind::Cast, attrs).dtype("dtype") {
+                    note(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    widths == [true, true]
 }
 
 /// The cost of any top-level op of a kernel-level function: generics by

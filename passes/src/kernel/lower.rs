@@ -374,36 +374,45 @@ fn lower_op(f: &mut Function, o: OpId) -> Result<Option<ValueId>, String> {
             let (x, xt) = (x.expect("arity"), xt.expect("arity"));
             let axis = dlc_ir::registry::shape::axis(view.int("axis")?, xt.rank())?;
             let m = emit(f, reduction(kind, x, &xt, &[axis], K::Maximum, f64::NEG_INFINITY))?;
-            // s = sum(exp(x - m)) along the axis.
-            let n = xt.rank();
-            let kept: Vec<usize> = (0..n).filter(|&k| k != axis).collect();
-            let mut sg = reduction(kind, x, &xt, &[axis], K::Add, 0.0);
-            sg.0.maps.push(AffineMap::projection(n, &kept));
-            sg.1.push(m);
-            sg.0.body = vec![Scalar::Operand(0), Scalar::Operand(1), Scalar::Acc, op(K::Sub, vec![0, 1]), op(K::Exp, vec![3]), op(K::Add, vec![2, 4])];
-            sg.0.result = 5;
+            // e = exp(x - m), then s = sum(e) along the axis. e is a kernel
+            // of its own: computed in x's type on vectors, while the sum
+            // widens to f64 (a body mixing the two runs scalar, `cost.rs`).
+            let e = emit(f, rowwise(kind, x, &xt, axis, &[m], vec![Scalar::Operand(0), Scalar::Operand(1), op(K::Sub, vec![0, 1]), op(K::Exp, vec![2])]))?;
+            let mut sg = reduction(kind, e, &xt, &[axis], K::Add, 0.0);
             widen_sum(&mut sg.0);
             let wide = sg.0.dtype != xt.dtype;
-            let s = emit(f, sg)?;
-            // x, m, s, x - m, then s (or log s) rounded to x's type once.
-            let mut body = vec![Scalar::Operand(0), Scalar::Operand(1), Scalar::Operand(2), op(K::Sub, vec![0, 1])];
-            let s_node = if kind == K::Softmax { 2 } else {
-                body.push(op(K::Log, vec![2]));
-                body.len() - 1
-            };
-            let s_node = if wide {
-                body.push(cast(xt.dtype, s_node));
-                body.len() - 1
-            } else {
-                s_node
-            };
-            if kind == K::Softmax {
-                body.push(op(K::Exp, vec![3]));
-                body.push(op(K::Div, vec![body.len() - 1, s_node]));
-            } else {
-                body.push(op(K::Sub, vec![3, s_node]));
+            let mut s = emit(f, sg)?;
+            let log_s = kind == K::LogSoftmax;
+            if wide {
+                // s (or log s) rounded to x's type once, as a kernel of its
+                // own over the rows, so the normalization over every element
+                // computes in one float width and runs on vectors.
+                let st = tensor(f, s)?;
+                let mut g = all_parallel(&TensorType::new(st.shape.clone(), xt.dtype), kind);
+                g.maps.push(AffineMap::identity(st.rank()));
+                g.body = vec![Scalar::Operand(0)];
+                if log_s {
+                    g.body.push(op(K::Log, vec![0]));
+                }
+                g.body.push(cast(xt.dtype, g.body.len() - 1));
+                g.result = g.body.len() - 1;
+                s = g.emit(f, &[s])?;
             }
-            emit(f, rowwise(kind, x, &xt, axis, &[m, s], body))?
+            if log_s {
+                // (x - m) - log s
+                let mut body = vec![Scalar::Operand(0), Scalar::Operand(1), Scalar::Operand(2), op(K::Sub, vec![0, 1])];
+                let l = if wide {
+                    2
+                } else {
+                    body.push(op(K::Log, vec![2]));
+                    body.len() - 1
+                };
+                body.push(op(K::Sub, vec![3, l]));
+                emit(f, rowwise(kind, x, &xt, axis, &[m, s], body))?
+            } else {
+                // e / s
+                emit(f, rowwise(kind, e, &xt, axis, &[s], vec![Scalar::Operand(0), Scalar::Operand(1), op(K::Div, vec![0, 1])]))?
+            }
         }
         K::MaxPool2d | K::AvgPool2d => {
             let (x, xt) = (x.expect("arity"), xt.expect("arity"));
