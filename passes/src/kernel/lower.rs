@@ -5,7 +5,7 @@
 //! |---|---|
 //! | elementwise (with NumPy broadcasting), `broadcast_to`, `transpose`, `slice` | one all-parallel `kernel.generic`; broadcasts are constant-0 or dropped map results, transposes permuted maps, slices `d * step + start` |
 //! | `reduce_sum`, `reduce_max`, `reduce_mean` (static reduced sizes) | a reduction `kernel.generic` (+ a scaling kernel for the mean; `keepdims` becomes a free `dl.reshape`) |
-//! | `softmax`, `log_softmax` | max-reduce, sum of `exp(x - max)`, and the normalizing kernel |
+//! | `softmax`, `log_softmax` | max-reduce; `e = exp(x - max)`; its sum (f64 for f32, rounded once in a row kernel of its own); the normalizing kernel (`e / s`, or `x - max - log s`), each in one float width |
 //! | `max_pool2d`, `avg_pool2d` | windows of up to 16 taps unrolled: one operand per tap reading `x[n, c, oh*s + kh - p, …]`, folded in window order; larger windows a reduction over `[n, c, oh, ow, kh, kw]`; padded reads give `-inf` / `0` (+ the `1/(kh*kw)` scaling) |
 //! | `matmul`, `conv2d` | `kernel.matmul`, `kernel.conv2d` (epilogues are fused later) |
 //! | `concat` of one tensor with constant fills | a padded read (`d - offset`, padding with the fill value) |
