@@ -217,7 +217,11 @@ impl Layout {
                 .and_then(|v| block_of[v.0 as usize])
                 .filter(|&b| {
                     let dies = |w: &ValueId| !returned[w.0 as usize] && last_read[w.0 as usize].is_none_or(|l| l <= i);
-                    blocks[b].dtype == s.dtype && blocks[b].values.iter().all(dies)
+                    // The step's other operands must not be views of the
+                    // block too (a reshape of the input read beside it):
+                    // only the input itself is read from the output buffer.
+                    let others_elsewhere = s.inputs.iter().all(|w| Some(*w) == s.in_place || block_of[w.0 as usize] != Some(b));
+                    blocks[b].dtype == s.dtype && blocks[b].values.iter().all(dies) && others_elsewhere
                 });
             let home = match (aliased, over) {
                 (Some(b), _) => {
@@ -569,5 +573,14 @@ mod tests {
         let l = layout_in_place(&[step(1, &[0], &d), step(2, &[1], &d), step(3, &[2], &d)], &[], &[3], true);
         assert_eq!(l.in_place, vec![false, true, false]);
         assert_eq!(l.homes[2], Home::Outside);
+    }
+
+    #[test]
+    fn a_step_reading_a_view_of_its_input_beside_it_is_not_written_in_place() {
+        // %2 = reshape %1; %3 = f(%1, %2): %2 would read the bytes %3 overwrites.
+        let d = [Dim::Static(16)];
+        let l = layout_in_place(&[step(1, &[0], &d), step(2, &[1], &d), step(3, &[1, 2], &d), step(4, &[3], &d)], &[1], &[9], true);
+        assert_eq!(l.in_place, vec![false, false, false, true]);
+        assert!(l.place(None).overlaps(&l).is_empty());
     }
 }
