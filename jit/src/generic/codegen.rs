@@ -24,6 +24,7 @@
 //! loop. A scalar tail takes the last `n mod lanes` elements.
 
 use crate::body::{Body, extremum, value_type};
+use crate::plan::Plan;
 use crate::codegen::{Jit, data_flags, elem_size, mem_type};
 use crate::error::JitError;
 use crate::generic::kernel::CompiledGeneric;
@@ -31,7 +32,7 @@ use crate::generic::schedule::{Fold, Inner, Schedule, Step};
 use crate::generic::spec::{GenericSpec, IterKind};
 use crate::lanes::Fx;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use dlc_ir::DType;
 use std::time::Instant;
@@ -64,6 +65,9 @@ struct Ctx {
     acc: Option<Variable>,
     /// The vector of partial accumulators (`Inner::Reduce`).
     vacc: Option<Variable>,
+    /// The two `f64x2` partial sums of `Inner::ReduceWiden` (the low and the
+    /// high halves of each `f32x4` term), and the term's own plan.
+    wacc: Option<(Variable, Variable, Plan)>,
 }
 
 /// How the innermost loop reads one input.
@@ -113,7 +117,7 @@ impl Nest<'_> {
         };
         let meta = MemFlagsData::trusted().with_readonly();
         let safe = if self.s.checks.is_empty() { ins } else { b.ins().load(types::I64, meta, ins, 8 * n_in as i32) };
-        let mut ctx = Ctx { params, sizes, safe, bounds: Vec::new(), acc: None, vacc: None };
+        let mut ctx = Ctx { params, sizes, safe, bounds: Vec::new(), acc: None, vacc: None, wacc: None };
         let mut ptrs = vec![None; n_in + 1];
         for (o, p) in ptrs.iter_mut().enumerate() {
             if o < n_in && !self.s.live[o] {
@@ -131,6 +135,9 @@ impl Nest<'_> {
         }
         if let Inner::Reduce(v, _) = self.s.inner {
             ctx.vacc = Some(b.declare_var(v));
+        }
+        if let Inner::ReduceWiden(t) = self.s.inner {
+            ctx.wacc = Some((b.declare_var(types::F64X2), b.declare_var(types::F64X2), Plan::new(self.spec.dag(), t, self.body.fma)));
         }
         self.level(b, &ctx, 0, &ptrs, &partials)?;
         b.ins().return_(&[]);
@@ -250,6 +257,7 @@ impl Nest<'_> {
         let vector = match self.s.inner {
             Inner::Scalar => None,
             Inner::Map(v) | Inner::Reduce(v, _) => Some(v),
+            Inner::ReduceWiden(_) => Some(types::F32X4),
         };
         let mut rows = vec![Row::default(); n_in + 1];
         for (i, row) in rows.iter_mut().enumerate() {
@@ -295,6 +303,11 @@ impl Nest<'_> {
                 let id = self.constant(b, self.spec.out_dtype(), Some(vt), fold.identity());
                 b.def_var(vacc, id);
             }
+            if let Some((lo, hi, _)) = &ctx.wacc {
+                let id = self.constant(b, DType::F64, Some(types::F64X2), Fold::Add.identity());
+                b.def_var(*lo, id);
+                b.def_var(*hi, id);
+            }
             b.ins().jump(vloop, &[]);
             b.switch_to_block(vloop);
             self.step(b, ctx, Some(vt), &rows, j)?;
@@ -306,6 +319,9 @@ impl Nest<'_> {
             b.seal_block(post);
             if let Inner::Reduce(_, fold) = self.s.inner {
                 self.combine(b, ctx, vt, fold)?;
+            }
+            if ctx.wacc.is_some() {
+                self.combine_widened(b, ctx)?;
             }
             b.ins().jump(tail_head, &[]);
         } else {
@@ -384,6 +400,24 @@ impl Nest<'_> {
                     b.ins().store(out_flags(), y, addr, 0);
                 }
             }
+        } else if let (Some(_), Some((lo, hi, plan)), Inner::ReduceWiden(t)) = (vector, &ctx.wacc, self.s.inner) {
+            // The f32 term on 4 lanes, each half promoted and added to its
+            // f64 partial sums (x86: cvtps2pd of the low half, then of the
+            // high half moved down as one 64-bit lane).
+            let term = Body { dag: self.body.dag, output: t, plan, fma: self.body.fma, pow: self.body.pow };
+            let t = term.emit(b, vector, &vals, None)?;
+            let low = b.ins().fvpromote_low(t);
+            let lanes = MemFlagsData::new().with_endianness(Endianness::Little);
+            let pairs = b.ins().bitcast(types::I64X2, lanes, t);
+            let upper = b.ins().extractlane(pairs, 1);
+            let upper = b.ins().scalar_to_vector(types::I64X2, upper);
+            let upper = b.ins().bitcast(types::F32X4, lanes, upper);
+            let high = b.ins().fvpromote_low(upper);
+            for (var, part) in [(*lo, low), (*hi, high)] {
+                let a = b.use_var(var);
+                let s = b.ins().fadd(a, part);
+                b.def_var(var, s);
+            }
         } else {
             let var = if vector.is_some() { ctx.vacc } else { ctx.acc };
             let var = var.ok_or_else(|| JitError::Codegen("no accumulator".into()))?;
@@ -393,6 +427,24 @@ impl Nest<'_> {
         }
         let jn = b.ins().iadd_imm_s(jv, lanes);
         b.def_var(j, jn);
+        Ok(())
+    }
+
+    /// Adds the two `f64x2` partial sums of a widened reduction into the
+    /// accumulator: lanes in order 0, 1 of the low half, then of the high.
+    fn combine_widened(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx) -> Result<(), JitError> {
+        let (Some((lo, hi, _)), Some(acc)) = (&ctx.wacc, ctx.acc) else {
+            return Err(JitError::Codegen("a widened reduction without accumulators".into()));
+        };
+        let mut t = b.use_var(acc);
+        for var in [*lo, *hi] {
+            let v = b.use_var(var);
+            for lane in 0..2 {
+                let x = b.ins().extractlane(v, lane);
+                t = b.ins().fadd(t, x);
+            }
+        }
+        b.def_var(acc, t);
         Ok(())
     }
 

@@ -77,6 +77,10 @@ pub(crate) enum Inner {
     /// A reduction dim folded into one vector of partial accumulators,
     /// combined into the accumulator after the loop, then a scalar tail.
     Reduce(Type, Fold),
+    /// An f32 term summed into an f64 accumulator (`acc + cast(t)`, the
+    /// widened sums of `lower-kernels`): the term on `f32x4`, its halves
+    /// promoted into two `f64x2` partial sums, then a scalar tail.
+    ReduceWiden(NodeId),
 }
 
 /// The compile-time decisions for one spec.
@@ -173,6 +177,7 @@ impl Schedule {
                 Some(f) => Inner::Reduce(v, f),
                 None => Inner::Scalar,
             },
+            (None, true, IterKind::Reduction) if contiguous => widened_term(spec, &plan, fma).map_or(Inner::Scalar, Inner::ReduceWiden),
             _ => Inner::Scalar,
         };
         Schedule { plan, live, steps, checks, mergeable, trailing, prefill, acc_live, inner }
@@ -183,8 +188,30 @@ impl Schedule {
         match self.inner {
             Inner::Scalar => 1,
             Inner::Map(v) | Inner::Reduce(v, _) => v.lane_count(),
+            Inner::ReduceWiden(_) => 4,
         }
     }
+}
+
+/// The f32 term `t` when the body is `acc + cast_f64(t)` into an f64
+/// accumulator, the accumulator read nowhere else, and `t` computed from
+/// f32 values alone (so it vectorizes as `f32x4`).
+fn widened_term(spec: &GenericSpec, plan: &Plan, fma: bool) -> Option<NodeId> {
+    let dag = spec.dag();
+    let root = spec.result();
+    if spec.out_dtype() != dlc_ir::DType::F64 || plan.fused[root.0 as usize].is_some() {
+        return None;
+    }
+    let Node::Op { kind: OpKind::Add, args, .. } = &dag.nodes[root.0 as usize] else { return None };
+    let acc = dag.nodes.iter().position(|n| *n == Node::Acc).map(|i| NodeId(i as u32))?;
+    if plan.uses[acc.0 as usize] != 1 || !args.contains(&acc) {
+        return None;
+    }
+    let c = *args.iter().find(|&&a| a != acc)?;
+    let Node::Op { kind: OpKind::Cast, args: cargs, .. } = &dag.nodes[c.0 as usize] else { return None };
+    let t = *cargs.first()?;
+    let term = Plan::new(dag, t, fma);
+    (dag.dtype(t) == dlc_ir::DType::F32 && term.vector == Some(cranelift_codegen::ir::types::F32X4)).then_some(t)
 }
 
 /// The fold when the body is `acc ⊕ f(inputs)` with ⊕ an add, maximum or

@@ -255,6 +255,40 @@ fn strided_outputs_of_computed_values_are_scattered_from_vectors() {
     }
 }
 
+/// A sum widened to f64 (`acc + cast(t)`, as `lower-kernels` writes f32
+/// sums): the f32 term runs on `f32x4`, its halves promoted into `f64x2`
+/// partial sums; over rows, columns and both, with tails, and against the
+/// sequential sum within f64 rounding of the reassociation.
+#[test]
+fn widened_sums_run_the_f32_term_on_vectors() {
+    let mut rng = Rng::new(23);
+    for (iters, out_map, sizes) in [
+        (&[P, R][..], "(d0, d1) -> (d0)", vec![5usize, 37]),
+        (&[P, R][..], "(d0, d1) -> (d0)", vec![3, 4]),
+        (&[P, R][..], "(d0, d1) -> (d0)", vec![2, 3]),
+        (&[R, P, R][..], "(d0, d1, d2) -> (d1)", vec![3, 5, 13]),
+    ] {
+        let rank = iters.len();
+        let dims = (0..rank).map(|k| format!("d{k}")).collect::<Vec<_>>().join(", ");
+        let in_map = format!("({dims}) -> ({dims})");
+        // 2·x is exact in f32, so the sums agree to f64 rounding; exp(x)
+        // brings the polynomial's few ulps of f32.
+        for (with_exp, rtol) in [(false, 1e-13), (true, 1e-6)] {
+            let mut g = GenericBuilder::new(iters, F64).unwrap();
+            let x = g.input(F32, map(&in_map), None).unwrap();
+            let acc = g.acc().unwrap();
+            let e = if with_exp { g.op(OpKind::Exp, &[x], Attrs::new()).unwrap() } else { x };
+            let two = g.constant(2.0, F32).unwrap();
+            let t = g.op(OpKind::Mul, &[e, two], Attrs::new()).unwrap();
+            let w = g.op(OpKind::Cast, &[t], attrs! {"dtype" => F64}).unwrap();
+            let s = g.op(OpKind::Add, &[acc, w], Attrs::new()).unwrap();
+            let spec = g.finish(s, map(out_map), Some(0.0)).unwrap();
+            let k = check(&spec, &[rng.operand(&sizes)], &sizes, rtol);
+            assert_eq!(k.vector_lanes(), 4, "{iters:?}");
+        }
+    }
+}
+
 #[test]
 fn pooling_3x3_over_padding() {
     let mut rng = Rng::new(9);
