@@ -480,84 +480,73 @@ impl ConvBench {
     fn flops(&self) -> f64 {
         2.0 * (self.so.iter().product::<usize>() * self.sw[1] * self.sw[2] * self.sw[3]) as f64
     }
-    /// The forward pass at `threads` on the direct path or im2col + gemm,
-    /// with its own scratch and output.
-    fn forward(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
+    /// The forward pass at `threads`, with its own scratch and output.
+    fn forward(&self, threads_max: usize) -> impl FnMut(usize) + Send + '_ {
         let c = Conv2d::default();
-        let (mut s, mut out) = (Vec::new(), vec![0.0; self.so.iter().product()]);
+        let mut s = vec![0.0; conv2d_scratch_len::<f32>(&self.sx, &self.sw, c, threads_max).unwrap()];
+        let mut out = vec![0.0; self.so.iter().product()];
         move |th| {
-            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
             let epi = Epilogue::NONE.with_bias(&self.bias).with_relu();
-            s.resize(conv2d_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
+            let need = conv2d_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap();
+            if s.len() < need {
+                s.resize(need, 0.0);
+            }
             conv2d(View::new(&self.x, &self.sx), View::new(&self.w, &self.sw), &mut out, c, epi, &mut s, th).unwrap()
-        }
-    }
-    fn grad_input(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
-        // `direct` only sets the switch: the input gradient has one path.
-        let c = Conv2d::default();
-        let (mut s, mut dx) = (Vec::new(), vec![0.0; self.x.len()]);
-        move |th| {
-            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
-            s.resize(conv2d_grad_input_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
-            conv2d_grad_input(View::new(&self.dy, &self.so), View::new(&self.w, &self.sw), &mut dx, &self.sx, c, &mut s, th).unwrap()
-        }
-    }
-    fn grad_weight(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
-        let c = Conv2d::default();
-        let (mut s, mut dw) = (Vec::new(), vec![0.0; self.w.len()]);
-        move |th| {
-            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
-            s.resize(conv2d_grad_weight_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
-            conv2d_grad_weight(View::new(&self.x, &self.sx), View::new(&self.dy, &self.so), &mut dw, &self.sw, c, &mut s, th).unwrap()
         }
     }
 }
 
-/// The paths the conv section compares, in its row order.
-/// (The input gradient always runs on im2col + gemm: see `direct.rs`.)
-const CONV_ROWS: [&str; 6] = [
-    "forward, im2col + gemm",
-    "forward, direct",
-    "grad input, im2col + gemm",
-    "grad weight, im2col + gemm",
-    "grad weight, direct",
-    "bare W·cols product",
-];
-
 fn conv(peak: f64) {
-    header("Keras CNN convolutions, batch 64 (f32): forward (bias+ReLU) and both gradients, im2col + gemm against the direct AVX-512 path, and the bare product");
-    let mut total = [[0.0; 2]; CONV_ROWS.len()];
+    header("Keras CNN convolutions, batch 64 (f32, im2col + gemm): forward (bias+ReLU), both gradients, and the bare product");
+    let mut total = [[0.0; 2]; 4];
     let mut total_flops = 0.0;
     for (sx, sw) in cnn() {
         let b = ConvBench::new(sx, sw);
+        let c = Conv2d::default();
         let name = format!("x{sx:?} w{sw:?}");
         let (o, taps, np) = (sw[0], sw[1] * sw[2] * sw[3], b.so[0] * b.so[2] * b.so[3]);
+        let (mut dx, mut dw) = (vec![0.0; b.x.len()], vec![0.0; b.w.len()]);
+        let mut s_in = vec![0.0; conv2d_grad_input_scratch_len::<f32>(&sx, &sw, c, 2).unwrap()];
+        let mut s_w = vec![0.0; conv2d_grad_weight_scratch_len::<f32>(&sx, &sw, c, 2).unwrap()];
         // The bare product the forward pass amounts to: W[O, taps] · cols[taps, N·P].
         let cols = rand_vec(taps * np, 5);
         let mut wide = vec![0.0; o * np];
         let b = &b;
-        let mut variants: Vec<Variant<'_>> = vec![
-            (format!("{name} {}", CONV_ROWS[0]), Box::new(b.forward(false))),
-            (format!("    {}", CONV_ROWS[1]), Box::new(b.forward(true))),
-            (format!("    {}", CONV_ROWS[2]), Box::new(b.grad_input(false))),
-            (format!("    {}", CONV_ROWS[3]), Box::new(b.grad_weight(false))),
-            (format!("    {}", CONV_ROWS[4]), Box::new(b.grad_weight(true))),
-        ];
-        variants.push((
-            format!("    bare W·cols [{o}x{taps}]·[{taps}x{np}]"),
-            Box::new(|th| matmul(View::new(&b.w, &[o, taps]), View::new(&cols, &[taps, np]), &mut wide, Transpose::NONE, Epilogue::NONE, th).unwrap()),
-        ));
-        let t = compare(b.flops(), peak, variants);
+        let t = compare(
+            b.flops(),
+            peak,
+            vec![
+                (format!("{name} forward"), Box::new(b.forward(2))),
+                (
+                    "    grad input (col2im of Wᵀ·dY)".into(),
+                    Box::new(|th| {
+                        let n = conv2d_grad_input_scratch_len::<f32>(&sx, &sw, c, th).unwrap();
+                        conv2d_grad_input(View::new(&b.dy, &b.so), View::new(&b.w, &sw), &mut dx, &sx, c, &mut s_in[..n], th).unwrap()
+                    }),
+                ),
+                (
+                    "    grad weight (dY·im2col(X)ᵀ)".into(),
+                    Box::new(|th| {
+                        let n = conv2d_grad_weight_scratch_len::<f32>(&sx, &sw, c, th).unwrap();
+                        conv2d_grad_weight(View::new(&b.x, &sx), View::new(&b.dy, &b.so), &mut dw, &sw, c, &mut s_w[..n], th).unwrap()
+                    }),
+                ),
+                (
+                    format!("    bare W·cols [{o}x{taps}]·[{taps}x{np}]"),
+                    Box::new(|th| matmul(View::new(&b.w, &[o, taps]), View::new(&cols, &[taps, np]), &mut wide, Transpose::NONE, Epilogue::NONE, th).unwrap()),
+                ),
+            ],
+        );
         total_flops += b.flops();
         for (acc, t) in total.iter_mut().zip(t) {
             acc[0] += t[0];
             acc[1] += t[1];
         }
     }
-    dlc_contract::DIRECT.store(true, Ordering::Relaxed);
-    for (name, t) in CONV_ROWS.iter().zip(total) {
-        row(&format!("all three convs, {name}"), total_flops, t, peak);
-    }
+    row("all three convs, forward", total_flops, total[0], peak);
+    row("all three convs, grad input", total_flops, total[1], peak);
+    row("all three convs, grad weight", total_flops, total[2], peak);
+    row("all three convs, bare products", total_flops, total[3], peak);
 }
 
 fn group(peak: f64) {
@@ -569,7 +558,7 @@ fn group(peak: f64) {
             .into_iter()
             .map(|cols| {
                 dlc_contract::MIN_GROUP_COLS.store(cols, Ordering::Relaxed);
-                let mut f = b.forward(false);
+                let mut f = b.forward(2);
                 let g: Box<dyn FnMut(usize) + Send> = Box::new(move |th| {
                     dlc_contract::MIN_GROUP_COLS.store(cols, Ordering::Relaxed);
                     f(th)

@@ -37,7 +37,6 @@
 #![deny(missing_docs)]
 
 mod conv;
-mod direct;
 mod epilogue;
 mod error;
 mod im2col;
@@ -57,8 +56,6 @@ pub use pack::{PackedB, matmul_packed};
 // Tuning knobs, public for the benchmark's sweeps only.
 #[doc(hidden)]
 pub use conv::MIN_GROUP_COLS;
-#[doc(hidden)]
-pub use direct::DIRECT;
 #[doc(hidden)]
 pub use matmul::{ROW_BLOCK_BYTES, SPLIT_ROWS};
 

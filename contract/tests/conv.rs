@@ -2,11 +2,9 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
-
 use common::*;
 use dlc_contract::{
-    Conv2d, ContractError, DIRECT, Epilogue, View, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight,
+    Conv2d, ContractError, Epilogue, View, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight,
     conv2d_grad_weight_scratch_len, conv2d_scratch_len,
 };
 
@@ -34,28 +32,13 @@ fn cases() -> Vec<ConvCase> {
         case([1, 1, 3, 3], [1, 1, 5, 5], [1, 1], [1, 1], [1, 1]),
         case([2, 1, 7, 7], [2, 1, 1, 1], [1, 1], [0, 0], [1, 1]),
         case([2, 16, 13, 13], [32, 16, 3, 3], [1, 1], [0, 0], [1, 1]),
-        // The direct path's channel tiles: 3 vectors (40 channels), exactly
-        // 4 (64), and 4 then 1 (65, above); a padded 5×5 kernel.
+        // 40 and 64 output channels, padding on one axis, a padded 5×5
+        // kernel, and enough images for several groups.
         case([2, 3, 9, 8], [40, 3, 3, 3], [1, 1], [0, 0], [1, 1]),
         case([3, 8, 6, 6], [64, 8, 3, 3], [1, 1], [2, 1], [1, 1]),
         case([2, 2, 7, 7], [5, 2, 5, 5], [1, 1], [2, 2], [1, 1]),
-        // Enough images that the direct weight gradient runs in groups.
         case([12, 2, 40, 40], [3, 2, 3, 3], [1, 1], [0, 0], [1, 1]),
     ]
-}
-
-/// The f32 tests run on both paths: the direct AVX-512 kernels (where the
-/// machine has them) and im2col + gemm. The switch is process-wide, so
-/// every test that depends on it holds this lock.
-static PATH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn on_both_paths(f: impl Fn()) {
-    let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());
-    for direct in [true, false] {
-        DIRECT.store(direct, Ordering::Relaxed);
-        f();
-    }
-    DIRECT.store(true, Ordering::Relaxed);
 }
 
 fn run_conv<T: Float>(cc: &ConvCase, x: &[T], w: &[T], epi: Epilogue<'_, T>, threads: usize) -> Vec<T> {
@@ -85,7 +68,7 @@ fn forward<T: Float>() {
         let mut r = rng(100 + i as u64);
         let x: Vec<T> = random(&mut r, cc.x.iter().product());
         let w: Vec<T> = random(&mut r, cc.w.iter().product());
-        let what = format!("{cc:?} ({})", if DIRECT.load(Ordering::Relaxed) { "direct where it applies" } else { "im2col" });
+        let what = format!("{cc:?}");
         assert_eq!(cc.conv().out_shape(&cc.x, &cc.w).unwrap(), cc.out(), "{what}: shape");
         let want = naive_conv(cc, &x, &w);
         let got = run_conv(cc, &x, &w, Epilogue::NONE, 1);
@@ -115,7 +98,7 @@ fn forward<T: Float>() {
 
 #[test]
 fn conv2d_f32() {
-    on_both_paths(forward::<f32>);
+    forward::<f32>();
 }
 
 #[test]
@@ -190,7 +173,7 @@ fn gradients<T: Float>() {
         let x: Vec<T> = random(&mut r, cc.x.iter().product());
         let w: Vec<T> = random(&mut r, cc.w.iter().product());
         let dy: Vec<T> = random(&mut r, cc.out().iter().product());
-        let what = format!("{cc:?} ({})", if DIRECT.load(Ordering::Relaxed) { "direct where it applies" } else { "im2col" });
+        let what = format!("{cc:?}");
 
         let want = naive_conv_grad_input(cc, &dy, &w);
         let got = run_grad_input(cc, &dy, &w, 1);
@@ -214,7 +197,7 @@ fn gradients<T: Float>() {
 
 #[test]
 fn conv2d_gradients_f32() {
-    on_both_paths(gradients::<f32>);
+    gradients::<f32>();
 }
 
 #[test]
@@ -243,7 +226,6 @@ fn gradients_are_adjoints() {
 
 #[test]
 fn bad_calls_are_errors() {
-    let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());
     let x = [0.0f32; 2 * 3 * 5 * 5];
     let w = [0.0f32; 4 * 3 * 3 * 3];
     let conv = Conv2d::default();
