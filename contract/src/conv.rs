@@ -14,13 +14,13 @@
 //! `dW = Σ dY · im2col(x)ᵀ`. A 1×1, stride-1, unpadded conv needs no im2col
 //! at all (the image *is* its column matrix) and skips the copy.
 //!
-//! A direct kernel (a register tile of output positions × output channels
-//! read straight from the image, and its transpose for the weight gradient,
-//! on AVX-512) was measured against this path on the 2-vCPU AMD EPYC (Zen 4)
-//! dev machine: even on the forward pass (7.9 against 7.6 ms for the Keras
-//! CNN's three convs at batch 64, 1 thread), even to 9% faster on the
-//! weight gradient, 15% slower on the input gradient; it is not used. It is
-//! in the history (commit d5ba8ee) with its tests and bench rows.
+//! A direct AVX-512 kernel (a register tile of output positions × output
+//! channels read straight from the image, and its transpose for the weight
+//! gradient) is in the history (commit d5ba8ee) with its tests and bench
+//! rows, unmeasured: the machine it was written on (a 2-vCPU AMD EPYC VM)
+//! exposes AVX2 and FMA but not AVX-512, so its "direct" rows ran this path.
+//! It was removed rather than kept unmeasured; an AVX-512 machine can
+//! restore it and measure.
 //!
 //! All buffers come from a caller-provided scratch slice sized by the
 //! `*_scratch_len` queries, so the hot path allocates nothing of its own.
