@@ -189,7 +189,7 @@ pub fn explain_fusion(f: &Function) -> Result<FusionExplanation, Error> {
     let mut g = optimized(f)?;
     let egraph = dlc_passes::egraph::optimize(&mut g).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
     let lowering = |e: String| Error::Input(format!("@{}: lowering to kernels: {e}", f.name));
-    let fusion = dlc_passes::kernel::explain(&g).map_err(lowering)?;
+    let fusion = dlc_passes::kernel::explain_with(&g, &egraph.rules).map_err(lowering)?;
     let (lowered, fused) = dlc_passes::kernel::lowered_and_fused(&g).map_err(lowering)?;
     let batch = Some(dlc_passes::kernel::cost::NOMINAL_BATCH as usize);
     let plan = |k: &Function| -> Result<dlc_cpu::MemoryPlan, Error> {

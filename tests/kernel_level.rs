@@ -90,10 +90,37 @@ fn explain_fusion_reports_every_example() {
             assert!(x.memory[1].naive_bytes <= x.memory[0].naive_bytes, "{name} @{}: fusion added buffers", f.name);
             assert!(r.after.kernels <= r.before.kernels && r.after.time_ns() <= r.before.time_ns() * (1.0 + 1e-9), "{name} @{}: fusion made it worse:\n{r}", f.name);
             assert_eq!(r.kernels.len(), r.after.kernels, "{name} @{}: one line per kernel", f.name);
+            check_kernel_provenance(&format!("{name} @{}", f.name), g, r);
             assert!(g.cost_after <= g.cost_before, "{name} @{}: the e-graph made it worse:\n{g}", f.name);
             // Without wall times: the rest is deterministic.
             text.push_str(&format!("{x:#}\n"));
         }
         insta::assert_snapshot!(format!("explain_{name}"), text);
     }
+}
+
+/// Each kernel's cost before fusion is that of the lowered kernels (one per
+/// op) it replaces; every lowered kernel is replaced by at least one, so the
+/// distinct ones sum to the report's total before, and the per-kernel
+/// befores sum to at least that (a producer inlined into several consumers
+/// counts in each), to exactly that when none is shared. The rules a kernel
+/// reports fired.
+fn check_kernel_provenance(what: &str, g: &dlc_passes::egraph::Report, r: &dlc_passes::kernel::FusionReport) {
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
+    let total: dlc_passes::kernel::cost::Cost = r.unfused.iter().copied().sum();
+    assert!(close(total.bytes, r.before.bytes) && close(total.flops, r.before.flops) && total.kernels == r.before.kernels, "{what}:\n{r}");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut shared = false;
+    for k in &r.kernels {
+        assert!(!k.replaces.is_empty() && k.before.bytes >= 0.0 && k.before.flops >= 0.0 && k.before.kernels == k.replaces.len(), "{what}:\n{r}");
+        for &i in &k.replaces {
+            shared |= !seen.insert(i);
+        }
+        for rule in &k.rules {
+            assert!(g.fired.contains_key(rule), "{what}: {rule} is reported on a kernel but did not fire:\n{g}{r}");
+        }
+    }
+    assert_eq!(seen, (0..r.unfused.len()).collect(), "{what}: a lowered kernel is replaced by no fused kernel:\n{r}");
+    let per_kernel: f64 = r.kernels.iter().map(|k| k.before.bytes).sum();
+    assert!(if shared { per_kernel > r.before.bytes } else { close(per_kernel, r.before.bytes) }, "{what}:\n{r}");
 }

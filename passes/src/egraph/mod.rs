@@ -20,11 +20,12 @@ pub mod analysis;
 pub mod cost;
 pub mod from_ir;
 pub mod lang;
+pub mod provenance;
 pub mod rules;
 pub mod to_ir;
 
 use crate::Pass;
-use dlc_ir::Function;
+use dlc_ir::{Function, OpId};
 use egg::{Id, Language, Rewrite, Runner, StopReason};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -130,6 +131,11 @@ pub struct Report {
     pub stages: Vec<StageReport>,
     /// Times each rule applied (matches that added something new), by rule name.
     pub fired: BTreeMap<String, usize>,
+    /// Per op of the rewritten function, the rules it owes its form to (see
+    /// [`provenance`]); ops kept as they were are not listed, and nothing
+    /// is when the rewrite was not kept. Not printed here: the kernel
+    /// report (`kernel::explain_with`) shows it per kernel.
+    pub rules: BTreeMap<OpId, Vec<&'static str>>,
     /// Estimated time of the modeled ops before, in nanoseconds (see [`cost`]).
     pub cost_before: f64,
     /// The same after (the input's cost when the rewrite was not kept).
@@ -179,6 +185,7 @@ pub fn optimize(f: &mut Function) -> Result<Report, String> {
     let node_limit = NODE_LIMIT.max(NODES_PER_INPUT_NODE * g.total_number_of_nodes());
     let mut stages = Vec::new();
     let mut fired: BTreeMap<String, usize> = BTreeMap::new();
+    let recording = provenance::Recording::start();
     for (stage_index, stage) in STAGES.iter().enumerate() {
         let rewrites = &stage_rewrites()[stage_index];
         let t = Instant::now();
@@ -203,6 +210,7 @@ pub fn optimize(f: &mut Function) -> Result<Report, String> {
         stages.push(StageReport { name: stage.name, nodes: g.total_number_of_nodes(), classes: g.number_of_classes(), iterations: runner.iterations.len(), time: t.elapsed(), stop });
     }
 
+    let log = recording.finish();
     let original: HashSet<lang::Dl> = mapping.modeled.iter().map(|(_, n)| n.clone().map_children(|c| g.find(c))).collect();
     let roots: Vec<Id> = roots(f, &g, &mapping);
     let choice = cost::extract(&g, &roots, &original);
@@ -210,14 +218,17 @@ pub fn optimize(f: &mut Function) -> Result<Report, String> {
     let mut after = f.clone();
     let rebuilt = to_ir::rebuild(&mut after, &g, &mapping, &choice).map_err(|e| format!("@{}: {e}", f.name))?;
     let keep = rebuilt.changed && rebuilt.cost <= cost_before;
+    let mut rules = BTreeMap::new();
     if keep {
         after.set_block_ops(after.entry(), rebuilt.ops.clone());
+        rules = provenance::resolve(&log, &g, &mapping, &choice, &original, f, &after, &rebuilt.emitted);
         *f = after;
     }
     Ok(Report {
         function: f.name.clone(),
         stages,
         fired,
+        rules,
         cost_before: cost_before as f64 / 1e3,
         cost_after: if keep { rebuilt.cost } else { cost_before } as f64 / 1e3,
         ops: (ops_before, f.body_ops().len()),

@@ -25,6 +25,9 @@ pub struct Rebuilt {
     pub cost: u128,
     /// True when it differs from the input.
     pub changed: bool,
+    /// The op computing each class it emitted (an input op kept, or a new
+    /// one), in order: what [`super::provenance::resolve`] attributes rules to.
+    pub emitted: Vec<(OpId, Id)>,
 }
 
 struct Emitter<'a> {
@@ -44,6 +47,7 @@ struct Emitter<'a> {
     cost: u128,
     /// Classes emitted by a new op, to be named after the input's value.
     renamed: Vec<(Id, ValueId)>,
+    emitted: Vec<(OpId, Id)>,
 }
 
 /// Rebuilds `f`'s entry block from the choice; `Err` when the choice reads
@@ -57,7 +61,7 @@ pub fn rebuild(f: &mut Function, g: &Graph, m: &Mapping, choice: &Choice) -> Res
         let c = m.class(g, f.op(*o).results[0]).expect("a modeled op has a class");
         ops_of_class.entry(c).or_default().push(*o);
     }
-    let mut e = Emitter { f, g, m, choice, value: HashMap::new(), ops_of_class, placed: HashSet::new(), placing: Vec::new(), order: Vec::new(), cost: 0, renamed: Vec::new() };
+    let mut e = Emitter { f, g, m, choice, value: HashMap::new(), ops_of_class, placed: HashSet::new(), placing: Vec::new(), order: Vec::new(), cost: 0, renamed: Vec::new(), emitted: Vec::new() };
     for &a in e.f.args().to_vec().iter() {
         let c = m.class(g, a).expect("an argument is a leaf");
         if matches!(choice.node(g, c), Dl::Leaf(i) if m.leaves[*i as usize] == a) {
@@ -76,7 +80,7 @@ pub fn rebuild(f: &mut Function, g: &Graph, m: &Mapping, choice: &Choice) -> Res
             None => e.place(o)?,
         }
     }
-    let Emitter { f, order, cost, renamed, .. } = e;
+    let Emitter { f, order, cost, renamed, emitted, .. } = e;
     // A new op takes the name of its class's first named input value whose
     // op is gone.
     let kept: HashSet<OpId> = order.iter().copied().collect();
@@ -95,7 +99,7 @@ pub fn rebuild(f: &mut Function, g: &Graph, m: &Mapping, choice: &Choice) -> Res
         }
     }
     let changed = order != before || order.iter().zip(&before_operands).any(|(&o, ops)| f.op(o).operands != *ops);
-    Ok(Rebuilt { ops: order, cost, changed })
+    Ok(Rebuilt { ops: order, cost, changed, emitted })
 }
 
 /// The classes the kept ops and the return read, through the choice.
@@ -168,12 +172,14 @@ impl Emitter<'_> {
         if let Some(o) = reuse {
             self.f.op_mut(o).operands = operands;
             self.order.push(o);
+            self.emitted.push((o, c));
             return self.f.op(o).results[0];
         }
         let entry = self.f.entry();
         let ty = self.g[c].data.ty.clone();
         let o = self.f.append_op(entry, kind, operands, attrs.attrs().clone(), vec![ty], Vec::new());
         self.order.push(o);
+        self.emitted.push((o, c));
         let v = self.f.op(o).results[0];
         self.renamed.push((c, v));
         v

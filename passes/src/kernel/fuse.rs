@@ -41,15 +41,27 @@ impl crate::Pass for FuseKernels {
     }
 
     fn try_run(&self, f: &mut Function) -> Result<bool, String> {
-        let mut changed = false;
-        while epilogue_once(f)? {
-            changed = true;
-        }
-        while producers(f)? {
-            changed = true;
-        }
-        Ok(changed)
+        fuse_traced(f).map(|(changed, _)| changed)
     }
+}
+
+/// Each op a fusion emitted, with the ops it replaced (earlier fused ops
+/// among them), in the order the fusions happened.
+pub type FusionTrace = Vec<(OpId, Vec<OpId>)>;
+
+/// The pass, also saying which ops each fused op replaced, so that a report
+/// can give a fused kernel's cost before fusion (`kernel::explain_with`).
+/// A producer inlined into several consumers is replaced by each of them.
+pub fn fuse_traced(f: &mut Function) -> Result<(bool, FusionTrace), String> {
+    let mut trace = Vec::new();
+    let mut changed = false;
+    while epilogue_once(f, &mut trace)? {
+        changed = true;
+    }
+    while producers(f, &mut trace)? {
+        changed = true;
+    }
+    Ok((changed, trace))
 }
 
 /// Users of each value among the top-level ops (op ids), and whether the
@@ -90,7 +102,7 @@ fn sole_generic_user(f: &Function, v: ValueId) -> Option<OpId> {
 }
 
 /// One epilogue fusion, if any applies.
-fn epilogue_once(f: &mut Function) -> Result<bool, String> {
+fn epilogue_once(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, String> {
     for o in f.body_ops().to_vec() {
         let op = f.op(o).clone();
         if !matches!(op.kind, OpKind::KernelMatmul | OpKind::KernelConv2d) || op.results.len() != 1 {
@@ -135,6 +147,7 @@ fn epilogue_once(f: &mut Function) -> Result<bool, String> {
         let gr = f.op(u).results[0];
         f.replace_all_uses(gr, r);
         relink(f, new, u, &[o, u]);
+        trace.push((new, vec![o, u]));
         return Ok(true);
     }
     Ok(false)
@@ -239,18 +252,18 @@ fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c
 /// producer tried once; the pass repeats sweeps until one changes nothing
 /// (a fusion can make an earlier producer's consumers all fusable). A few
 /// linear sweeps, not the quadratic cost of restarting after every fusion.
-fn producers(f: &mut Function) -> Result<bool, String> {
+fn producers(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, String> {
     let mut changed = false;
     for p_op in f.body_ops().to_vec().into_iter().rev() {
         if f.op(p_op).kind == OpKind::Generic && f.body_ops().contains(&p_op) {
-            changed |= producer(f, p_op)?;
+            changed |= producer(f, p_op, trace)?;
         }
     }
     Ok(changed)
 }
 
 /// Fuses generic `p_op` into all its consumers when that pays off.
-fn producer(f: &mut Function, p_op: OpId) -> Result<bool, String> {
+fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<bool, String> {
     let (u, ret) = users(f);
     {
         let pr = f.op(p_op).results[0];
@@ -287,6 +300,7 @@ fn producer(f: &mut Function, p_op: OpId) -> Result<bool, String> {
             f.replace_all_uses(old, r);
             replaced.push((old, r));
             relink(f, new, c_op, &[]);
+            trace.push((new, vec![p_op, c_op]));
             gone.push(c_op);
         }
         let entry = f.entry();

@@ -40,9 +40,20 @@ impl crate::Pass for LowerKernels {
 
 /// Lowers `f` in place; true when some op changed.
 pub fn lower(f: &mut Function) -> Result<bool, String> {
+    lower_traced(f).map(|(changed, _)| changed)
+}
+
+/// The ops of the lowered function that one op of the input became: the
+/// input op, and the ops its lowering added (itself among them when kept).
+pub type LoweringTrace = Vec<(OpId, Vec<OpId>)>;
+
+/// [`lower`], also saying what each op of the entry block became, so that a
+/// report can tell which `dl` op a kernel computes (`kernel::explain_with`).
+pub fn lower_traced(f: &mut Function) -> Result<(bool, LoweringTrace), String> {
     let entry = f.entry();
     let original: Vec<OpId> = f.body_ops().to_vec();
     let mut order = Vec::with_capacity(original.len());
+    let mut trace = Vec::with_capacity(original.len());
     let mut changed = false;
     for o in original {
         let before = f.body_ops().len();
@@ -52,17 +63,19 @@ pub fn lower(f: &mut Function) -> Result<bool, String> {
             Some(v) => {
                 let old = f.op(o).results[0];
                 f.replace_all_uses(old, v);
-                order.extend(appended);
+                order.extend(appended.iter().copied());
+                trace.push((o, appended));
                 changed = true;
             }
             None => {
                 order.push(o);
-                order.extend(appended);
+                order.extend(appended.iter().copied());
+                trace.push((o, [vec![o], appended].concat()));
             }
         }
     }
     f.set_block_ops(entry, order);
-    Ok(changed)
+    Ok((changed, trace))
 }
 
 fn tensor(f: &Function, v: ValueId) -> Result<TensorType, String> {

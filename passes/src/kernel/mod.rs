@@ -14,11 +14,12 @@ pub mod cost;
 pub mod fuse;
 pub mod lower;
 
-pub use fuse::FuseKernels;
-pub use lower::LowerKernels;
+pub use fuse::{FuseKernels, FusionTrace, fuse_traced};
+pub use lower::{LowerKernels, LoweringTrace, lower_traced};
 
 use crate::Pass;
-use dlc_ir::Function;
+use dlc_ir::{Function, OpId};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The kernel pipeline, as pass names: lowering, fusion, then DCE for the
 /// constants and views that fusion left unused.
@@ -50,9 +51,36 @@ pub struct FusionReport {
     pub before: cost::Cost,
     /// Cost after fusion.
     pub after: cost::Cost,
-    /// Per kernel of the fused function: its description, the `dl` ops it
-    /// computes, and its cost.
-    pub kernels: Vec<(String, Vec<String>, cost::Cost)>,
+    /// The cost of each kernel of the lowered function (one kernel per op),
+    /// in order: they sum to `before`, and [`KernelReport::replaces`] points
+    /// into them.
+    pub unfused: Vec<cost::Cost>,
+    /// Each kernel of the fused function, in order.
+    pub kernels: Vec<KernelReport>,
+}
+
+/// One kernel of the fused function.
+#[derive(Clone, Debug)]
+pub struct KernelReport {
+    /// What it is: `generic`, `generic/reduce`, `matmul`, `conv2d`, or the
+    /// op a backend runs directly.
+    pub what: String,
+    /// The `dl` ops it computes.
+    pub ops: Vec<String>,
+    /// The kernels of the lowered function (one kernel per op) it replaces,
+    /// as positions among that function's kernels. Every lowered kernel is
+    /// replaced by at least one fused kernel; a producer inlined into
+    /// several consumers, by each of them.
+    pub replaces: Vec<usize>,
+    /// The summed cost of the kernels it replaces. These sum to the
+    /// function's `before` when no producer was inlined into several
+    /// consumers, and to more otherwise (each counts it).
+    pub before: cost::Cost,
+    /// Its own cost.
+    pub after: cost::Cost,
+    /// The e-graph rules the `dl` ops it computes owe their form to
+    /// (`egraph::Report::rules`), sorted.
+    pub rules: Vec<String>,
 }
 
 impl std::fmt::Display for FusionReport {
@@ -61,9 +89,19 @@ impl std::fmt::Display for FusionReport {
         writeln!(f, "@{}: {} kernels -> {}, {:.1} KiB moved -> {:.1} KiB, {:.0} -> {:.0} kFLOP, est. {:.1} -> {:.1} us (a ? batch counts as {})",
             self.function, self.before.kernels, self.after.kernels, kb(&self.before), kb(&self.after),
             self.before.flops / 1e3, self.after.flops / 1e3, self.before.time_ns() / 1e3, self.after.time_ns() / 1e3, cost::NOMINAL_BATCH)?;
-        for (i, (what, ops, c)) in self.kernels.iter().enumerate() {
-            let ops = if ops.is_empty() { String::new() } else { format!(" <- {}", ops.join(" ")) };
-            writeln!(f, "  #{i:<3} {what:<16} {:>9.1} KiB {:>9.0} kFLOP{ops}", kb(c), c.flops / 1e3)?;
+        for (i, k) in self.kernels.iter().enumerate() {
+            let ops = if k.ops.is_empty() { String::new() } else { format!(" <- {}", k.ops.join(" ")) };
+            let rules = if k.rules.is_empty() { String::new() } else { format!("; rules: {}", k.rules.join(", ")) };
+            writeln!(
+                f,
+                "  #{i:<3} {:<18} {:>3} -> 1 {:>8.1} -> {:>8.1} KiB {:>7.0} -> {:>7.0} kFLOP{ops}{rules}",
+                k.what,
+                k.replaces.len(),
+                kb(&k.before),
+                kb(&k.after),
+                k.before.flops / 1e3,
+                k.after.flops / 1e3
+            )?;
         }
         Ok(())
     }
@@ -72,20 +110,48 @@ impl std::fmt::Display for FusionReport {
 /// `f` (a `dl`-level function) lowered to one kernel per op, and then
 /// fused: the two ends of [`KERNEL_PIPELINE`], for reports that compare them.
 pub fn lowered_and_fused(f: &Function) -> Result<(Function, Function), String> {
+    traced(f).map(|t| (t.lowered, t.fused))
+}
+
+/// The two ends of [`KERNEL_PIPELINE`], and how the ops of each came from
+/// the one before.
+struct Traced {
+    lowered: Function,
+    fused: Function,
+    lowering: lower::LoweringTrace,
+    fusion: fuse::FusionTrace,
+}
+
+fn traced(f: &Function) -> Result<Traced, String> {
     let mut lowered = f.clone();
-    to_kernels_with(&mut lowered, false)?;
-    let mut k = lowered.clone();
-    FuseKernels.try_run(&mut k)?;
-    crate::Dce.run(&mut k);
-    Ok((lowered, k))
+    let (_, lowering) = lower::lower_traced(&mut lowered)?;
+    crate::Dce.run(&mut lowered);
+    let mut fused = lowered.clone();
+    let (_, fusion) = fuse::fuse_traced(&mut fused)?;
+    crate::Dce.run(&mut fused);
+    Ok(Traced { lowered, fused, lowering, fusion })
+}
+
+/// [`explain_with`] without e-graph provenance.
+pub fn explain(f: &Function) -> Result<FusionReport, String> {
+    explain_with(f, &BTreeMap::new())
 }
 
 /// Lowers `f` (a `dl`-level function) to kernels and reports what fusion did:
-/// the cost before (one kernel per op) and after, and each fused kernel.
-pub fn explain(f: &Function) -> Result<FusionReport, String> {
-    let (lowered, k) = lowered_and_fused(f)?;
+/// the cost before (one kernel per op) and after, and each fused kernel with
+/// the `dl` ops it computes, the lowered kernels it replaces and their cost,
+/// and the e-graph rules its ops owe their form to (`rules`: by op of `f`,
+/// as `egraph::Report::rules` gives them for the function it rewrote).
+pub fn explain_with(f: &Function, rules: &BTreeMap<OpId, Vec<&'static str>>) -> Result<FusionReport, String> {
+    let Traced { lowered, fused: k, lowering, fusion } = traced(f)?;
     let before = cost::function_cost(&lowered);
     let after = cost::function_cost(&k);
+    // The `dl` op each lowered op came from, and what each fused op replaced.
+    let dl_of: HashMap<OpId, OpId> = lowering.iter().flat_map(|(o, became)| became.iter().map(move |&b| (b, *o))).collect();
+    let replaced: HashMap<OpId, Vec<OpId>> = fusion.into_iter().collect();
+    let unfused_ops: Vec<OpId> = lowered.body_ops().iter().copied().filter(|&o| cost::op_cost(&lowered, o).kernels > 0).collect();
+    let unfused: Vec<cost::Cost> = unfused_ops.iter().map(|&o| cost::op_cost(&lowered, o)).collect();
+    let position: HashMap<OpId, usize> = unfused_ops.iter().enumerate().map(|(i, &o)| (o, i)).collect();
     let mut kernels = Vec::new();
     for &o in k.body_ops() {
         let op = k.op(o);
@@ -113,7 +179,28 @@ pub fn explain(f: &Function) -> Result<FusionReport, String> {
             }
             kind => (short(kind.name()), Vec::new()),
         };
-        kernels.push((what, ops, c));
+        let parts = lowered_parts(o, &replaced);
+        let mut replaces: Vec<usize> = parts.iter().filter_map(|p| position.get(p).copied()).collect();
+        replaces.sort_unstable();
+        let before = replaces.iter().map(|&i| unfused[i]).sum();
+        let rules: BTreeSet<&str> = parts.iter().filter_map(|p| dl_of.get(p)).filter_map(|d| rules.get(d)).flatten().copied().collect();
+        kernels.push(KernelReport { what, ops, replaces, before, after: c, rules: rules.into_iter().map(String::from).collect() });
     }
-    Ok(FusionReport { function: f.name.clone(), before, after, kernels })
+    Ok(FusionReport { function: f.name.clone(), before, after, unfused, kernels })
+}
+
+/// The ops of the lowered function that fused op `o` replaced (`o` itself
+/// when fusion left it alone).
+fn lowered_parts(o: OpId, replaced: &HashMap<OpId, Vec<OpId>>) -> BTreeSet<OpId> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![o];
+    while let Some(p) = todo.pop() {
+        match replaced.get(&p) {
+            Some(parts) => todo.extend(parts.iter().copied()),
+            None => {
+                out.insert(p);
+            }
+        }
+    }
+    out
 }

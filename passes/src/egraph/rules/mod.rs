@@ -135,7 +135,13 @@ impl Match<'_> {
 pub fn add_checked(egraph: &mut Graph, kind: OpKind, attrs: AttrKey, children: Vec<Id>) -> Option<Id> {
     let types: Vec<Type> = children.iter().map(|&c| egraph[c].data.ty.clone()).collect();
     match kind.infer(&types, attrs.attrs()).as_deref() {
-        Ok([_]) => Some(egraph.add(Dl::op(kind, attrs, children))),
+        Ok([_]) => {
+            let node = Dl::op(kind, attrs, children);
+            if super::provenance::recording() && egraph.lookup(node.clone()).is_none() {
+                super::provenance::added(&node);
+            }
+            Some(egraph.add(node))
+        }
         _ => None,
     }
 }
@@ -176,6 +182,34 @@ fn rematch(egraph: &Graph, ast: &PatternAst<Dl>, at: Id, class: Id, subst: &Subs
     }
 }
 
+/// The op nodes of class `class` (and below) that the left side `ast`
+/// (rooted at `at`) matched under `subst` with the attribute assignment
+/// `attrs` (pre-order, as [`rematch`] lists them): the first such nodes, in
+/// pre-order. For the provenance log only.
+fn matched_nodes(egraph: &Graph, ast: &PatternAst<Dl>, at: Id, class: Id, subst: &Subst, attrs: &[AttrKey]) -> Option<Vec<Dl>> {
+    match &ast[at] {
+        ENodeOrVar::Var(v) => (egraph.find(subst[*v]) == egraph.find(class)).then(Vec::new),
+        ENodeOrVar::ENode(p) => {
+            let (head, mut rest) = attrs.split_first()?;
+            'nodes: for n in egraph[class].nodes.iter().filter(|n| p.matches(n)) {
+                let Dl::Op { attrs: a, .. } = n else { continue };
+                if a != head {
+                    continue;
+                }
+                let mut out = vec![n.clone()];
+                for (&pc, &nc) in p.children().iter().zip(n.children()) {
+                    let k = preorder_attrs(ast, pc).len();
+                    let Some(sub) = rest.get(..k).and_then(|a| matched_nodes(egraph, ast, pc, nc, subst, a)) else { continue 'nodes };
+                    out.extend(sub);
+                    rest = &rest[k..];
+                }
+                return Some(out);
+            }
+            None
+        }
+    }
+}
+
 /// The attributes of a pattern's op nodes in pre-order, as [`rematch`]
 /// lists them.
 fn preorder_attrs(ast: &PatternAst<Dl>, at: Id) -> Vec<AttrKey> {
@@ -205,7 +239,7 @@ enum RhsImpl {
 }
 
 impl Applier<Dl, DlAnalysis> for RuleApplier {
-    fn apply_one(&self, egraph: &mut Graph, eclass: Id, subst: &Subst, _: Option<&PatternAst<Dl>>, _: Symbol) -> Vec<Id> {
+    fn apply_one(&self, egraph: &mut Graph, eclass: Id, subst: &Subst, _: Option<&PatternAst<Dl>>, rule_name: Symbol) -> Vec<Id> {
         let root = egraph.find(eclass);
         // A match that binds a variable to the matched class itself lives in
         // a cycle (`x = x * 4` once `x` is a zero): rewriting it only grows
@@ -220,19 +254,32 @@ impl Applier<Dl, DlAnalysis> for RuleApplier {
             vec![preorder_attrs(&self.lhs, Id::from(self.lhs.as_ref().len() - 1))]
         };
         let mut changed = Vec::new();
+        let recording = super::provenance::recording();
+        let top = Id::from(self.lhs.as_ref().len() - 1);
         for attrs in assignments {
             let mut m = Match { egraph: &mut *egraph, root, subst, attrs };
+            if let RhsImpl::Term(_, Some(cond)) = &self.rhs
+                && !cond(&m)
+            {
+                continue;
+            }
+            // What the match went through, read before the right side
+            // changes the e-graph.
+            let matched = if recording {
+                super::provenance::begin(rule_of(rule_name.as_str()));
+                matched_nodes(m.egraph, &self.lhs, top, root, subst, &m.attrs).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let new = match &self.rhs {
-                RhsImpl::Term(t, cond) => {
-                    if cond.is_some_and(|c| !c(&m)) {
-                        continue;
-                    }
-                    m.term(t)
-                }
+                RhsImpl::Term(t, _) => m.term(t),
                 RhsImpl::Build(f) => f(&mut m),
             };
-            let Some(new) = new else { continue };
-            if egraph[new].data.ty == egraph[root].data.ty && egraph.union(root, new) {
+            let joined = new.is_some_and(|new| egraph[new].data.ty == egraph[root].data.ty && egraph.union(root, new));
+            if recording {
+                super::provenance::end(root, matched, joined);
+            }
+            if joined {
                 changed.push(root);
             }
         }
