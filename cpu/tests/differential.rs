@@ -14,6 +14,7 @@
 use dlc_backends::Tensor;
 use dlc_cpu::{CpuExecutable, CpuOptions};
 use dlc_ir::{Attr, Attrs, Builder, DType, Dim, Function, OpKind, TensorType, ValueId, attrs, print_function};
+use dlc_test_support::{dims, permutation, pick, shape_of};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,16 +51,8 @@ struct Case {
     seed: u64,
 }
 
-fn dims(s: &[u64]) -> Vec<Dim> {
-    s.iter().map(|&d| if d == 0 { Dim::Dynamic } else { Dim::Static(d) }).collect()
-}
-
 fn f32_ty(s: &[u64]) -> dlc_ir::Type {
     TensorType::new(dims(s), DType::F32).into()
-}
-
-fn shape_of(b: &Builder<'_>, v: ValueId) -> Vec<Dim> {
-    b.func.ty(v).as_tensor().expect("tensor").shape.clone()
 }
 
 /// Valid reshape targets of `s` (same static product, same number of `?`).
@@ -85,19 +78,6 @@ fn reshape_targets(s: &[Dim]) -> Vec<Vec<i64>> {
     out
 }
 
-/// The `k`-th permutation of `0..n` (Lehmer code).
-fn permutation(n: usize, mut k: usize) -> Vec<i64> {
-    let mut pool: Vec<i64> = (0..n as i64).collect();
-    let mut out = Vec::new();
-    for i in (1..=n).rev() {
-        let fact: usize = (1..i).product();
-        let idx = (k / fact) % i;
-        k %= fact.max(1);
-        out.push(pool.remove(idx));
-    }
-    out
-}
-
 fn axis_attr(p: u8, rank: usize) -> i64 {
     let ax = (p as usize % rank) as i64;
     if p & 0x40 != 0 { ax - rank as i64 } else { ax }
@@ -113,12 +93,6 @@ fn build(case: &Case) -> Function {
     let n_args = vals.len();
     let mut extra = 0;
     let mut b = Builder::at_entry(&mut f);
-    // Half the picks take one of the three newest values (deeper chains, more
-    // fusion), the others any value so far.
-    let pick = |vals: &[ValueId], i: u16| {
-        let i = (i & 0x7fff) as usize;
-        if i & 1 == 0 { vals[vals.len() - 1 - (i >> 1) % vals.len().min(3)] } else { vals[(i >> 1) % vals.len()] }
-    };
     for op in &case.ops {
         let (x, y) = (pick(&vals, op.a), pick(&vals, op.b));
         let rank = shape_of(&b, x).len();

@@ -16,6 +16,7 @@
 use dlc_backends::{Tensor, run};
 use dlc_ir::{Attr, Attrs, Builder, DType, DenseAttr, DenseData, Dim, Function, OpKind, TensorType, ValueId, attrs, print_function, verify_function};
 use dlc_passes::egraph::optimize;
+use dlc_test_support::{dims, permutation, pick, shape_of};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -43,29 +44,8 @@ struct Case {
     seed: u64,
 }
 
-fn dims(s: &[u64]) -> Vec<Dim> {
-    s.iter().map(|&d| if d == 0 { Dim::Dynamic } else { Dim::Static(d) }).collect()
-}
-
-fn shape_of(b: &Builder<'_>, v: ValueId) -> Vec<Dim> {
-    b.func.ty(v).as_tensor().expect("tensor").shape.clone()
-}
-
 fn constant(b: &mut Builder<'_>, v: f64) -> ValueId {
     b.constant(DenseAttr { ty: TensorType::fixed(&[], DType::F32), data: DenseData::Float(vec![v]) }).unwrap()
-}
-
-/// The `k`-th permutation of `0..n` (Lehmer code).
-fn permutation(n: usize, mut k: usize) -> Vec<i64> {
-    let mut pool: Vec<i64> = (0..n as i64).collect();
-    let mut out = Vec::new();
-    for i in (1..=n).rev() {
-        let fact: usize = (1..i).product();
-        let idx = (k / fact) % i;
-        k %= fact.max(1);
-        out.push(pool.remove(idx));
-    }
-    out
 }
 
 /// The last two dims swapped.
@@ -88,10 +68,6 @@ fn build(case: &Case) -> Function {
     let n_args = vals.len();
     let args = vals.clone();
     let mut b = Builder::at_entry(&mut f);
-    let pick = |vals: &[ValueId], i: u16| {
-        let i = i as usize;
-        if i & 1 == 0 { vals[vals.len() - 1 - (i >> 1) % vals.len().min(3)] } else { vals[(i >> 1) % vals.len()] }
-    };
     let un = |b: &mut Builder<'_>, k: OpKind, x: ValueId| b.op(k, &[x], Attrs::new());
     let bin = |b: &mut Builder<'_>, k: OpKind, x: ValueId, y: ValueId| b.op(k, &[x, y], Attrs::new());
     for op in &case.ops {
