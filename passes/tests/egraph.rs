@@ -9,13 +9,14 @@
 //! `f32`. `c(v)` below is an f32 rank-0 splat constant. The loss lines name
 //! their long sub-terms (`$u`, `$p`, …; see `DEFS`).
 
+mod egraph_common;
+
+use egraph_common::bce_of_sigmoid_with_gradient;
 use dlc_backends::{Tensor, run};
-use dlc_ir::{Attrs, Builder, DType, Dim, Function, Module, OpKind, TensorType, Type, parse_module, print_function, verify_function};
+use dlc_ir::{DType, Dim, Function, OpKind, TensorType, Type, parse_module, print_function, verify_function};
 use dlc_passes::egraph::analysis::{DlAnalysis, Graph};
 use dlc_passes::egraph::lang::Dl;
 use dlc_passes::egraph::{optimize, rules};
-use dlc_passes::train::{LossKind, LossSpec, Reduction, build_loss};
-use dlc_passes::{Options, PassManager, gradient};
 use egg::{RecExpr, Runner};
 use std::collections::BTreeSet;
 
@@ -437,22 +438,6 @@ fn a_shared_value_is_reused_rather_than_recomputed_another_way() {
 }
 
 // --- the BCE of a sigmoid at extreme logits ------------------------------------
-
-/// `mean(bce(sigmoid(z), t))` and its gradient with respect to `z`, as the
-/// trainer builds them: `build_loss`, autodiff, the default pipeline.
-fn bce_of_sigmoid_with_gradient() -> Function {
-    let mut f = Function::new("bce");
-    let ty = TensorType::new(vec![Dim::Dynamic, Dim::Static(1)], DType::F32);
-    let z = f.add_arg(ty.clone().into(), Some("z"), Attrs::new());
-    let t = f.add_arg(ty.into(), Some("t"), Attrs::new());
-    let mut b = Builder::at_entry(&mut f);
-    let p = b.op(OpKind::Sigmoid, &[z], Attrs::new()).unwrap();
-    let loss = build_loss(&mut b, &LossSpec { kind: LossKind::Bce, reduction: Reduction::Mean }, p, t).unwrap();
-    b.ret(&[loss]);
-    let mut m = Module { functions: vec![gradient(&f, 0, &[0]).unwrap()] };
-    PassManager::default_pipeline(Options::default()).run(&mut m, &mut std::io::sink()).unwrap();
-    m.functions.pop().unwrap()
-}
 
 /// The interpreter's f32 sigmoid.
 fn sigmoid_f32(z: f32) -> f32 {

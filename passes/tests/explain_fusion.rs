@@ -3,11 +3,12 @@
 //! and each kernel's cost before fusion is the sum of the one-kernel-per-op
 //! kernels it replaces, which together account for the whole function.
 
-use dlc_ir::{Attrs, Builder, DType, Dim, Function, Module, OpId, OpKind, TensorType, ValueDef, parse_module};
+mod egraph_common;
+
+use egraph_common::bce_of_sigmoid_with_gradient;
+use dlc_ir::{Function, OpId, ValueDef, parse_module};
 use dlc_passes::egraph::optimize;
 use dlc_passes::kernel::{FusionReport, cost, explain_with, lowered_and_fused};
-use dlc_passes::train::{LossKind, LossSpec, Reduction, build_loss};
-use dlc_passes::{Options, PassManager, gradient};
 use std::collections::BTreeSet;
 
 /// The e-graph pass on `f`, then the fusion report with its provenance, and
@@ -127,22 +128,6 @@ fn a_derived_node_reports_every_rule_of_its_derivation() {
     assert_eq!(r.kernels[layer].ops, ["matmul", "add (bias)", "relu"], "{r}");
     assert_eq!(r.kernels[layer].rules, ["matmul_bias", "matmul_bias_relu"], "{r}");
     assert!(r.kernels[exp].rules.is_empty(), "{r}");
-}
-
-/// `mean(bce(sigmoid(z), t))` and its gradient with respect to `z`, as the
-/// trainer builds them (as in `egraph.rs`).
-fn bce_of_sigmoid_with_gradient() -> Function {
-    let mut f = Function::new("bce");
-    let ty = TensorType::new(vec![Dim::Dynamic, Dim::Static(1)], DType::F32);
-    let z = f.add_arg(ty.clone().into(), Some("z"), Attrs::new());
-    let t = f.add_arg(ty.into(), Some("t"), Attrs::new());
-    let mut b = Builder::at_entry(&mut f);
-    let p = b.op(OpKind::Sigmoid, &[z], Attrs::new()).unwrap();
-    let loss = build_loss(&mut b, &LossSpec { kind: LossKind::Bce, reduction: Reduction::Mean }, p, t).unwrap();
-    b.ret(&[loss]);
-    let mut m = Module { functions: vec![gradient(&f, 0, &[0]).unwrap()] };
-    PassManager::default_pipeline(Options::default()).run(&mut m, &mut std::io::sink()).unwrap();
-    m.functions.pop().unwrap()
 }
 
 /// BCE through a sigmoid: the gradient rules (`bce_sigmoid_grad`, and
