@@ -187,7 +187,7 @@ impl std::fmt::Display for FusionExplanation {
 /// compiled for that: the plan depends on which steps the JIT takes).
 pub fn explain_fusion(f: &Function) -> Result<FusionExplanation, Error> {
     let mut g = optimized(f)?;
-    let egraph = dlc_passes::egraph::optimize(&mut g).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
+    let egraph = dlc_passes::egraph::optimize_explained(&mut g).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
     let lowering = |e: String| Error::Input(format!("@{}: lowering to kernels: {e}", f.name));
     let fusion = dlc_passes::kernel::explain_with(&g, &egraph.rules).map_err(lowering)?;
     let (lowered, fused) = dlc_passes::kernel::lowered_and_fused(&g).map_err(lowering)?;

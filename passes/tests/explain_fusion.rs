@@ -6,15 +6,15 @@
 mod egraph_common;
 
 use egraph_common::bce_of_sigmoid_with_gradient;
-use dlc_ir::{Function, OpId, ValueDef, parse_module};
-use dlc_passes::egraph::optimize;
+use dlc_ir::{Function, OpId, ValueDef, parse_module, print_function};
+use dlc_passes::egraph::{optimize, optimize_explained};
 use dlc_passes::kernel::{FusionReport, cost, explain_with, lowered_and_fused};
 use std::collections::BTreeSet;
 
 /// The e-graph pass on `f`, then the fusion report with its provenance, and
 /// the fused function's kernels in report order.
 fn explained(mut f: Function) -> (FusionReport, Function, Vec<OpId>) {
-    let egraph = optimize(&mut f).unwrap();
+    let egraph = optimize_explained(&mut f).unwrap();
     let report = explain_with(&f, &egraph.rules).unwrap();
     for k in &report.kernels {
         for r in &k.rules {
@@ -172,8 +172,22 @@ fn a_producer_inlined_twice_counts_in_both_consumers() {
 fn the_report_is_deterministic() {
     let text = || {
         let mut f = bce_of_sigmoid_with_gradient();
-        let egraph = optimize(&mut f).unwrap();
+        let egraph = optimize_explained(&mut f).unwrap();
         format!("{:?}\n{}", egraph.rules, explain_with(&f, &egraph.rules).unwrap())
     };
     assert_eq!(text(), text());
+}
+
+/// Plain compiles skip the rule log: the rewritten function is the same
+/// byte for byte with and without it, and only the explained run names rules.
+#[test]
+fn the_rule_log_changes_nothing_but_the_report() {
+    let f = bce_of_sigmoid_with_gradient();
+    let (mut plain, mut explained) = (f.clone(), f);
+    let (p, e) = (optimize(&mut plain).unwrap(), optimize_explained(&mut explained).unwrap());
+    assert!(p.changed && e.changed);
+    assert_eq!(print_function(&plain), print_function(&explained));
+    assert_eq!(p.fired, e.fired);
+    assert!(p.rules.is_empty());
+    assert!(e.rules.values().flatten().any(|r| *r == "bce_sigmoid_grad"), "{:?}", e.rules);
 }

@@ -177,15 +177,28 @@ impl fmt::Display for Report {
 
 /// Runs the stages on `f`'s entry block and writes back the cheapest
 /// equivalent; `Err` when a stage runs past [`TIME_GUARD`] or the extracted
-/// terms cannot be ordered (in which case `f` is unchanged).
+/// terms cannot be ordered (in which case `f` is unchanged). The report's
+/// [`Report::rules`] is left empty: see [`optimize_explained`].
 pub fn optimize(f: &mut Function) -> Result<Report, String> {
+    run(f, false)
+}
+
+/// [`optimize`], also logging which rules each op of the result owes its
+/// form to ([`Report::rules`], for `--explain-fusion`). The log costs time
+/// and memory on every rule application, so plain compiles do without it;
+/// the rewritten function is the same either way.
+pub fn optimize_explained(f: &mut Function) -> Result<Report, String> {
+    run(f, true)
+}
+
+fn run(f: &mut Function, explain: bool) -> Result<Report, String> {
     let start = Instant::now();
     let ops_before = f.body_ops().len();
     let (mut g, mapping) = from_ir::build(f);
     let node_limit = NODE_LIMIT.max(NODES_PER_INPUT_NODE * g.total_number_of_nodes());
     let mut stages = Vec::new();
     let mut fired: BTreeMap<String, usize> = BTreeMap::new();
-    let recording = provenance::Recording::start();
+    let recording = explain.then(provenance::Recording::start);
     for (stage_index, stage) in STAGES.iter().enumerate() {
         let rewrites = &stage_rewrites()[stage_index];
         let t = Instant::now();
@@ -210,7 +223,7 @@ pub fn optimize(f: &mut Function) -> Result<Report, String> {
         stages.push(StageReport { name: stage.name, nodes: g.total_number_of_nodes(), classes: g.number_of_classes(), iterations: runner.iterations.len(), time: t.elapsed(), stop });
     }
 
-    let log = recording.finish();
+    let log = recording.map(provenance::Recording::finish);
     let original: HashSet<lang::Dl> = mapping.modeled.iter().map(|(_, n)| n.clone().map_children(|c| g.find(c))).collect();
     let roots: Vec<Id> = roots(f, &g, &mapping);
     let choice = cost::extract(&g, &roots, &original);
@@ -221,7 +234,9 @@ pub fn optimize(f: &mut Function) -> Result<Report, String> {
     let mut rules = BTreeMap::new();
     if keep {
         after.set_block_ops(after.entry(), rebuilt.ops.clone());
-        rules = provenance::resolve(&log, &g, &mapping, &choice, &original, f, &after, &rebuilt.emitted);
+        if let Some(log) = &log {
+            rules = provenance::resolve(log, &g, &mapping, &choice, &original, f, &after, &rebuilt.emitted);
+        }
         *f = after;
     }
     Ok(Report {
