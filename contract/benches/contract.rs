@@ -3,7 +3,7 @@
 //! GFLOP/s per core of PERF.md's Zen 4).
 //!
 //! `cargo bench -p dlc-contract --bench contract [-- SECTION...]` with
-//! sections `peak mlp pack wide block threads conv group` (default: all).
+//! sections `peak mlp pack wide block threads conv taps group` (default: all).
 //! Every figure is the median of 5 batches of ≥ 20 calls (≥ 30 ms) each;
 //! compared variants run side by side in one run, so read the ratios — the
 //! machine is shared and noisy.
@@ -506,73 +506,109 @@ impl ConvBench {
     fn flops(&self) -> f64 {
         2.0 * (self.so.iter().product::<usize>() * self.sw[1] * self.sw[2] * self.sw[3]) as f64
     }
-    /// The forward pass at `threads`, with its own scratch and output.
-    fn forward(&self, threads_max: usize) -> impl FnMut(usize) + Send + '_ {
+    /// The forward pass at `threads` on the direct path or im2col + gemm,
+    /// with its own scratch and output.
+    fn forward(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
         let c = Conv2d::default();
-        let mut s = vec![0.0; conv2d_scratch_len::<f32>(&self.sx, &self.sw, c, threads_max).unwrap()];
-        let mut out = vec![0.0; self.so.iter().product()];
+        let (mut s, mut out) = (Vec::new(), vec![0.0; self.so.iter().product()]);
         move |th| {
+            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
             let epi = Epilogue::NONE.with_bias(&self.bias).with_relu();
-            let need = conv2d_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap();
-            if s.len() < need {
-                s.resize(need, 0.0);
-            }
+            s.resize(conv2d_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
             conv2d(View::new(&self.x, &self.sx), View::new(&self.w, &self.sw), &mut out, c, epi, &mut s, th).unwrap()
+        }
+    }
+    fn grad_input(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
+        // `direct` only sets the switch: the input gradient has one path.
+        let c = Conv2d::default();
+        let (mut s, mut dx) = (Vec::new(), vec![0.0; self.x.len()]);
+        move |th| {
+            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
+            s.resize(conv2d_grad_input_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
+            conv2d_grad_input(View::new(&self.dy, &self.so), View::new(&self.w, &self.sw), &mut dx, &self.sx, c, &mut s, th).unwrap()
+        }
+    }
+    fn grad_weight(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
+        let c = Conv2d::default();
+        let (mut s, mut dw) = (Vec::new(), vec![0.0; self.w.len()]);
+        move |th| {
+            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
+            s.resize(conv2d_grad_weight_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
+            conv2d_grad_weight(View::new(&self.x, &self.sx), View::new(&self.dy, &self.so), &mut dw, &self.sw, c, &mut s, th).unwrap()
         }
     }
 }
 
+/// The paths the conv section compares, in its row order: "dispatched" is
+/// what dlc runs (the direct AVX-512 kernels from `MIN_DIRECT_TAPS` taps on,
+/// where the machine has them; im2col + gemm otherwise). The input
+/// gradient always runs on im2col + gemm: see `direct.rs`.
+const CONV_ROWS: [&str; 6] = [
+    "forward, im2col + gemm",
+    "forward, dispatched",
+    "grad input, im2col + gemm",
+    "grad weight, im2col + gemm",
+    "grad weight, dispatched",
+    "bare W·cols product",
+];
+
 fn conv(peak: f64) {
-    header("Keras CNN convolutions, batch 64 (f32, im2col + gemm): forward (bias+ReLU), both gradients, and the bare product");
-    let mut total = [[0.0; 2]; 4];
+    header("Keras CNN convolutions, batch 64 (f32): forward (bias+ReLU) and both gradients, im2col + gemm against the dispatched path, and the bare product");
+    let mut total = [[0.0; 2]; CONV_ROWS.len()];
     let mut total_flops = 0.0;
     for (sx, sw) in cnn() {
         let b = ConvBench::new(sx, sw);
-        let c = Conv2d::default();
         let name = format!("x{sx:?} w{sw:?}");
         let (o, taps, np) = (sw[0], sw[1] * sw[2] * sw[3], b.so[0] * b.so[2] * b.so[3]);
-        let (mut dx, mut dw) = (vec![0.0; b.x.len()], vec![0.0; b.w.len()]);
-        let mut s_in = vec![0.0; conv2d_grad_input_scratch_len::<f32>(&sx, &sw, c, 2).unwrap()];
-        let mut s_w = vec![0.0; conv2d_grad_weight_scratch_len::<f32>(&sx, &sw, c, 2).unwrap()];
         // The bare product the forward pass amounts to: W[O, taps] · cols[taps, N·P].
         let cols = rand_vec(taps * np, 5);
         let mut wide = vec![0.0; o * np];
         let b = &b;
-        let t = compare(
-            b.flops(),
-            peak,
-            vec![
-                (format!("{name} forward"), Box::new(b.forward(2))),
-                (
-                    "    grad input (col2im of Wᵀ·dY)".into(),
-                    Box::new(|th| {
-                        let n = conv2d_grad_input_scratch_len::<f32>(&sx, &sw, c, th).unwrap();
-                        conv2d_grad_input(View::new(&b.dy, &b.so), View::new(&b.w, &sw), &mut dx, &sx, c, &mut s_in[..n], th).unwrap()
-                    }),
-                ),
-                (
-                    "    grad weight (dY·im2col(X)ᵀ)".into(),
-                    Box::new(|th| {
-                        let n = conv2d_grad_weight_scratch_len::<f32>(&sx, &sw, c, th).unwrap();
-                        conv2d_grad_weight(View::new(&b.x, &sx), View::new(&b.dy, &b.so), &mut dw, &sw, c, &mut s_w[..n], th).unwrap()
-                    }),
-                ),
-                (
-                    format!("    bare W·cols [{o}x{taps}]·[{taps}x{np}]"),
-                    Box::new(|th| matmul(View::new(&b.w, &[o, taps]), View::new(&cols, &[taps, np]), &mut wide, Transpose::NONE, Epilogue::NONE, th).unwrap()),
-                ),
-            ],
-        );
+        let mut variants: Vec<Variant<'_>> = vec![
+            (format!("{name} {}", CONV_ROWS[0]), Box::new(b.forward(false))),
+            (format!("    {}", CONV_ROWS[1]), Box::new(b.forward(true))),
+            (format!("    {}", CONV_ROWS[2]), Box::new(b.grad_input(false))),
+            (format!("    {}", CONV_ROWS[3]), Box::new(b.grad_weight(false))),
+            (format!("    {}", CONV_ROWS[4]), Box::new(b.grad_weight(true))),
+        ];
+        variants.push((
+            format!("    bare W·cols [{o}x{taps}]·[{taps}x{np}]"),
+            Box::new(|th| matmul(View::new(&b.w, &[o, taps]), View::new(&cols, &[taps, np]), &mut wide, Transpose::NONE, Epilogue::NONE, th).unwrap()),
+        ));
+        let t = compare(b.flops(), peak, variants);
         total_flops += b.flops();
         for (acc, t) in total.iter_mut().zip(t) {
             acc[0] += t[0];
             acc[1] += t[1];
         }
     }
-    row("all three convs, forward", total_flops, total[0], peak);
-    row("all three convs, grad input", total_flops, total[1], peak);
-    row("all three convs, grad weight", total_flops, total[2], peak);
-    row("all three convs, bare products", total_flops, total[3], peak);
+    dlc_contract::DIRECT.store(true, Ordering::Relaxed);
+    for (name, t) in CONV_ROWS.iter().zip(total) {
+        row(&format!("all three convs, {name}"), total_flops, t, peak);
+    }
+}
+
+/// Where the direct path starts to pay: 3×3 convolutions on 28×28 images
+/// at batch 64 with 32 output channels, from 1 input channel (9 taps) to 32
+/// (288), forward and weight gradient on both paths. Every path runs here
+/// (`DIRECT` forced per row), so the threshold in `direct.rs` is read off
+/// this table.
+fn taps(peak: f64) {
+    header("Direct path against im2col + gemm by taps per output (3x3, 28x28, 32 output channels, batch 64)");
+    let min_taps = dlc_contract::MIN_DIRECT_TAPS.swap(0, Ordering::Relaxed);
+    for c in [1usize, 2, 3, 4, 6, 8, 16, 32] {
+        let b = ConvBench::new([64, c, 28, 28], [32, c, 3, 3]);
+        let b = &b;
+        let variants: Vec<Variant<'_>> = vec![
+            (format!("taps {:>3} forward, im2col + gemm", c * 9), Box::new(b.forward(false))),
+            ("          forward, direct".to_string(), Box::new(b.forward(true))),
+            ("          grad weight, im2col + gemm".to_string(), Box::new(b.grad_weight(false))),
+            ("          grad weight, direct".to_string(), Box::new(b.grad_weight(true))),
+        ];
+        compare(b.flops(), peak, variants);
+    }
+    dlc_contract::DIRECT.store(true, Ordering::Relaxed);
+    dlc_contract::MIN_DIRECT_TAPS.store(min_taps, Ordering::Relaxed);
 }
 
 fn group(peak: f64) {
@@ -584,7 +620,7 @@ fn group(peak: f64) {
             .into_iter()
             .map(|cols| {
                 dlc_contract::MIN_GROUP_COLS.store(cols, Ordering::Relaxed);
-                let mut f = b.forward(2);
+                let mut f = b.forward(false);
                 let g: Box<dyn FnMut(usize) + Send> = Box::new(move |th| {
                     dlc_contract::MIN_GROUP_COLS.store(cols, Ordering::Relaxed);
                     f(th)
@@ -628,6 +664,9 @@ fn main() {
     }
     if want("conv") {
         conv(peak);
+    }
+    if want("taps") {
+        taps(peak);
     }
     if want("group") {
         group(peak);

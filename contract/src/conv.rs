@@ -1,5 +1,7 @@
 //! `dl.conv2d` (NCHW input, OIHW weight, stride, padding, dilation) and its
-//! two gradients, as im2col + gemm.
+//! two gradients, as im2col + gemm. On AVX-512 machines the f32 forward
+//! pass and weight gradient of convolutions with many taps per output take
+//! the direct kernels instead (`direct.rs`, which says where each path wins).
 //!
 //! Why im2col: it turns the convolution into one dense product
 //! `W[O, C·KH·KW] · cols[C·KH·KW, OH·OW]` that runs at the kernel's speed,
@@ -14,18 +16,6 @@
 //! `dW = Σ dY · im2col(x)ᵀ`. A 1×1, stride-1, unpadded conv needs no im2col
 //! at all (the image *is* its column matrix) and skips the copy.
 //!
-//! A direct AVX-512 kernel (a register tile of output positions × output
-//! channels read straight from the image, and its transpose for the weight
-//! gradient) is in the history (commit d5ba8ee) with its tests and bench
-//! rows, unmeasured: the machine it was written on (a 2-vCPU AMD EPYC VM)
-//! exposes AVX2 and FMA but not AVX-512, so its "direct" rows ran this path.
-//! It was removed rather than kept unmeasured; an AVX-512 machine can
-//! restore it and measure. Its AVX2 port (8 lanes, tiles of 6–7 positions
-//! × 8–16 channels) was measured there against this path, Keras CNN convs
-//! at batch 64, 1 thread, two runs: the 13×13 layer's forward 1.03–1.19×
-//! faster, the 28×28 (one input channel) and 5×5 layers' 0.71–0.89×, the
-//! weight gradient 2.3× slower; not adopted.
-//!
 //! All buffers come from a caller-provided scratch slice sized by the
 //! `*_scratch_len` queries, so the hot path allocates nothing of its own.
 //! Groups are fixed by the shapes alone and split statically over jobs, so
@@ -38,6 +28,7 @@ use crate::error::{ContractError, check_len};
 use crate::kernel::{self, Operand, SendPtr};
 use crate::matmul::View;
 use crate::Element;
+use crate::direct;
 use crate::im2col::{col2im, gather_wide, im2col};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -129,7 +120,7 @@ impl Geo {
         self.o * self.p()
     }
     /// 1×1, stride 1, no padding: an image is its own column matrix.
-    fn direct(&self) -> bool {
+    pub(crate) fn pointwise(&self) -> bool {
         let c = self.conv;
         self.kh == 1 && self.kw == 1 && c.stride == [1, 1] && c.padding == [0, 0]
     }
@@ -142,7 +133,7 @@ impl Geo {
     }
     /// Column-matrix elements for `g` images (none when the image is used directly).
     fn cols_len(&self, g: usize) -> usize {
-        if g == 1 && self.direct() { 0 } else { self.taps() * g * self.p() }
+        if g == 1 && self.pointwise() { 0 } else { self.taps() * g * self.p() }
     }
     /// `[O, G·P]` elements for a group of `g > 1` (none for one image,
     /// which is read or written in place).
@@ -166,12 +157,21 @@ fn check_scratch(needed: usize, found: usize) -> Result<(), ContractError> {
     if found < needed { Err(ContractError::Scratch { needed, found }) } else { Ok(()) }
 }
 
+/// Whether [`conv2d`] (and [`conv2d_grad_weight`]) of these shapes take the
+/// direct kernels on this machine. For the tests and the benchmark.
+#[doc(hidden)]
+pub fn conv2d_is_direct<T: Element>(x: &[usize], w: &[usize], conv: Conv2d) -> Result<bool, ContractError> {
+    Ok(direct::forward_applies::<T>(&Geo::new(x, w, conv)?))
+}
+
 /// Scratch elements [`conv2d`] needs for these shapes and `threads`.
 pub fn conv2d_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, threads: usize) -> Result<usize, ContractError> {
     let g = Geo::new(x, w, conv)?;
     let grp = g.group(size_of::<T>());
     let (jobs, _) = g.split(g.n.div_ceil(grp), threads);
-    Ok(jobs * (g.cols_len(grp) + g.wide_len(grp)))
+    let im2col = jobs * (g.cols_len(grp) + g.wide_len(grp));
+    // Either path's need, whichever this machine runs: the same plan on every CPU.
+    Ok(if direct::suits::<T>(&g) { im2col.max(direct::conv2d_scratch(&g, threads)) } else { im2col })
 }
 
 /// `out = epilogue(conv2d(x, w))`: `x` `[N,C,H,W]`, `w` `[O,C,KH,KW]`,
@@ -191,6 +191,11 @@ pub fn conv2d<T: Element>(
     let g = Geo::new(x.shape, w.shape, conv)?;
     check_len("out", g.n * g.y_img(), out.len())?;
     epilogue.check(g.o)?;
+    if direct::forward_applies::<T>(&g) {
+        check_scratch(direct::conv2d_scratch(&g, threads), scratch.len())?;
+        direct::conv2d(&g, x.data, w.data, out, epilogue, scratch, threads);
+        return Ok(());
+    }
     let grp = g.group(size_of::<T>());
     let groups = g.n.div_ceil(grp);
     let (jobs, inner) = g.split(groups, threads);
@@ -315,7 +320,9 @@ pub fn conv2d_grad_weight_scratch_len<T: Element>(x: &[usize], w: &[usize], conv
     let g = Geo::new(x, w, conv)?;
     let grp = g.group(size_of::<T>());
     let (jobs, _) = g.split(g.n.div_ceil(grp), threads);
-    Ok(jobs * (g.cols_len(grp) + g.wide_len(grp)) + (jobs - 1) * g.o * g.taps())
+    let im2col = jobs * (g.cols_len(grp) + g.wide_len(grp)) + (jobs - 1) * g.o * g.taps();
+    // As in `conv2d_scratch_len`: either path's need.
+    Ok(if direct::suits::<T>(&g) { im2col.max(direct::grad_weight_scratch(&g)) } else { im2col })
 }
 
 /// The gradient of [`conv2d`] with respect to its weight: given the input
@@ -338,6 +345,11 @@ pub fn conv2d_grad_weight<T: Element>(
     check_dy(&g, dy.shape)?;
     let (p, taps) = (g.p(), g.taps());
     check_len("dw", g.o * taps, dw.len())?;
+    if direct::grad_weight_applies::<T>(&g) {
+        check_scratch(direct::grad_weight_scratch(&g), scratch.len())?;
+        direct::conv2d_grad_weight(&g, x.data, dy.data, dw, scratch, threads);
+        return Ok(());
+    }
     let grp = g.group(size_of::<T>());
     let groups = g.n.div_ceil(grp);
     let (jobs, inner) = g.split(groups, threads);

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod conv;
+mod direct;
 mod epilogue;
 mod error;
 mod im2col;
@@ -56,6 +57,10 @@ pub use pack::{PackedB, matmul_packed};
 // Tuning knobs, public for the benchmark's sweeps only.
 #[doc(hidden)]
 pub use conv::MIN_GROUP_COLS;
+#[doc(hidden)]
+pub use direct::{DIRECT, MIN_DIRECT_TAPS};
+#[doc(hidden)]
+pub use conv::conv2d_is_direct;
 #[doc(hidden)]
 pub use matmul::{ROW_BLOCK_BYTES, SPLIT_ROWS};
 

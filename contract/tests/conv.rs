@@ -2,9 +2,11 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
+
 use common::*;
 use dlc_contract::{
-    Conv2d, ContractError, Epilogue, View, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight,
+    Conv2d, ContractError, DIRECT, Epilogue, MIN_DIRECT_TAPS, View, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight, conv2d_is_direct,
     conv2d_grad_weight_scratch_len, conv2d_scratch_len,
 };
 
@@ -32,13 +34,32 @@ fn cases() -> Vec<ConvCase> {
         case([1, 1, 3, 3], [1, 1, 5, 5], [1, 1], [1, 1], [1, 1]),
         case([2, 1, 7, 7], [2, 1, 1, 1], [1, 1], [0, 0], [1, 1]),
         case([2, 16, 13, 13], [32, 16, 3, 3], [1, 1], [0, 0], [1, 1]),
-        // 40 and 64 output channels, padding on one axis, a padded 5×5
-        // kernel, and enough images for several groups.
+        // The direct path's channel tiles: 3 vectors (40 channels), exactly
+        // 4 (64), and 4 then 1 (65, above); a padded 5×5 kernel.
         case([2, 3, 9, 8], [40, 3, 3, 3], [1, 1], [0, 0], [1, 1]),
         case([3, 8, 6, 6], [64, 8, 3, 3], [1, 1], [2, 1], [1, 1]),
         case([2, 2, 7, 7], [5, 2, 5, 5], [1, 1], [2, 2], [1, 1]),
+        // Enough images that the direct weight gradient runs in groups.
         case([12, 2, 40, 40], [3, 2, 3, 3], [1, 1], [0, 0], [1, 1]),
     ]
+}
+
+/// The f32 tests run on both paths: the direct AVX-512 kernels (where the
+/// machine has them), for every shape however few its taps, and im2col +
+/// gemm. The switches are process-wide, so every test that depends on them
+/// holds this lock.
+static PATH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn on_both_paths(f: impl Fn()) {
+    let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());
+    let min_taps = MIN_DIRECT_TAPS.load(Ordering::Relaxed);
+    for direct in [true, false] {
+        DIRECT.store(direct, Ordering::Relaxed);
+        MIN_DIRECT_TAPS.store(if direct { 0 } else { min_taps }, Ordering::Relaxed);
+        f();
+    }
+    DIRECT.store(true, Ordering::Relaxed);
+    MIN_DIRECT_TAPS.store(min_taps, Ordering::Relaxed);
 }
 
 fn run_conv<T: Float>(cc: &ConvCase, x: &[T], w: &[T], epi: Epilogue<'_, T>, threads: usize) -> Vec<T> {
@@ -68,7 +89,7 @@ fn forward<T: Float>() {
         let mut r = rng(100 + i as u64);
         let x: Vec<T> = random(&mut r, cc.x.iter().product());
         let w: Vec<T> = random(&mut r, cc.w.iter().product());
-        let what = format!("{cc:?}");
+        let what = format!("{cc:?} ({})", if DIRECT.load(Ordering::Relaxed) { "direct where it applies" } else { "im2col" });
         assert_eq!(cc.conv().out_shape(&cc.x, &cc.w).unwrap(), cc.out(), "{what}: shape");
         let want = naive_conv(cc, &x, &w);
         let got = run_conv(cc, &x, &w, Epilogue::NONE, 1);
@@ -98,7 +119,7 @@ fn forward<T: Float>() {
 
 #[test]
 fn conv2d_f32() {
-    forward::<f32>();
+    on_both_paths(forward::<f32>);
 }
 
 #[test]
@@ -173,7 +194,7 @@ fn gradients<T: Float>() {
         let x: Vec<T> = random(&mut r, cc.x.iter().product());
         let w: Vec<T> = random(&mut r, cc.w.iter().product());
         let dy: Vec<T> = random(&mut r, cc.out().iter().product());
-        let what = format!("{cc:?}");
+        let what = format!("{cc:?} ({})", if DIRECT.load(Ordering::Relaxed) { "direct where it applies" } else { "im2col" });
 
         let want = naive_conv_grad_input(cc, &dy, &w);
         let got = run_grad_input(cc, &dy, &w, 1);
@@ -197,7 +218,7 @@ fn gradients<T: Float>() {
 
 #[test]
 fn conv2d_gradients_f32() {
-    gradients::<f32>();
+    on_both_paths(gradients::<f32>);
 }
 
 #[test]
@@ -226,6 +247,7 @@ fn gradients_are_adjoints() {
 
 #[test]
 fn bad_calls_are_errors() {
+    let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());
     let x = [0.0f32; 2 * 3 * 5 * 5];
     let w = [0.0f32; 4 * 3 * 3 * 3];
     let conv = Conv2d::default();
@@ -256,4 +278,35 @@ fn bad_calls_are_errors() {
     let mut s = vec![0.0f32; conv2d_grad_input_scratch_len::<f32>(&sx, &sw, conv, 1).unwrap()];
     let r = conv2d_grad_input(View::new(&out[..36], &[1, 4, 3, 3]), View::new(&w, &sw), &mut dx, &sx, conv, &mut s, 1);
     assert!(matches!(r, Err(ContractError::Shape(_))));
+}
+
+/// The direct kernels are only tested where they run: on a machine with
+/// AVX-512 the default threshold keeps a 9-tap convolution on im2col and
+/// sends a 288-tap one direct, and `DIRECT` turns the path off; elsewhere
+/// nothing goes direct. Scratch sizes never depend on the machine: they
+/// cover either path.
+#[test]
+fn the_direct_path_is_taken_where_it_applies() {
+    let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Conv2d::default();
+    let (small, big) = (([64, 1, 28, 28], [32, 1, 3, 3]), ([64, 32, 13, 13], [64, 32, 3, 3]));
+    let direct = |(x, w): ([usize; 4], [usize; 4]), on: bool| {
+        DIRECT.store(on, Ordering::Relaxed);
+        let d = conv2d_is_direct::<f32>(&x, &w, c).unwrap();
+        let len = conv2d_scratch_len::<f32>(&x, &w, c, 1).unwrap();
+        DIRECT.store(true, Ordering::Relaxed);
+        (d, len)
+    };
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    if !avx512 {
+        eprintln!("this machine has no AVX-512: the direct kernels do not run here");
+    }
+    assert!(!direct(small, true).0, "9 taps stay on im2col");
+    assert_eq!(direct(big, true).0, avx512, "288 taps go direct where the machine has AVX-512");
+    assert!(!direct(big, false).0, "DIRECT off keeps im2col");
+    assert_eq!(direct(big, true).1, direct(big, false).1, "the scratch covers either path");
+    assert!(!conv2d_is_direct::<f64>(&big.0, &big.1, c).unwrap(), "f64 has no direct kernels");
 }
