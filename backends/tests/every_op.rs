@@ -84,6 +84,11 @@ fn example(kind: OpKind) -> Option<(Attrs, Vec<(TensorType, Tensor)>)> {
             }
         }
         K::MaxPool2d | K::AvgPool2d => (attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])}, vec![img()]),
+        // The gradient of that max-pooling: g is its [?, 2, 2, 2] output.
+        K::MaxPool2dGrad => {
+            let g = (batch(&[-1, 2, 2, 2], DType::F32), f32t(&[2, 2, 2, 2], &(0..16).map(|v| v as f32 - 8.0).collect::<Vec<_>>()));
+            (attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])}, vec![img(), g])
+        }
         K::Softmax | K::LogSoftmax => (attrs! {"axis" => 1i64}, vec![m()]),
         K::Reshape => (attrs! {"shape" => Attr::ints(&[-1, 32])}, vec![img()]),
         K::Transpose => (attrs! {"perm" => Attr::ints(&[1, 0])}, vec![m()]),

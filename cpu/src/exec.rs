@@ -299,6 +299,22 @@ impl CpuExecutable {
                     _ => Err(CpuError::Unsupported(format!("conv2d_grad_weight of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
                 }
             }
+            Exec::MaxPool2dGrad { x, g, win } => {
+                let (x, g) = (input(env, reads, *x)?, input(env, reads, *g)?);
+                let (&[n, c, h, w], &[gn, gc, oh, ow]) = (x.shape, g.shape) else {
+                    return Err(CpuError::Malformed(format!("max_pool2d_grad takes [N, C, H, W] and [N, C, OH, OW], got {:?} and {:?}", x.shape, g.shape)));
+                };
+                if (gn, gc) != (n, c) || win.out([h, w]) != Some([oh, ow]) || shape != x.shape {
+                    return Err(CpuError::Malformed(format!("max_pool2d_grad: {:?} pooled by {win:?} is not {:?}, or the result {shape:?} is not the input's shape", x.shape, g.shape)));
+                }
+                let points = x.shape.iter().product::<usize>();
+                match (&x.data, &g.data, out) {
+                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => self.parallel(points, |t| crate::pool::max_pool2d_grad(a, b, o, [h, w], [oh, ow], *win, t)),
+                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => self.parallel(points, |t| crate::pool::max_pool2d_grad(a, b, o, [h, w], [oh, ow], *win, t)),
+                    _ => return Err(CpuError::Unsupported(format!("max_pool2d_grad of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
+                }
+                Ok(())
+            }
             Exec::Interp { kind: OpKind::Concat, attrs, inputs: vs } => {
                 let ins = inputs(vs)?;
                 let rank = ins.first().map_or(0, |i| i.shape.len());

@@ -72,6 +72,7 @@ mod exec;
 mod memory;
 mod movement;
 mod parallel;
+mod pool;
 pub mod steps;
 
 pub use memory::{MemoryPlan, PlannedBuffer};
@@ -278,6 +279,8 @@ impl CpuExecutable {
                     // Both gradients: the output gradient's elements times C·KH·KW.
                     Exec::Conv2dGradInput { g, w, .. } => Work::Macs(dims(*g)?.into_iter().chain(dims(*w)?.into_iter().skip(1)).collect()),
                     Exec::Conv2dGradWeight { g, .. } => Work::Macs(dims(*g)?.into_iter().chain(out.shape.iter().copied().skip(1)).collect()),
+                    // One compare per input element, one write per output element.
+                    Exec::MaxPool2dGrad { .. } => Work::Points(out.shape.clone(), 2),
                     _ => Work::None,
                 };
                 let in_place = exec.in_place_candidates(&out).into_iter().find(|v| last[v.0 as usize] == Some(i) && tensor_ty(func, *v).is_ok_and(|t| t == out));

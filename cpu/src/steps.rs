@@ -15,6 +15,7 @@
 //! [`crate::CpuExecutable::plan_summary`] as `interp[…]`.
 
 use crate::CpuError;
+use crate::pool::PoolWindow;
 use dlc_contract::{Conv2d, Transpose};
 use dlc_ir::kernel::{Generic, Scalar};
 use dlc_ir::{AttrView, Attrs, Builder, DenseAttr, Dim, Function, OpId, OpKind, TensorType, Type, ValueId};
@@ -68,6 +69,9 @@ pub(crate) enum Exec {
     /// `dl.conv2d_grad_weight`: the weight gradient of a convolution of `x`
     /// whose output gradient is `g` (the step's output shape is the weight's).
     Conv2dGradWeight { x: ValueId, g: ValueId, conv: Conv2d },
+    /// `dl.max_pool2d_grad`: max-pooling's input gradient, from the pooled
+    /// input `x` and the output gradient `g` (`pool.rs`).
+    MaxPool2dGrad { x: ValueId, g: ValueId, win: PoolWindow },
     /// `dl.reshape`: a view.
     Reshape { input: ValueId, attrs: Attrs },
     /// One op through the interpreter's `eval_op` (`dl.concat`: block copies).
@@ -81,7 +85,7 @@ impl Exec {
             Exec::Elementwise { inputs, .. } | Exec::Structured { inputs, .. } | Exec::InterpKernel { inputs, .. } | Exec::Interp { inputs, .. } => inputs.clone(),
             Exec::Matmul { a, b, bias, .. } => [Some(*a), Some(*b), *bias].into_iter().flatten().collect(),
             Exec::Conv2d { x, w, bias, .. } => [Some(*x), Some(*w), *bias].into_iter().flatten().collect(),
-            Exec::Conv2dGradInput { g: a, w: b, .. } | Exec::Conv2dGradWeight { x: a, g: b, .. } => vec![*a, *b],
+            Exec::Conv2dGradInput { g: a, w: b, .. } | Exec::Conv2dGradWeight { x: a, g: b, .. } | Exec::MaxPool2dGrad { x: a, g: b, .. } => vec![*a, *b],
             Exec::Reshape { input, .. } => vec![*input],
         }
     }
@@ -113,7 +117,7 @@ impl Exec {
     pub fn writes_slice(&self) -> bool {
         match self {
             Exec::Elementwise { .. } | Exec::Structured { .. } | Exec::Matmul { .. } | Exec::Conv2d { .. } => true,
-            Exec::Conv2dGradInput { .. } | Exec::Conv2dGradWeight { .. } => true,
+            Exec::Conv2dGradInput { .. } | Exec::Conv2dGradWeight { .. } | Exec::MaxPool2dGrad { .. } => true,
             Exec::Interp { kind, .. } => *kind == OpKind::Concat,
             Exec::InterpKernel { .. } | Exec::Reshape { .. } => false,
         }
@@ -201,6 +205,10 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
         }
         OpKind::Conv2dGradInput => (Exec::Conv2dGradInput { g: op.operands[0], w: op.operands[1], conv: window(&view)? }, "conv2d_grad_input".into()),
         OpKind::Conv2dGradWeight => (Exec::Conv2dGradWeight { x: op.operands[0], g: op.operands[1], conv: window(&view)? }, "conv2d_grad_weight".into()),
+        OpKind::MaxPool2dGrad => {
+            let win = PoolWindow { kernel: pair(&view, "kernel")?, stride: pair(&view, "stride")?, padding: pair(&view, "padding")? };
+            (Exec::MaxPool2dGrad { x: op.operands[0], g: op.operands[1], win }, "max_pool2d_grad".into())
+        }
         OpKind::Reshape => (Exec::Reshape { input: op.operands[0], attrs: op.attrs.clone() }, "reshape".into()),
         OpKind::Concat => (Exec::Interp { kind: OpKind::Concat, attrs: op.attrs.clone(), inputs: op.operands.clone() }, "concat".into()),
         kind => (Exec::Interp { kind, attrs: op.attrs.clone(), inputs: op.operands.clone() }, format!("interp[{}]", short(kind.name()))),

@@ -77,3 +77,67 @@ fn pools_match_the_interpreter() {
     }
     assert_eq!(cases, windows.len() * 2 * 2 * 2);
 }
+
+fn pool_grad_fn(dtype: &str, c: usize, h: usize, w: usize, k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> Function {
+    let oh = (h + 2 * p[0] - k[0]) / s[0] + 1;
+    let ow = (w + 2 * p[1] - k[1]) / s[1] + 1;
+    let (x, g) = (format!("tensor<?x{c}x{h}x{w}x{dtype}>"), format!("tensor<?x{c}x{oh}x{ow}x{dtype}>"));
+    let text = format!(
+        r#"module {{
+  func.func @pool_grad(%x: {x}, %g: {g}) -> {x} {{
+    %dx = "dl.max_pool2d_grad"(%x, %g) {{kernel = [{}, {}], stride = [{}, {}], padding = [{}, {}]}} : ({x}, {g}) -> {x}
+    return %dx : {x}
+  }}
+}}"#,
+        k[0], k[1], s[0], s[1], p[0], p[1]
+    );
+    parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0)
+}
+
+/// Max-pooling's gradient (`dl.max_pool2d_grad`, the CPU's own routine)
+/// against the interpreter, bit for bit: both add each window's share in
+/// window order in the tensor's type. Tiling windows (which write every
+/// element once) and overlapping or padded ones (which add), inputs full of
+/// ties, NaN and ±inf, f32 and f64, batch 1 and 5, 1 and 2 threads.
+#[test]
+fn max_pool_gradient_matches_the_interpreter() {
+    let windows: &[([usize; 2], [usize; 2], [usize; 2])] = &[
+        ([2, 2], [2, 2], [0, 0]),
+        ([3, 3], [3, 3], [0, 0]),
+        ([3, 3], [2, 2], [1, 1]),
+        ([3, 3], [1, 1], [1, 1]),
+        ([2, 3], [3, 1], [1, 0]),
+        ([1, 1], [2, 2], [0, 0]),
+        ([5, 3], [2, 1], [2, 1]),
+    ];
+    let mut cases = 0;
+    for (i, &(k, s, p)) in windows.iter().enumerate() {
+        let (c, h, w) = (3, 9, 7);
+        let (oh, ow) = ((h + 2 * p[0] - k[0]) / s[0] + 1, (w + 2 * p[1] - k[1]) / s[1] + 1);
+        for dtype in ["f32", "f64"] {
+            let f = pool_grad_fn(dtype, c, h, w, k, s, p);
+            let mut lowered = f.clone();
+            dlc_passes::to_kernels(&mut lowered).unwrap();
+            for threads in [1, 2] {
+                let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap().with_min_parallel_cost(0);
+                for n in [1, 5] {
+                    let seed = i as u64 * 31 + n as u64;
+                    let (mut x, mut g) = (input(n, c, h, w, seed), input(n, c, oh, ow, seed + 1000));
+                    if dtype == "f64" {
+                        (x, g) = (Tensor::from_f64(x.shape(), x.to_f64_vec()).unwrap(), Tensor::from_f64(g.shape(), g.to_f64_vec()).unwrap());
+                    }
+                    let want = dlc_backends::run(&f, &[&x, &g]).unwrap().remove(0);
+                    let got = exe.run(&[&x, &g]).unwrap().remove(0);
+                    let what = format!("max_pool2d_grad {dtype} kernel {k:?} stride {s:?} padding {p:?}, batch {n}, {threads} thread(s)");
+                    assert_eq!(got.shape(), want.shape(), "{what}");
+                    assert_eq!(got.dtype(), want.dtype(), "{what}");
+                    for (j, (a, b)) in got.to_f64_vec().iter().zip(&want.to_f64_vec()).enumerate() {
+                        assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{what}: element {j}: {a} vs {b}");
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, windows.len() * 2 * 2 * 2);
+}

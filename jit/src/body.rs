@@ -164,6 +164,7 @@ impl Body<'_> {
             | K::Conv2dGradInput
             | K::Conv2dGradWeight
             | K::MaxPool2d
+            | K::MaxPool2dGrad
             | K::AvgPool2d
             | K::Softmax
             | K::LogSoftmax

@@ -98,6 +98,7 @@ fn cases(kind: OpKind, f: DType) -> Vec<Case> {
         | K::Conv2dGradInput
         | K::Conv2dGradWeight
         | K::MaxPool2d
+        | K::MaxPool2dGrad
         | K::AvgPool2d
         | K::Softmax
         | K::LogSoftmax

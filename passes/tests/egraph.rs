@@ -78,6 +78,9 @@ const CASES: &[Case] = &[
     ("broadcast_noop",      "?x3xf32",   "(broadcast_to{shape=[-1,3]} %0)",                         "=>",  "%0"),
     ("cast_noop",           "3xf32",     "(cast{dtype=f32} %0)",                                    "=>",  "%0"),
     ("cast_noop",           "3xf32",     "(cast{dtype=f64} (cast{dtype=f64} %0))",                  "!=>", "%0"),
+    ("relu_pool_grad",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (relu %0) %1) $zero)", "=>", "(select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)"),
+    ("relu_pool_grad",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 constant{value=dense<-1.0>:tensor<f32>}) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (relu %0) %1) $zero)", "!=>", "(select (cmp{predicate=\"gt\"} %0 constant{value=dense<-1.0>:tensor<f32>}) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)"),
+    ("relu_pool_grad",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"ge\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (relu %0) %1) $zero)", "!=>", "(select (cmp{predicate=\"ge\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)"),
     // --- loss
     ("log_softmax",         "?x10xf32",  "(log (softmax{axis=1} %0))",                              "=>",  "(log_softmax{axis=1} %0)"),
     ("exp_log_softmax",     "?x10xf32",  "(exp (log_softmax{axis=-1} %0))",                         "=>",  "(softmax{axis=-1} %0)"),
@@ -360,6 +363,44 @@ fn fused_contractions_compute_the_same_bits() {
     for (w, g) in want.iter().zip(&got) {
         let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
         assert!(same, "{} vs {}", w.describe(), g.describe());
+    }
+}
+
+/// `relu_pool_grad`'s value test (random graphs build no pooling): ReLU's
+/// gradient over max-pooling's, as autodiff writes `max_pool2d(relu(z))`,
+/// gives the same bits when the pooling gradient routes by `z`: inputs full
+/// of ties, zeros of both signs, negatives, NaN and ±inf, over tiling and
+/// overlapping windows.
+#[test]
+fn relu_pool_grad_routes_by_the_pre_activation() {
+    // A tiling window pools 5x6 to 2x3; the overlapping one keeps 5x6.
+    for (window, pooled) in [("kernel = [2, 2], stride = [2, 2]", [2, 3]), ("kernel = [3, 3], stride = [1, 1], padding = [1, 1]", [5, 6])] {
+        let (z, g) = ("tensor<?x2x5x6xf32>".to_string(), format!("tensor<?x2x{}x{}xf32>", pooled[0], pooled[1]));
+        let src = format!(
+            r#"func.func @f(%z: {z}, %g: {g}) -> {z} {{
+  %0 = "dl.constant"() {{value = dense<0.0> : tensor<f32>}} : () -> tensor<f32>
+  %r = "dl.relu"(%z) : ({z}) -> {z}
+  %d = "dl.max_pool2d_grad"(%r, %g) {{{window}}} : ({z}, {g}) -> {z}
+  %m = "dl.cmp"(%z, %0) {{predicate = "gt"}} : ({z}, tensor<f32>) -> tensor<?x2x5x6xi1>
+  %s = "dl.select"(%m, %d, %0) : (tensor<?x2x5x6xi1>, {z}, tensor<f32>) -> {z}
+  return %s : {z}
+}}"#
+        );
+        let before = parse_module(&src).unwrap_or_else(|e| panic!("{e}\n{src}")).functions.remove(0);
+        let (after, report) = opt(&src);
+        assert!(report.fired.contains_key("relu_pool_grad"), "{report}");
+        let text = print_function(&after);
+        assert!(!text.contains("dl.relu"), "the gradient still computes relu(z):\n{text}");
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0];
+        let fill = |shape: &[usize], seed: usize| {
+            let n: usize = shape.iter().product();
+            let v = (0..n).map(|i| if (i + seed).is_multiple_of(7) { specials[(i / 7) % 5] } else { ((i * 5 + seed) % 7) as f32 - 3.0 }).collect();
+            Tensor::from_f32(shape, v).unwrap()
+        };
+        let args = [fill(&[3, 2, 5, 6], 1), fill(&[3, 2, pooled[0], pooled[1]], 2)];
+        let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
+        let same = want[0].to_f64_vec().iter().zip(got[0].to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+        assert!(same, "{window}: {} vs {}", want[0].describe(), got[0].describe());
     }
 }
 

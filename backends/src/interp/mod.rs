@@ -320,6 +320,10 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
         K::Conv2dGradInput => contraction::conv2d_grad_input(op, inputs[0], inputs[1], conv_window()?, a.pair("input_size", 0)?),
         K::Conv2dGradWeight => contraction::conv2d_grad_weight(op, inputs[0], inputs[1], conv_window()?, a.pair("kernel", 1)?),
         K::MaxPool2d => pool(Pool::Max),
+        K::MaxPool2dGrad => {
+            let win = Window2d { kernel: a.pair("kernel", 1)?, stride: a.pair("stride", 1)?, padding: a.pair("padding", 0)?, dilation: [1, 1] };
+            window::max_pool2d_grad(op, inputs[0], inputs[1], win)
+        }
         K::AvgPool2d => pool(Pool::Avg),
         K::Softmax => normalize::normalize(op, x()?, a.axis("axis", x()?.rank())?, Norm::Softmax),
         K::LogSoftmax => normalize::normalize(op, x()?, a.axis("axis", x()?.rank())?, Norm::LogSoftmax),

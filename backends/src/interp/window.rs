@@ -1,5 +1,5 @@
 //! Pooling windows over `[N, C, H, W]`, as PyTorch's `max_pool2d` and
-//! `avg_pool2d` with `ceil_mode = False`.
+//! `avg_pool2d` with `ceil_mode = False`, and max-pooling's gradient.
 //!
 //! Max-pooling pads with -inf (padding never wins) and propagates NaN, as
 //! PyTorch's CPU kernel does. Average-pooling counts the padding zeros
@@ -67,5 +67,59 @@ pub fn pool2d(op: &str, x: &Tensor, pool: Pool, win: Window2d) -> Result<Tensor,
         Tensor::F32(a) => Ok(Tensor::F32(pool_real(op, a, pool, win)?)),
         Tensor::F64(a) => Ok(Tensor::F64(pool_real(op, a, pool, win)?)),
         _ => Err(InterpError::unsupported(op, format!("needs a float tensor, got {}", x.describe()))),
+    }
+}
+
+fn max_pool2d_grad_real<T: Real>(op: &str, x: &ArrayD<T>, g: &ArrayD<T>, win: Window2d) -> Result<ArrayD<T>, InterpError> {
+    let (Ok(x), Ok(g)) = (x.view().into_dimensionality::<Ix4>(), g.view().into_dimensionality::<Ix4>()) else {
+        return Err(InterpError::malformed(op, format!("needs x [N, C, H, W] and g [N, C, OH, OW], got {:?} and {:?}", x.shape(), g.shape())));
+    };
+    let (n, c, h, w) = x.dim();
+    let [kh, kw] = win.kernel;
+    let (Some(oh), Some(ow)) = (win.out_size(0, h), win.out_size(1, w)) else {
+        return Err(InterpError::malformed(op, format!("a {kh}x{kw} window does not fit the {h}x{w} input")));
+    };
+    if g.dim() != (n, c, oh, ow) {
+        return Err(InterpError::malformed(op, format!("g must be the pooled shape {:?}, got {:?}", [n, c, oh, ow], g.shape())));
+    }
+    let mut dx = ndarray::Array4::<T>::from_elem((n, c, h, w), T::ZERO);
+    for img in 0..n {
+        for ch in 0..c {
+            for oi in 0..oh {
+                for oj in 0..ow {
+                    // PyTorch's argmax: the first tap inside the input,
+                    // replaced by a greater value or by any NaN.
+                    let mut best = None;
+                    let mut max = T::NEG_INFINITY;
+                    for ki in 0..kh {
+                        for kj in 0..kw {
+                            let (Some(i), Some(j)) = (win.source(0, oi, ki, h), win.source(1, oj, kj, w)) else { continue };
+                            let v = x[[img, ch, i, j]];
+                            if best.is_none() || v > max || v.is_nan() {
+                                best = Some((i, j));
+                            }
+                            if v > max || v.is_nan() {
+                                max = v;
+                            }
+                        }
+                    }
+                    if let Some((i, j)) = best {
+                        dx[[img, ch, i, j]] = dx[[img, ch, i, j]] + g[[img, ch, oi, oj]];
+                    }
+                }
+            }
+        }
+    }
+    Ok(dx.into_dyn())
+}
+
+/// `dl.max_pool2d_grad`: each window's `g` added at the input element
+/// PyTorch's max_pool2d takes as the window's argmax (see the op's registry
+/// entry), in window order.
+pub fn max_pool2d_grad(op: &str, x: &Tensor, g: &Tensor, win: Window2d) -> Result<Tensor, InterpError> {
+    match (x, g) {
+        (Tensor::F32(a), Tensor::F32(b)) => Ok(Tensor::F32(max_pool2d_grad_real(op, a, b, win)?)),
+        (Tensor::F64(a), Tensor::F64(b)) => Ok(Tensor::F64(max_pool2d_grad_real(op, a, b, win)?)),
+        _ => Err(InterpError::unsupported(op, format!("needs two float tensors of one dtype, got {} and {}", x.describe(), g.describe()))),
     }
 }

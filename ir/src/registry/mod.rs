@@ -345,6 +345,7 @@ ops! {
     Conv2dGradWeight => contraction::CONV2D_GRAD_WEIGHT,
     // windows and normalizations
     MaxPool2d => nn::MAX_POOL2D,
+    MaxPool2dGrad => nn::MAX_POOL2D_GRAD,
     AvgPool2d => nn::AVG_POOL2D,
     Softmax => nn::SOFTMAX,
     LogSoftmax => nn::LOG_SOFTMAX,

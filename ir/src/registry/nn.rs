@@ -7,18 +7,19 @@
 //! `softmax(x) - onehot`. The composite form would leave every backend to
 //! rediscover the pattern.
 //!
-//! Pooling gradients are written with registry ops as sums over the kernel
-//! taps: each tap's share of the cotangent is put back where the tap read
-//! ([`place_tap`]: spread by the stride, shifted by the tap offset). Taps are
-//! placed along W first, then the K_h row sums along H, so a k×k window
-//! costs 2k placements rather than k².
+//! Average-pooling's gradient is written with registry ops as a sum over the
+//! kernel taps: each tap's share of the cotangent is put back where the tap
+//! read ([`place_tap`]: spread by the stride, shifted by the tap offset).
+//! Taps are placed along W first, then the K_h row sums along H, so a k×k
+//! window costs 2k placements rather than k². Max-pooling's is its own op,
+//! `dl.max_pool2d_grad`: the argmax rule is a running scan per window.
 
 use super::shape::{axis, float_tensor, non_negative, one, positive, window_out};
-use super::vjp::{self, VjpArgs, WindowAxis, accumulate, binary as bin, cmp, place_tap, scalar_like, select, tensor_type};
+use super::vjp::{self, VjpArgs, WindowAxis, accumulate, binary as bin, place_tap, scalar_like, tensor_type};
 use super::{Arity, AttrKind, AttrSpec, AttrView, Category, Default, Grad, OpDef, OpKind};
 use crate::builder::{BuildError, Builder};
 use crate::module::ValueId;
-use crate::types::{DType, Dim, TensorType, Type};
+use crate::types::{Dim, TensorType, Type};
 
 /// The result of a VJP rule.
 type Grads = Result<Vec<Option<ValueId>>, BuildError>;
@@ -54,85 +55,12 @@ fn pool(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     one(TensorType::new(vec![x.shape[0], x.shape[1], oh, ow], x.dtype))
 }
 
-/// The cotangent of each window goes to its maximum; on a tie, to the first
-/// maximum in row-major window order, as PyTorch's max_pool2d (which routes
-/// to its saved argmax). Taps read the input padded with -inf, so padding
-/// never wins. `taken` marks windows whose maximum an earlier tap already had.
+/// The cotangent of each window goes to the element PyTorch's max_pool2d
+/// saves as its argmax: one `dl.max_pool2d_grad` (see its entry for the
+/// rule), which backends run as one scan per window, where a composition of
+/// registry ops needs a compare and select per tap and a scatter.
 fn max_pool2d_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>) -> Grads {
-    let axes = pool_axes(b, a, OpKind::MaxPool2d)?;
-    if axes.iter().all(|w| w.stride == w.kernel && w.pad == 0) {
-        return Ok(vec![Some(max_pool2d_tiled_vjp(b, a, &axes)?)]);
-    }
-    let (x, y, g) = (a.x(0), a.y(), a.grad);
-    let xp = vjp::pad_spatial(b, x, &axes, f64::NEG_INFINITY)?;
-    let zero = scalar_like(b, 0.0, g)?;
-    let (no, yes) = (b.scalar(0.0, DType::I1), b.scalar(1.0, DType::I1));
-    let [kh, kw] = [axes[0].kernel, axes[1].kernel];
-    let mut taken: Option<ValueId> = None;
-    let mut dx = None;
-    for i in 0..kh {
-        let mut row = None;
-        for j in 0..kw {
-            let tap = vjp::window_taps(b, xp, &axes, i, j)?;
-            let hit = cmp(b, "eq", tap, y)?;
-            let first = match taken {
-                None => hit,
-                Some(t) => select(b, t, no, hit)?,
-            };
-            if (i, j) != (kh - 1, kw - 1) {
-                taken = Some(match taken {
-                    None => hit,
-                    Some(t) => select(b, hit, yes, t)?,
-                });
-            }
-            let share = select(b, first, g, zero)?;
-            let placed = place_tap(b, share, 3, axes[1], j)?;
-            row = Some(accumulate(b, row, placed)?);
-        }
-        let placed = place_tap(b, row.expect("kernel width >= 1"), 2, axes[0], i)?;
-        dx = Some(accumulate(b, dx, placed)?);
-    }
-    Ok(vec![dx])
-}
-
-/// The same rule when windows tile the input (stride = kernel, no padding,
-/// the common `MaxPool2d(k)`), without placing taps one by one: `code` holds,
-/// per window, the row-major index of its first maximum (taps visited last
-/// to first, so the first hit is written last); the input seen as
-/// `[n, c, oh, kh, ow, kw]` (a reshape: windows tile it) gets `g` where the
-/// constant tap index equals `code`, zeros elsewhere; rows and columns the
-/// windows do not cover (an odd size) get zeros.
-fn max_pool2d_tiled_vjp(b: &mut Builder<'_>, a: &VjpArgs<'_>, axes: &[WindowAxis; 2]) -> Result<ValueId, BuildError> {
-    let (x, y, g) = (a.x(0), a.y(), a.grad);
-    let t = tensor_type(b, x)?;
-    let [kh, kw] = [axes[0].kernel, axes[1].kernel];
-    let [oh, ow] = [axes[0].out, axes[1].out];
-    let mut code = b.scalar(-1.0, t.dtype);
-    for i in (0..kh).rev() {
-        for j in (0..kw).rev() {
-            let tap = vjp::window_taps(b, x, axes, i, j)?;
-            let hit = cmp(b, "eq", tap, y)?;
-            let index = b.scalar((i * kw + j) as f64, t.dtype);
-            code = select(b, hit, index, code)?;
-        }
-    }
-    let (n, c) = (t.shape[0], t.shape[1]);
-    let six = |b: &mut Builder<'_>, v: ValueId| vjp::reshape(b, v, &[n, c, Dim::Static(oh), Dim::Static(1), Dim::Static(ow), Dim::Static(1)]);
-    let (code6, g6) = (six(b, code)?, six(b, g)?);
-    let taps: Vec<f64> = (0..kh * kw).map(|k| k as f64).collect();
-    let one = Dim::Static(1);
-    let index_ty = TensorType::new(vec![one, one, one, Dim::Static(kh), one, Dim::Static(kw)], t.dtype);
-    let index = b.constant(crate::attr::DenseAttr { ty: index_ty, data: crate::attr::DenseData::Float(taps) })?;
-    let mine = cmp(b, "eq", code6, index)?;
-    let zero = scalar_like(b, 0.0, g)?;
-    let dx6 = select(b, mine, g6, zero)?;
-    let mut dx = vjp::reshape(b, dx6, &[n, c, Dim::Static(oh * kh), Dim::Static(ow * kw)])?;
-    for (k, w) in axes.iter().enumerate() {
-        if w.size > w.out * w.kernel {
-            dx = vjp::pad_axis(b, dx, 2 + k, 0, (w.size - w.out * w.kernel) as i64, 0.0)?;
-        }
-    }
-    Ok(dx)
+    Ok(vec![Some(b.op(OpKind::MaxPool2dGrad, &[a.x(0), a.grad], a.attrs.clone())?)])
 }
 
 /// Every tap gets `g / (kh·kw)` (padding counts in the divisor, as the
@@ -166,6 +94,31 @@ pub const MAX_POOL2D: OpDef = OpDef {
     attrs: POOL_ATTRS,
     infer: pool,
     grad: Grad::Vjp(max_pool2d_vjp),
+    commutative: false,
+    region: None,
+};
+
+/// `g` must have the pooled shape of `x`; the result has `x`'s.
+fn pool_grad(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
+    let x = float_tensor(ops, 0)?;
+    let g = float_tensor(ops, 1)?;
+    let pooled = pool(&ops[..1], a)?;
+    if pooled.first() != Some(&Type::Tensor(g.clone())) {
+        return Err(format!("g must have the pooled type {}, got {g}", pooled[0]));
+    }
+    one(x.clone())
+}
+
+/// `dl.max_pool2d_grad`.
+pub const MAX_POOL2D_GRAD: OpDef = OpDef {
+    name: "dl.max_pool2d_grad",
+    summary: "The gradient of dl.max_pool2d(x) given its output gradient g: each window's g is added at the input element PyTorch saves as the window's argmax. Taps are visited in row-major window order, padding skipped; starting from the first tap with -inf, a tap that is greater than the maximum so far, or NaN, becomes the argmax (ties go to the first maximum, a NaN window to its last NaN). Not differentiable.",
+    example: r#"%dx = "dl.max_pool2d_grad"(%x, %g) {kernel = [2, 2], stride = [2, 2]} : (tensor<?x32x26x26xf32>, tensor<?x32x13x13xf32>) -> tensor<?x32x26x26xf32>"#,
+    category: Category::Window,
+    operands: Arity::Exact(2),
+    attrs: POOL_ATTRS,
+    infer: pool_grad,
+    grad: Grad::No,
     commutative: false,
     region: None,
 };

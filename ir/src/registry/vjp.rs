@@ -17,13 +17,15 @@
 //! - a `?` dim is the function's one batch size (`-1` in `shape` attributes),
 //!   so tensors with a `?` are made by broadcasting, never as constants.
 //!
-//! The window helpers at the end ([`WindowAxis`], [`window_taps`],
-//! [`place_tap`]) express pooling gradients with strided slices,
-//! zero-interleaving and padding. Convolution's gradients are primitives of
-//! their own (`dl.conv2d_grad_input`, `dl.conv2d_grad_weight`, in
-//! `contraction.rs`): written with these helpers they took nine slices, a
-//! concat, a batched matmul and a batch sum, several times slower than the
-//! contraction library's im2col routines.
+//! The window helpers at the end ([`WindowAxis`], [`place_tap`]) express
+//! average-pooling's gradient with zero-interleaving and padding.
+//! Convolution's gradients are primitives of their own
+//! (`dl.conv2d_grad_input`, `dl.conv2d_grad_weight`, in `contraction.rs`):
+//! written with these helpers they took nine slices, a concat, a batched
+//! matmul and a batch sum, several times slower than the contraction
+//! library's im2col routines. So is max-pooling's (`dl.max_pool2d_grad`,
+//! in `nn.rs`): per-tap compares and selects, then a scatter, took about
+//! three times as long as one scan per window.
 
 use super::shape::window_out;
 use crate::attr::{Attr, Attrs, DenseAttr, DenseData};
@@ -338,17 +340,6 @@ impl WindowAxis {
     }
 }
 
-/// The input elements kernel tap `(i, j)` reads at every output position:
-/// strided slices of the padded input `xp` ([N, C, H+2p, W+2p] → [N, C, OH, OW]).
-pub fn window_taps(b: &mut Builder<'_>, xp: ValueId, axes: &[WindowAxis; 2], i: u64, j: u64) -> Result<ValueId, BuildError> {
-    let mut v = xp;
-    for (k, (w, tap)) in [(axes[0], i), (axes[1], j)].into_iter().enumerate() {
-        let start = tap * w.dilation;
-        v = slice(b, v, 2 + k, start, start + (w.out - 1) * w.stride + 1, w.stride)?;
-    }
-    Ok(v)
-}
-
 /// The adjoint of tap `k` along one spatial `axis`: output element `o` of `d`
 /// goes back to input position `o·stride + k·dilation - pad`, zeros elsewhere;
 /// contributions that land in the padding are dropped.
@@ -359,13 +350,3 @@ pub fn place_tap(b: &mut Builder<'_>, d: ValueId, axis: usize, w: WindowAxis, k:
     pad_axis(b, spread, axis, before, after, 0.0)
 }
 
-/// Pads both spatial axes of `x` by the window padding, with `value`.
-pub fn pad_spatial(b: &mut Builder<'_>, x: ValueId, axes: &[WindowAxis; 2], value: f64) -> Result<ValueId, BuildError> {
-    let mut v = x;
-    for (k, w) in axes.iter().enumerate() {
-        if w.pad > 0 {
-            v = pad_axis(b, v, 2 + k, w.pad as i64, w.pad as i64, value)?;
-        }
-    }
-    Ok(v)
-}

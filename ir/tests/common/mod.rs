@@ -89,7 +89,9 @@ pub fn every_op() -> Function {
     let c = b.op(Conv2d, &[img, k], attrs! {"padding" => Attr::ints(&[1, 1])}).unwrap();
     out.push(b.op(Conv2dGradInput, &[c, k], attrs! {"padding" => Attr::ints(&[1, 1]), "input_size" => Attr::ints(&[8, 8])}).unwrap());
     out.push(b.op(Conv2dGradWeight, &[img, c], attrs! {"padding" => Attr::ints(&[1, 1]), "kernel" => Attr::ints(&[3, 3])}).unwrap());
-    out.push(b.op(MaxPool2d, &[c], attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])}).unwrap());
+    let pooled = b.op(MaxPool2d, &[c], attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])}).unwrap();
+    out.push(pooled);
+    out.push(b.op(MaxPool2dGrad, &[c, pooled], attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])}).unwrap());
     out.push(b.op(AvgPool2d, &[c], attrs! {"kernel" => Attr::ints(&[2, 2]), "stride" => Attr::ints(&[2, 2])}).unwrap());
     out.push(b.op(Softmax, &[x], attrs! {"axis" => 1i64}).unwrap());
     out.push(b.op(LogSoftmax, &[x], attrs! {"axis" => 1i64}).unwrap());

@@ -8,7 +8,8 @@
 //! - elementwise ops: their operation count per result element
 //!   (`op_flops`: a transcendental function weighs 12, a division 4);
 //! - `matmul`: `2·M·N·K`; `conv2d`: `2 · output elements · C·KH·KW`, and
-//!   its two gradients the same multiply-adds;
+//!   its two gradients the same multiply-adds; a fused `kernel.matmul` /
+//!   `kernel.conv2d` also its epilogue, as the bias `add` and `relu` count;
 //! - reductions: one operation per input element; `softmax`: a max, a
 //!   subtraction, an exp, a sum and a division per element;
 //!   `log_softmax`: the same without the division, plus one log per row;
@@ -86,7 +87,17 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
         k if k.category() == Category::Reduction => n_in,
         _ => 0.0,
     };
-    (1000.0 * (io / BYTES_PER_NS + flops / FLOPS_PER_NS)).round() as u64
+    // A fused contraction's epilogue: its bias add and ReLU per element,
+    // as the separate ops would count them.
+    let epilogue = match kind {
+        OpKind::KernelMatmul | OpKind::KernelConv2d => {
+            let bias = if operands.len() > 2 { op_flops(OpKind::Add) } else { 0.0 };
+            let relu = if view.bool("relu").unwrap_or(false) { op_flops(OpKind::Relu) } else { 0.0 };
+            n_out * (bias + relu)
+        }
+        _ => 0.0,
+    };
+    (1000.0 * (io / BYTES_PER_NS + (flops + epilogue) / FLOPS_PER_NS)).round() as u64
 }
 
 /// The cost of op `o` of `f`, as [`op_cost`] counts it.

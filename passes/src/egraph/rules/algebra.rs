@@ -47,6 +47,8 @@ pub const RULES: &[Rule] = &[
     Rule { name: "select_false", lhs: "(select ?c ?a ?b)",      rhs: Rhs::TermIf("?b", |m| splat_is(m, "?c", 0.0)) },
     // select(c, a, a) → a
     Rule { name: "select_same",  lhs: "(select ?c ?a ?a)",      rhs: Rhs::Term("?a") },
+    // select(z > c, max_pool2d_grad(relu(z), g), e) → select(z > c, max_pool2d_grad(z, g), e), c a constant ≥ 0   (exact: see relu_pool_grad)
+    Rule { name: "relu_pool_grad", lhs: "(select (cmp{predicate=\"gt\"} ?z ?c) (max_pool2d_grad{*} (relu ?z) ?g) ?e)", rhs: Rhs::Build(relu_pool_grad) },
 ];
 
 /// `?c` is an integer zero, or a float zero of the given sign.
@@ -92,4 +94,22 @@ fn frexp(v: f64) -> (f64, i32) {
     }
     let mantissa = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
     (mantissa, biased - 1022)
+}
+
+/// ReLU's gradient mask over max-pooling's gradient, as autodiff writes
+/// `pool(relu(z))`: the pooling gradient may route by `z` itself, so the
+/// backward pass need not compute `relu(z)` again. Exact where the mask
+/// holds, which is all that is read: there `z > c ≥ 0`, so every window
+/// holding that element has a positive maximum; relu keeps the order of
+/// positive values and sends the others to 0, below it, and keeps NaN, so
+/// the window's argmax (first maximum, or last NaN) is the same element.
+fn relu_pool_grad(m: &mut Match<'_>) -> Option<Id> {
+    if m.splat("?c").is_none_or(|c| c.is_nan() || c < 0.0) {
+        return None;
+    }
+    let (pool, cond) = (m.attrs(2).clone(), m.attrs(1).clone());
+    let (z, c, g, e) = (m.var("?z"), m.var("?c"), m.var("?g"), m.var("?e"));
+    let dz = m.add(OpKind::MaxPool2dGrad, &pool, &[z, g])?;
+    let mask = m.add(OpKind::Cmp, &cond, &[z, c])?;
+    m.add(OpKind::Select, &dlc_ir::Attrs::new(), &[mask, dz, e])
 }
