@@ -10,7 +10,7 @@ use crate::{CpuError, CpuExecutable, Packed, Step, movement};
 use dlc_backends::{Tensor, eval_op};
 use dlc_contract::{Conv2d, Epilogue, Transpose, View};
 use dlc_ir::{AttrView, Attrs, DType, OpKind, ValueId};
-use dlc_jit::{Buffer, BufferMut, Source};
+use dlc_jit::{Buffer, BufferMut};
 use ndarray::{ArrayD, IxDyn};
 use std::borrow::Cow;
 
@@ -23,20 +23,20 @@ pub(crate) enum Val<'a> {
 }
 
 /// A kernel input: its elements, row-major and contiguous, and its shape.
-struct In<'a> {
-    data: Contig<'a>,
-    shape: &'a [usize],
+pub(crate) struct In<'a> {
+    pub data: Contig<'a>,
+    pub shape: &'a [usize],
 }
 
 /// A fresh output buffer (for a step whose output is not in the arena).
-enum Fresh {
+pub(crate) enum Fresh {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I1(Vec<bool>),
 }
 
 impl Fresh {
-    fn new(dtype: DType, n: usize) -> Result<Fresh, CpuError> {
+    pub(crate) fn new(dtype: DType, n: usize) -> Result<Fresh, CpuError> {
         match dtype {
             DType::F32 => Ok(Fresh::F32(vec![0.0; n])),
             DType::F64 => Ok(Fresh::F64(vec![0.0; n])),
@@ -47,7 +47,7 @@ impl Fresh {
 
     /// `t`'s own vector as an output buffer of `n` elements of `dtype`, when
     /// it is one, row-major from its start; otherwise `t` back.
-    fn take(t: Tensor, dtype: DType, n: usize) -> Result<Fresh, Tensor> {
+    pub(crate) fn take(t: Tensor, dtype: DType, n: usize) -> Result<Fresh, Tensor> {
         fn whole<T: Clone>(a: ArrayD<T>, n: usize) -> Result<Vec<T>, ArrayD<T>> {
             if !a.is_standard_layout() || a.len() != n {
                 return Err(a);
@@ -68,7 +68,7 @@ impl Fresh {
         }
     }
 
-    fn buffer(&mut self) -> BufferMut<'_> {
+    pub(crate) fn buffer(&mut self) -> BufferMut<'_> {
         match self {
             Fresh::F32(v) => BufferMut::F32(v),
             Fresh::F64(v) => BufferMut::F64(v),
@@ -76,7 +76,7 @@ impl Fresh {
         }
     }
 
-    fn into_tensor(self, shape: &[usize]) -> Result<Tensor, CpuError> {
+    pub(crate) fn into_tensor(self, shape: &[usize]) -> Result<Tensor, CpuError> {
         Ok(match self {
             Fresh::F32(v) => Tensor::F32(array(shape, v)?),
             Fresh::F64(v) => Tensor::F64(array(shape, v)?),
@@ -86,7 +86,7 @@ impl Fresh {
 }
 
 /// A kernel's iteration space at batch size `batch`.
-fn iteration_sizes(sizes: &[Option<u64>], batch: Option<usize>) -> Result<Vec<usize>, CpuError> {
+pub(crate) fn iteration_sizes(sizes: &[Option<u64>], batch: Option<usize>) -> Result<Vec<usize>, CpuError> {
     sizes
         .iter()
         .map(|s| s.map(|n| n as usize).or(batch))
@@ -99,7 +99,7 @@ fn undefined(v: ValueId) -> CpuError {
 }
 
 /// `v`'s elements and shape, read where it lives.
-fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueId) -> Result<In<'a>, CpuError> {
+pub(crate) fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueId) -> Result<In<'a>, CpuError> {
     match env[v.0 as usize].as_ref().ok_or_else(|| undefined(v))? {
         Val::Tensor(t) => Ok(In { data: Contig::of(t)?, shape: t.shape() }),
         Val::Arena { region, shape } => {
@@ -114,7 +114,7 @@ fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueId) -> Resul
 }
 
 /// `v` as a tensor (an arena value is copied out).
-fn tensor<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'_>, v: ValueId) -> Result<Cow<'a, Tensor>, CpuError> {
+pub(crate) fn tensor<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'_>, v: ValueId) -> Result<Cow<'a, Tensor>, CpuError> {
     tensor_of(env[v.0 as usize].as_ref().ok_or_else(|| undefined(v))?, reads)
 }
 
@@ -149,80 +149,6 @@ impl CpuExecutable {
             }
             e => Ok(Val::Tensor(Cow::Owned(self.interp(e, env, &arena.reads(), batch)?))),
         }
-    }
-
-    /// Runs step `i`, a kernel with several outputs, and returns them: each
-    /// written over its donor input (a tensor the run owns that no later
-    /// step reads, [`crate::steps::donors`]) or into a buffer of its own;
-    /// none lives in the arena.
-    pub(crate) fn run_outputs_step(&self, i: usize, env: &mut [Option<Val<'_>>], arena: &mut Arena, batch: Option<usize>) -> Result<Vec<Tensor>, CpuError> {
-        let step = &self.steps[i];
-        let types: Vec<&dlc_ir::TensorType> = std::iter::once(&step.out).chain(step.extra.iter().map(|(_, t)| t)).collect();
-        if batch.is_none() && types.iter().any(|t| t.shape.iter().any(|d| d.as_static().is_none())) {
-            return Err(CpuError::Unsupported("a kernel's output has a ? dim but no argument binds the batch".into()));
-        }
-        let shapes: Vec<Vec<usize>> = types.iter().map(|t| concrete(&t.shape, batch)).collect();
-        let Exec::Structured { kernel, generic, inputs: vs, .. } = &step.exec else {
-            let reads = arena.reads();
-            return match &step.exec {
-                Exec::InterpKernel { func, inputs } => {
-                    let ins = inputs.iter().map(|&v| tensor(env, &reads, v).map(Cow::into_owned)).collect::<Result<Vec<_>, _>>()?;
-                    Ok(dlc_backends::run(func, &ins)?)
-                }
-                _ => Err(CpuError::Malformed("a step with several outputs that is no kernel.generic".into())),
-            };
-        };
-        let sizes = iteration_sizes(&generic.sizes, batch)?;
-        // Each output's buffer: its donor's, taken out of `env`, or a new one.
-        let mut fresh = false;
-        let mut bufs: Vec<Fresh> = Vec::with_capacity(types.len());
-        let mut donated: Vec<Option<ValueId>> = Vec::with_capacity(types.len());
-        for (r, ty) in types.iter().enumerate() {
-            let n = shapes[r].iter().product();
-            let taken = step.donors.get(r).copied().flatten().and_then(|v| {
-                let slot = &mut env[v.0 as usize];
-                if !matches!(slot, Some(Val::Tensor(Cow::Owned(_)))) {
-                    return None;
-                }
-                let Some(Val::Tensor(Cow::Owned(t))) = slot.take() else { unreachable!("matched above") };
-                match Fresh::take(t, ty.dtype, n) {
-                    Ok(f) => Some((v, f)),
-                    Err(t) => {
-                        *slot = Some(Val::Tensor(Cow::Owned(t)));
-                        None
-                    }
-                }
-            });
-            match taken {
-                Some((v, f)) => {
-                    bufs.push(f);
-                    donated.push(Some(v));
-                }
-                None => {
-                    fresh = true;
-                    bufs.push(Fresh::new(ty.dtype, n)?);
-                    donated.push(None);
-                }
-            }
-        }
-        let reads = arena.reads();
-        let ins = vs
-            .iter()
-            .map(|&v| match donated.iter().position(|d| *d == Some(v)) {
-                Some(r) => Ok((None, r)),
-                None => input(env, &reads, v).map(|i| (Some(i), 0)),
-            })
-            .collect::<Result<Vec<_>, CpuError>>()?;
-        let args: Vec<(Source<'_>, &[usize])> = ins
-            .iter()
-            .map(|(i, r)| match i {
-                Some(i) => (Source::Buffer(i.data.buffer()), i.shape),
-                None => (Source::Output(*r), shapes[*r].as_slice()),
-            })
-            .collect();
-        let outs: Vec<(BufferMut<'_>, &[usize])> = bufs.iter_mut().zip(&shapes).map(|(b, s)| (b.buffer(), s.as_slice())).collect();
-        self.run_structured_outputs(kernel, &args, outs, &sizes, fresh)?;
-        bufs.into_iter().zip(&shapes).map(|(b, s)| b.into_tensor(s)).collect()
     }
 
     /// The buffer of step `i`'s in-place input, taken out of `env`, when
@@ -684,7 +610,7 @@ impl<'a> Contig<'a> {
         }
     }
 
-    fn buffer(&self) -> Buffer<'_> {
+    pub(crate) fn buffer(&self) -> Buffer<'_> {
         match self {
             Contig::F32(s) => Buffer::F32(s),
             Contig::F64(s) => Buffer::F64(s),

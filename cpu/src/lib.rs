@@ -71,6 +71,7 @@ mod arena;
 mod exec;
 mod memory;
 mod movement;
+mod outputs;
 mod parallel;
 pub mod steps;
 
