@@ -22,6 +22,11 @@
 //! reduction dim
 //! as a vector of partial accumulators, combined lane by lane after the
 //! loop. A scalar tail takes the last `n mod lanes` elements.
+//!
+//! A kernel with several outputs (no reductions) has one pointer per output
+//! stepped like an operand's; each point evaluates the body once and stores
+//! every output's value (a vector store, or a lane-by-lane scatter for a
+//! strided output).
 
 use crate::body::{Body, extremum, value_type};
 use crate::plan::Plan;
