@@ -58,7 +58,7 @@ fn every_optimizer_updates_each_parameter_in_one_kernel() {
             let returned = k.returned_values();
             for p in &params {
                 let at = names.iter().position(|n| n == p).unwrap_or_else(|| panic!("{what}: {p} is not returned"));
-                let def = k.value(returned[at]).def.clone();
+                let def = k.value(returned[at]).def;
                 let dlc::ir::ValueDef::OpResult { op, .. } = def else { panic!("{what}: {p}' is an argument") };
                 assert_eq!(k.op(op).kind, OpKind::Generic, "{what}: {p}'");
                 assert_eq!(k.op(op).results.len(), 1 + states(p), "{what}: {p}' and its {} state tensor(s) are not one kernel", states(p));
