@@ -554,6 +554,8 @@ fn several_outputs_from_one_loop_nest_match_each_output_alone() {
             for (rows, cols) in [(1, 1), (3, 5), (2, 4), (7, 13), (1, 9)] {
                 let spec = three_outputs(dtype, transposed, None);
                 let k = jit().compile_generic(&spec).unwrap();
+                // Vectors as for one output; a transposed output is scattered lane by lane.
+                assert_eq!(k.vector_lanes(), if dtype == F32 { 4 } else { 2 }, "{dtype} transposed {transposed}");
                 let sizes = [rows, cols];
                 let inputs = vec![rng.operand(&[rows, cols]), rng.operand(&[cols]), rng.operand(&[rows, cols])];
                 let owned = input_buffers(&spec, &inputs);
