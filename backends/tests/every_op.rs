@@ -38,6 +38,7 @@ fn add_scale_kernel() -> Generic {
             Scalar::Op { kind: OpKind::Mul, attrs: Attrs::new(), args: vec![2, 3] },
         ],
         result: 4,
+        extra: Vec::new(),
     }
 }
 
@@ -220,6 +221,7 @@ fn generic_kernels_reduce_padded_windows() {
         fused: Vec::new(),
         body: vec![Scalar::Operand(0), Scalar::Acc, op(OpKind::Maximum, &[1, 0])],
         result: 2,
+        extra: Vec::new(),
     };
     let x = f64t(&[2, 5], &[1.0, 5.0, 2.0, -3.0, 4.0, -1.0, -2.0, -3.0, -4.0, -5.0]);
     let y = run_generic(&g, &[(ty(&[-1, 5], DType::F64), x.clone())]);
@@ -254,6 +256,7 @@ fn generic_kernels_reduce_into_permuted_results_from_init() {
         fused: Vec::new(),
         body: vec![Scalar::Operand(0), Scalar::Acc, op(OpKind::Mul, &[0, 0]), op(OpKind::Add, &[1, 2])],
         result: 3,
+        extra: Vec::new(),
     };
     let x: Vec<f32> = (0..12).map(|v| v as f32).collect();
     let y = run_generic(&g, &[(ty(&[2, 3, 2], DType::F32), f32t(&[2, 3, 2], &x))]);
@@ -282,6 +285,7 @@ fn generic_kernels_compute_with_i1_offsets_and_constants() {
             op(OpKind::Select, &[2, 0, 1]),
         ],
         result: 3,
+        extra: Vec::new(),
     };
     let x = f32t(&[2, 3], &[9.0, -1.0, 2.0, 9.0, 3.0, -4.0]);
     assert_eq!(run_generic(&relu, &[(ty(&[2, 3], DType::F32), x)]), f32t(&[2, 2], &[0.0, 2.0, 3.0, 0.0]));
@@ -291,6 +295,7 @@ fn generic_kernels_compute_with_i1_offsets_and_constants() {
         dtype: DType::I64,
         body: vec![Scalar::Const { value: 7.0, dtype: DType::I64 }],
         result: 0,
+        extra: Vec::new(),
         ..relu
     };
     assert_eq!(run_generic(&fill, &[]), i64t(&[2, 3], &[7; 6]));

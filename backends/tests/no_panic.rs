@@ -61,6 +61,10 @@ fn attr(kind: AttrKind) -> BoxedStrategy<Attr> {
             let words = prop::sample::select(vec!["parallel", "parallel", "reduction", "bogus", "", "dl.add"]);
             prop::collection::vec(words.prop_map(|w| Attr::Str(w.into())), 0..4).prop_map(Attr::Array).boxed()
         }
+        AttrKind::DTypes => {
+            let item = prop_oneof![9 => dtype().prop_map(Attr::from), 1 => Just(Attr::Int(0))];
+            prop::collection::vec(item, 0..4).prop_map(Attr::Array).boxed()
+        }
         // Maps of 0–3 dims whose terms may name one dim too many, and now
         // and then an element that is no map at all.
         AttrKind::Maps => {

@@ -64,9 +64,9 @@ fn parse_attr(kind: OpKind, key: &str, text: &str) -> Result<Attr, String> {
             Attr::ints(&items.map_err(|_| bad())?)
         }
         AttrKind::Dense => return Err(format!("dense attribute '{key}' cannot be written in a fixture")),
-        // Only the kernel-level ops (kernel.generic) have string and map
-        // arrays, and they have no PyTorch fixtures (see the coverage check).
-        AttrKind::Strings | AttrKind::Maps => return Err(format!("attribute '{key}' ({}) cannot be written in a fixture", spec.kind.describe())),
+        // Only the kernel-level ops (kernel.generic) have string, map and
+        // element-type arrays, and they have no PyTorch fixtures (see the coverage check).
+        AttrKind::Strings | AttrKind::Maps | AttrKind::DTypes => return Err(format!("attribute '{key}' ({}) cannot be written in a fixture", spec.kind.describe())),
     })
 }
 

@@ -23,20 +23,20 @@ pub(crate) enum Val<'a> {
 }
 
 /// A kernel input: its elements, row-major and contiguous, and its shape.
-struct In<'a> {
-    data: Contig<'a>,
-    shape: &'a [usize],
+pub(crate) struct In<'a> {
+    pub data: Contig<'a>,
+    pub shape: &'a [usize],
 }
 
 /// A fresh output buffer (for a step whose output is not in the arena).
-enum Fresh {
+pub(crate) enum Fresh {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I1(Vec<bool>),
 }
 
 impl Fresh {
-    fn new(dtype: DType, n: usize) -> Result<Fresh, CpuError> {
+    pub(crate) fn new(dtype: DType, n: usize) -> Result<Fresh, CpuError> {
         match dtype {
             DType::F32 => Ok(Fresh::F32(vec![0.0; n])),
             DType::F64 => Ok(Fresh::F64(vec![0.0; n])),
@@ -47,7 +47,7 @@ impl Fresh {
 
     /// `t`'s own vector as an output buffer of `n` elements of `dtype`, when
     /// it is one, row-major from its start; otherwise `t` back.
-    fn take(t: Tensor, dtype: DType, n: usize) -> Result<Fresh, Tensor> {
+    pub(crate) fn take(t: Tensor, dtype: DType, n: usize) -> Result<Fresh, Tensor> {
         fn whole<T: Clone>(a: ArrayD<T>, n: usize) -> Result<Vec<T>, ArrayD<T>> {
             if !a.is_standard_layout() || a.len() != n {
                 return Err(a);
@@ -68,7 +68,7 @@ impl Fresh {
         }
     }
 
-    fn buffer(&mut self) -> BufferMut<'_> {
+    pub(crate) fn buffer(&mut self) -> BufferMut<'_> {
         match self {
             Fresh::F32(v) => BufferMut::F32(v),
             Fresh::F64(v) => BufferMut::F64(v),
@@ -76,7 +76,7 @@ impl Fresh {
         }
     }
 
-    fn into_tensor(self, shape: &[usize]) -> Result<Tensor, CpuError> {
+    pub(crate) fn into_tensor(self, shape: &[usize]) -> Result<Tensor, CpuError> {
         Ok(match self {
             Fresh::F32(v) => Tensor::F32(array(shape, v)?),
             Fresh::F64(v) => Tensor::F64(array(shape, v)?),
@@ -85,12 +85,21 @@ impl Fresh {
     }
 }
 
+/// A kernel's iteration space at batch size `batch`.
+pub(crate) fn iteration_sizes(sizes: &[Option<u64>], batch: Option<usize>) -> Result<Vec<usize>, CpuError> {
+    sizes
+        .iter()
+        .map(|s| s.map(|n| n as usize).or(batch))
+        .collect::<Option<_>>()
+        .ok_or_else(|| CpuError::Unsupported("a kernel's iteration space has a ? but no argument binds the batch".into()))
+}
+
 fn undefined(v: ValueId) -> CpuError {
     CpuError::Malformed(format!("%{} is used before it is defined", v.0))
 }
 
 /// `v`'s elements and shape, read where it lives.
-fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueId) -> Result<In<'a>, CpuError> {
+pub(crate) fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueId) -> Result<In<'a>, CpuError> {
     match env[v.0 as usize].as_ref().ok_or_else(|| undefined(v))? {
         Val::Tensor(t) => Ok(In { data: Contig::of(t)?, shape: t.shape() }),
         Val::Arena { region, shape } => {
@@ -105,7 +114,7 @@ fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueId) -> Resul
 }
 
 /// `v` as a tensor (an arena value is copied out).
-fn tensor<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'_>, v: ValueId) -> Result<Cow<'a, Tensor>, CpuError> {
+pub(crate) fn tensor<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'_>, v: ValueId) -> Result<Cow<'a, Tensor>, CpuError> {
     tensor_of(env[v.0 as usize].as_ref().ok_or_else(|| undefined(v))?, reads)
 }
 
@@ -239,12 +248,7 @@ impl CpuExecutable {
                 self.run_elementwise(kernel, &bufs, out, &iter, fresh)
             }
             Exec::Structured { kernel, generic, inputs: vs, partial } => {
-                let sizes: Vec<usize> = generic
-                    .sizes
-                    .iter()
-                    .map(|s| s.map(|n| n as usize).or(batch))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| CpuError::Unsupported("a kernel's iteration space has a ? but no argument binds the batch".into()))?;
+                let sizes = iteration_sizes(&generic.sizes, batch)?;
                 let ins = inputs(vs)?;
                 let bufs: Vec<(Buffer<'_>, &[usize])> = ins.iter().map(|i| (i.data.buffer(), i.shape)).collect();
                 self.run_structured(kernel, &bufs, out, shape, &sizes, partial.as_deref())
@@ -622,7 +626,7 @@ impl<'a> Contig<'a> {
         }
     }
 
-    fn buffer(&self) -> Buffer<'_> {
+    pub(crate) fn buffer(&self) -> Buffer<'_> {
         match self {
             Contig::F32(s) => Buffer::F32(s),
             Contig::F64(s) => Buffer::F64(s),

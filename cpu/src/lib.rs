@@ -71,6 +71,7 @@ mod arena;
 mod exec;
 mod memory;
 mod movement;
+mod outputs;
 mod parallel;
 mod pool;
 pub mod steps;
@@ -151,6 +152,13 @@ struct Step {
     /// An input read for the last time here, whose buffer the output may
     /// take over (see `memory.rs`): an elementwise step reading it in full.
     in_place: Option<ValueId>,
+    /// The outputs after the first, of a structured kernel with several
+    /// results. Such a step writes every output into a buffer of its own,
+    /// outside the arena (`memory.rs`), or over a donated input.
+    extra: Vec<(ValueId, TensorType)>,
+    /// With `extra`: per output, the input it may be written over
+    /// ([`steps::donors`]).
+    donors: Vec<Option<ValueId>>,
     describe: String,
 }
 
@@ -215,10 +223,10 @@ impl CpuExecutable {
                 OpKind::Return => {}
                 OpKind::Constant => constants.push(o),
                 _ => {
-                    let &[r] = op.results.as_slice() else {
+                    if op.results.is_empty() || op.results.len() > 1 && op.kind != OpKind::Generic {
                         return Err(CpuError::Unsupported(format!("'{}' with {} results", op.kind.name(), op.results.len())));
-                    };
-                    jobs.push((o, r));
+                    }
+                    jobs.push((o, op.results.clone()));
                 }
             }
         }
@@ -228,10 +236,10 @@ impl CpuExecutable {
             use rayon::prelude::*;
             pool.install(|| jobs.par_iter().map(|&(o, _)| steps::compile_op(func, o, &jit, &cache)).collect())
         };
-        let mut ready: Vec<(Exec, ValueId, String)> = Vec::with_capacity(jobs.len());
-        for ((_, r), c) in jobs.iter().zip(compiled) {
+        let mut ready: Vec<(Exec, Vec<ValueId>, String)> = Vec::with_capacity(jobs.len());
+        for ((_, rs), c) in jobs.iter().zip(compiled) {
             let (exec, describe) = c?;
-            ready.push((exec, *r, describe));
+            ready.push((exec, rs.clone(), describe));
         }
         let consts = constants
             .iter()
@@ -249,8 +257,10 @@ impl CpuExecutable {
                 last[v.0 as usize] = Some(i);
             }
         }
-        for (i, (_, output, _)) in ready.iter().enumerate() {
-            last[output.0 as usize].get_or_insert(i);
+        for (i, (_, outputs, _)) in ready.iter().enumerate() {
+            for v in outputs {
+                last[v.0 as usize].get_or_insert(i);
+            }
         }
         for &v in &results {
             last[v.0 as usize] = None;
@@ -259,11 +269,13 @@ impl CpuExecutable {
         let steps = ready
             .into_iter()
             .enumerate()
-            .map(|(i, (exec, output, describe))| {
-                let mut frees: Vec<ValueId> = exec.inputs().into_iter().chain([output]).filter(|&v| last[v.0 as usize] == Some(i) && !is_const_or_arg(v)).collect();
+            .map(|(i, (exec, outputs, describe))| {
+                let mut frees: Vec<ValueId> = exec.inputs().into_iter().chain(outputs.iter().copied()).filter(|&v| last[v.0 as usize] == Some(i) && !is_const_or_arg(v)).collect();
                 frees.sort_unstable();
                 frees.dedup();
+                let output = outputs[0];
                 let out = tensor_ty(func, output)?;
+                let extra = outputs[1..].iter().map(|&v| Ok((v, tensor_ty(func, v)?))).collect::<Result<Vec<_>, CpuError>>()?;
                 let dims = |v: ValueId| tensor_ty(func, v).map(|t| t.shape);
                 let work = match &exec {
                     Exec::Elementwise { kernel, .. } => Work::Points(out.shape.clone(), 1 + parallel::ops(kernel.spec().body())),
@@ -283,8 +295,13 @@ impl CpuExecutable {
                     Exec::MaxPool2dGrad { .. } => Work::Points(out.shape.clone(), 2),
                     _ => Work::None,
                 };
-                let in_place = exec.in_place_candidates(&out).into_iter().find(|v| last[v.0 as usize] == Some(i) && tensor_ty(func, *v).is_ok_and(|t| t == out));
-                Ok(Step { exec, work, output, out, frees, in_place, describe })
+                let (in_place, donors) = if extra.is_empty() {
+                    (exec.in_place_candidates(&out).into_iter().find(|v| last[v.0 as usize] == Some(i) && tensor_ty(func, *v).is_ok_and(|t| t == out)), Vec::new())
+                } else {
+                    let outs: Vec<TensorType> = std::iter::once(out.clone()).chain(extra.iter().map(|(_, t)| t.clone())).collect();
+                    (None, steps::donors(&exec, &outs, &|v| tensor_ty(func, v).ok(), &|v| last[v.0 as usize] == Some(i)))
+                };
+                Ok(Step { exec, work, output, out, frees, in_place, extra, donors, describe })
             })
             .collect::<Result<Vec<_>, CpuError>>()?;
         let infos: Vec<StepInfo<'_>> = steps
@@ -302,7 +319,8 @@ impl CpuExecutable {
                     dtype: s.out.dtype,
                     shape: &s.out.shape,
                     inputs: s.exec.inputs(),
-                    writes_slice: s.exec.writes_slice(),
+                    // Several outputs live outside the arena.
+                    writes_slice: s.exec.writes_slice() && s.extra.is_empty(),
                     reshape: matches!(s.exec, Exec::Reshape { .. }),
                     conv,
                     in_place: s.in_place,
@@ -412,7 +430,8 @@ impl CpuExecutable {
             .iter()
             .zip(&self.layout.homes)
             .filter(|(s, h)| **h == Home::Outside && !matches!(s.exec, Exec::Reshape { .. }))
-            .map(|(s, _)| memory::concrete(&s.out.shape, batch).iter().product::<usize>() * s.out.dtype.size_bytes())
+            .flat_map(|(s, _)| std::iter::once(&s.out).chain(s.extra.iter().map(|(_, t)| t)))
+            .map(|t| memory::concrete(&t.shape, batch).iter().product::<usize>() * t.dtype.size_bytes())
             .sum();
         self.layout.place(batch).report(&self.layout, outside)
     }
@@ -514,11 +533,18 @@ impl CpuExecutable {
         }
         for (i, step) in self.steps.iter().enumerate() {
             let start = std::time::Instant::now();
-            let out = self.run_step(i, &mut env, arena, batch)?;
+            if step.extra.is_empty() {
+                let out = self.run_step(i, &mut env, arena, batch)?;
+                env[step.output.0 as usize] = Some(out);
+            } else {
+                let outs = self.run_outputs_step(i, &mut env, arena, batch)?;
+                for (v, out) in std::iter::once(step.output).chain(step.extra.iter().map(|(v, _)| *v)).zip(outs) {
+                    env[v.0 as usize] = Some(Val::Tensor(Cow::Owned(out)));
+                }
+            }
             if let Some(t) = times.as_deref_mut() {
                 t.push(start.elapsed());
             }
-            env[step.output.0 as usize] = Some(out);
             for v in &step.frees {
                 env[v.0 as usize] = None;
             }

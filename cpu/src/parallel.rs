@@ -24,7 +24,7 @@
 //! a chain with a square root and a division from about 32 Ki).
 
 use crate::{CpuError, CpuExecutable};
-use dlc_jit::{Access, Buffer, BufferMut, CompiledGeneric, CompiledKernel, Node};
+use dlc_jit::{Access, Buffer, BufferMut, CompiledGeneric, CompiledKernel, Node, Source};
 use std::ops::Range;
 
 /// Below this cost (iteration points × (1 + body ops)) a JIT kernel runs
@@ -90,6 +90,35 @@ impl CpuExecutable {
             let mut shape = iter.to_vec();
             shape[0] = hi - lo;
             jobs.push(move || kernel.run_in_place(&part, o, &shape).map_err(CpuError::from));
+        }
+        self.join(jobs)
+    }
+
+    /// Runs a structured kernel with several outputs (each a buffer and its
+    /// shape; `fresh` when some was just allocated) over the iteration
+    /// space `sizes`, split into row ranges like [`Self::run_structured`]:
+    /// every output cut at the same rows, an input read in place from an
+    /// output reading that output's part.
+    pub(crate) fn run_structured_outputs(&self, kernel: &CompiledGeneric, ins: &[(Source<'_>, &[usize])], outs: Vec<(BufferMut<'_>, &[usize])>, sizes: &[usize], fresh: bool) -> Result<(), CpuError> {
+        let n0 = sizes.first().copied().unwrap_or(1);
+        let cost = sizes.iter().product::<usize>() * (1 + ops(kernel.spec().body()));
+        let rows = kernel.splits_rows() && outs.iter().all(|(_, s)| s.first() == Some(&n0));
+        let parts = if rows { self.parts(if fresh { cost / FRESH_FACTOR } else { cost }, n0) } else { 1 };
+        if parts <= 1 {
+            return Ok(kernel.run_outputs(ins, outs, sizes, 0..n0)?);
+        }
+        let bounds = bounds(n0, parts, 1);
+        let mut cut: Vec<std::vec::IntoIter<BufferMut<'_>>> = Vec::with_capacity(outs.len());
+        let mut shapes = Vec::with_capacity(outs.len());
+        for (o, shape) in outs {
+            cut.push(split_mut(o, &bounds, shape[1..].iter().product()).into_iter());
+            shapes.push(shape);
+        }
+        let mut jobs = Vec::with_capacity(parts);
+        for w in bounds.windows(2) {
+            let part: Vec<(BufferMut<'_>, &[usize])> = cut.iter_mut().zip(&shapes).map(|(c, s)| c.next().map(|b| (b, *s))).collect::<Option<_>>().ok_or_else(|| CpuError::Malformed("an output has fewer rows than its kernel".into()))?;
+            let range = w[0]..w[1];
+            jobs.push(move || kernel.run_outputs(ins, part, sizes, range).map_err(CpuError::from));
         }
         self.join(jobs)
     }

@@ -3,7 +3,7 @@
 //! | op | runs as |
 //! |---|---|
 //! | `kernel.generic` whose maps are NumPy broadcasts (elementwise chains) | a dlc-jit elementwise kernel: dims collapsed, 128-bit vectors |
-//! | any other `kernel.generic` (reductions, windows, permuted or strided reads) | a dlc-jit structured kernel (loop nest from the iteration space) |
+//! | any other `kernel.generic` (reductions, windows, permuted or strided reads, several results) | a dlc-jit structured kernel (loop nest from the iteration space), one output buffer per result |
 //! | `kernel.matmul`, `kernel.conv2d` | dlc-contract's gemm with the bias/ReLU epilogue |
 //! | `dl.conv2d_grad_input`, `dl.conv2d_grad_weight` | dlc-contract's `conv2d_grad_input` / `conv2d_grad_weight` (col2im and im2col around gemm) |
 //! | `dl.reshape` | a view: an arena value is read in place under the new shape; another buffer is moved (or copied if still in use) |
@@ -182,9 +182,9 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
                 Err(_) => {
                     let mut k = Function::new("kernel");
                     let args: Vec<ValueId> = types.iter().map(|t| k.add_arg(t.clone(), None, Attrs::new())).collect();
-                    let r = g.emit(&mut k, &args).map_err(mal)?;
-                    Builder::at_entry(&mut k).ret(&[r]);
-                    k.result_types = vec![k.ty(r).clone()];
+                    let rs = g.emit_all(&mut k, &args).map_err(mal)?;
+                    Builder::at_entry(&mut k).ret(&rs);
+                    k.result_types = rs.iter().map(|&r| k.ty(r).clone()).collect();
                     (Exec::InterpKernel { func: Box::new(k), inputs }, format!("interp[{name}]"))
                 }
             }
@@ -243,6 +243,9 @@ fn long_inner(g: &Generic) -> Option<Generic> {
     p.reduction.swap(k, last);
     p.maps = g.maps.iter().map(|m| m.compose(&swap)).collect();
     p.out_map = g.out_map.compose(&swap);
+    for o in &mut p.extra {
+        o.map = o.map.compose(&swap);
+    }
     Some(p)
 }
 
@@ -251,7 +254,7 @@ fn long_inner(g: &Generic) -> Option<Generic> {
 /// broadcasting (right-aligned dims, a constant 0 on a size-1 dim).
 fn as_elementwise(g: &Generic, types: &[Type]) -> Option<Function> {
     let rank = g.rank();
-    if g.reduces() || g.out_map != dlc_ir::AffineMap::identity(rank) || !g.padded.is_empty() {
+    if g.reduces() || !g.extra.is_empty() || g.out_map != dlc_ir::AffineMap::identity(rank) || !g.padded.is_empty() {
         return None;
     }
     for (t, m) in types.iter().zip(&g.maps) {
@@ -372,8 +375,56 @@ fn structured(g: &Generic, types: &[Type], jit: &Jit) -> Result<dlc_jit::Compile
         };
         nodes.push(n);
     }
-    let spec = k.finish(nodes[g.result], g.out_map.clone(), g.reduces().then_some(g.init))?;
+    let outs: Vec<_> = g.outputs().into_iter().map(|o| (nodes[o.node], o.map)).collect();
+    let spec = k.finish_outputs(&outs, g.reduces().then_some(g.init))?;
     Ok(jit.compile_generic(&spec)?)
+}
+
+/// The operands body node `n` reads, nearest first (breadth first).
+fn nearest_operands(g: &Generic, n: usize) -> Vec<usize> {
+    let mut seen = vec![false; g.body.len()];
+    let mut queue = std::collections::VecDeque::from([n]);
+    let mut out = Vec::new();
+    while let Some(k) = queue.pop_front() {
+        if std::mem::replace(&mut seen[k], true) {
+            continue;
+        }
+        match &g.body[k] {
+            Scalar::Operand(i) => out.push(*i),
+            Scalar::Op { args, .. } => queue.extend(args.iter().copied()),
+            Scalar::Acc | Scalar::Const { .. } => {}
+        }
+    }
+    out
+}
+
+/// For each result of a structured step with several results, the input
+/// whose buffer it may be written over when the run owns that buffer (a
+/// donated argument): one of `last_read_here` (inputs no later step reads),
+/// of the result's type, read by every operand slot through the result's
+/// own map, unpadded, in an all-parallel kernel; each input for one result
+/// at most, the one nearest to the result in its body (so Adam's `m'` takes
+/// `m`'s buffer, not `v`'s: either is correct, this one reads as intended).
+/// The kernel then reads it in place ([`dlc_jit::Source::Output`]).
+pub(crate) fn donors(e: &Exec, outs: &[TensorType], types: &dyn Fn(ValueId) -> Option<TensorType>, last_read_here: &dyn Fn(ValueId) -> bool) -> Vec<Option<ValueId>> {
+    let Exec::Structured { generic: g, inputs, .. } = e else { return vec![None; outs.len()] };
+    if g.reduces() {
+        return vec![None; outs.len()];
+    }
+    let mut taken: Vec<ValueId> = Vec::new();
+    g.outputs()
+        .iter()
+        .zip(outs)
+        .map(|(o, t)| {
+            let fits = |v: ValueId| {
+                let slots: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i] == v).collect();
+                slots.iter().all(|&i| g.maps[i] == o.map && !g.padded.contains(&i)) && types(v).as_ref() == Some(t) && last_read_here(v) && !taken.contains(&v)
+            };
+            let v = nearest_operands(g, o.node).into_iter().map(|i| inputs[i]).chain(inputs.iter().copied()).find(|&v| fits(v))?;
+            taken.push(v);
+            Some(v)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -395,6 +446,7 @@ mod tests {
             fused: Vec::new(),
             body: vec![Scalar::Operand(0)],
             result: 0,
+            extra: Vec::new(),
         }
     }
 

@@ -201,7 +201,9 @@ fn bound_parameters_are_packed_once_and_agree_with_the_interpreter() {
 /// Every train step run with its arguments donated gives the results of a
 /// run that only borrows them, bit for bit, at 1 and 2 threads; and the
 /// donation is used: every Adam or SGD update of the mlp writes its new
-/// parameter or state over the old one's buffer rather than a new one.
+/// parameter or state over the old one's buffer rather than a new one (the
+/// mlp's Adam update of each parameter is one kernel writing p', m' and v'
+/// over p, m and v).
 #[test]
 fn donated_arguments_give_the_same_results_and_lend_their_buffers() {
     use std::borrow::Cow;

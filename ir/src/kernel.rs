@@ -40,7 +40,21 @@ pub enum Scalar {
     },
 }
 
+/// One result of a kernel: where it is written, its element type, and the
+/// body node whose value it takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    /// Its map (a projection: every parallel dim once).
+    pub map: AffineMap,
+    /// Its element type.
+    pub dtype: DType,
+    /// The body node yielded for it.
+    pub node: usize,
+}
+
 /// A structured kernel: iteration space, operand maps, result map, body.
+/// A kernel with several results (no reductions) keeps the first in
+/// `out_map`, `dtype` and `result`, the others in `extra`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Generic {
     /// True for each reduction dim.
@@ -63,8 +77,10 @@ pub struct Generic {
     pub fused: Vec<String>,
     /// The body, in SSA order.
     pub body: Vec<Scalar>,
-    /// The node whose value is yielded.
+    /// The node whose value is yielded (for the first result).
     pub result: usize,
+    /// The results after the first, in order (all-parallel kernels only).
+    pub extra: Vec<Output>,
 }
 
 impl Generic {
@@ -76,6 +92,21 @@ impl Generic {
     /// The iteration space's rank.
     pub fn rank(&self) -> usize {
         self.sizes.len()
+    }
+
+    /// Every result, the first included, in order.
+    pub fn outputs(&self) -> Vec<Output> {
+        let first = Output { map: self.out_map.clone(), dtype: self.dtype, node: self.result };
+        std::iter::once(first).chain(self.extra.iter().cloned()).collect()
+    }
+
+    /// Replaces every result by `outs` (at least one).
+    pub fn set_outputs(&mut self, mut outs: Vec<Output>) {
+        let first = outs.remove(0);
+        self.out_map = first.map;
+        self.dtype = first.dtype;
+        self.result = first.node;
+        self.extra = outs;
     }
 
     /// Reads the `kernel.generic` `o` of `f`; also returns its operands.
@@ -94,12 +125,12 @@ impl Generic {
             ids.insert(a, body.len());
             body.push(if i < op.operands.len() { Scalar::Operand(i) } else { Scalar::Acc });
         }
-        let mut result = None;
+        let mut yielded = Vec::new();
         for &b in &block.ops {
             let d = f.op(b);
             let args = d.operands.iter().map(|v| ids.get(v).copied().ok_or_else(|| format!("body value %{} is not defined", v.0))).collect::<Result<Vec<_>, _>>()?;
             match d.kind {
-                OpKind::Yield => result = args.first().copied(),
+                OpKind::Yield => yielded = args,
                 OpKind::ScalarConstant => {
                     let v = AttrView::new(d.kind, &d.attrs);
                     body.push(Scalar::Const { value: v.float("value")?, dtype: v.dtype("dtype")? });
@@ -110,21 +141,26 @@ impl Generic {
                 ids.insert(r, body.len() - 1);
             }
         }
+        if yielded.len() != g.results() {
+            return Err(format!("the body yields {} value(s) for {} result(s)", yielded.len(), g.results()));
+        }
         let mut maps = g.maps;
-        let out_map = maps.pop().expect("a result map");
-        let generic = Generic {
+        let outs: Vec<Output> = maps.split_off(op.operands.len()).into_iter().zip(&g.dtypes).zip(yielded).map(|((map, &dtype), node)| Output { map, dtype, node }).collect();
+        let mut generic = Generic {
             reduction: g.reduction,
             sizes: g.sizes,
             maps,
-            out_map,
+            out_map: outs[0].map.clone(),
             dtype: g.dtype,
             init: g.init,
             padded: g.padded,
             pad: g.pad,
             fused: view.strings("fused")?,
             body,
-            result: result.ok_or("the body does not end with kernel.yield")?,
+            result: outs[0].node,
+            extra: Vec::new(),
         };
+        generic.set_outputs(outs);
         Ok((generic, op.operands.clone()))
     }
 
@@ -133,10 +169,14 @@ impl Generic {
         let mut a = Attrs::new();
         let iters = self.reduction.iter().map(|&r| Attr::Str(if r { REDUCTION } else { PARALLEL }.into())).collect();
         a.insert("iterators".into(), Attr::Array(iters));
-        let maps = self.maps.iter().chain([&self.out_map]).map(|m| Attr::Map(m.clone())).collect();
+        let maps = self.maps.iter().chain([&self.out_map]).chain(self.extra.iter().map(|o| &o.map)).map(|m| Attr::Map(m.clone())).collect();
         a.insert("indexing_maps".into(), Attr::Array(maps));
         a.insert("sizes".into(), Attr::ints(&self.sizes.iter().map(|s| s.map_or(-1, |n| n as i64)).collect::<Vec<_>>()));
         a.insert("dtype".into(), Attr::from(self.dtype));
+        if !self.extra.is_empty() {
+            let dtypes = self.outputs().iter().map(|o| Attr::from(o.dtype)).collect();
+            a.insert("dtypes".into(), Attr::Array(dtypes));
+        }
         if self.reduces() {
             a.insert("init".into(), Attr::Float(self.init));
         }
@@ -151,15 +191,20 @@ impl Generic {
     }
 
     /// Appends the kernel to `f`'s entry block reading `operands`; returns
-    /// its result. The result type comes from the registry's rule, so a
-    /// kernel that does not fit its operands is an error, not bad IR.
+    /// its (first) result. The result type comes from the registry's rule,
+    /// so a kernel that does not fit its operands is an error, not bad IR.
     pub fn emit(&self, f: &mut Function, operands: &[ValueId]) -> Result<ValueId, String> {
+        self.emit_all(f, operands).map(|r| r[0])
+    }
+
+    /// [`Generic::emit`], returning every result.
+    pub fn emit_all(&self, f: &mut Function, operands: &[ValueId]) -> Result<Vec<ValueId>, String> {
         if operands.len() != self.maps.len() {
             return Err(format!("{} operands for {} maps", operands.len(), self.maps.len()));
         }
         let attrs = self.attrs();
         let types: Vec<Type> = operands.iter().map(|&v| f.ty(v).clone()).collect();
-        let result = OpKind::Generic.infer(&types, &attrs)?;
+        let result_types = OpKind::Generic.infer(&types, &attrs)?;
         let block = f.new_block();
         let mut vals: Vec<ValueId> = Vec::with_capacity(self.body.len());
         let scalar = |t: &Type| Type::Scalar(t.dtype().unwrap_or(DType::F32));
@@ -191,14 +236,18 @@ impl Generic {
             };
             vals.push(v);
         }
-        let y = *vals.get(self.result).ok_or("the result node does not exist")?;
-        if *f.ty(y) != Type::Scalar(self.dtype) {
-            return Err(format!("the body yields {}, the kernel's element type is {}", f.ty(y), self.dtype));
+        let mut ys = Vec::new();
+        for out in self.outputs() {
+            let y = *vals.get(out.node).ok_or("the result node does not exist")?;
+            if *f.ty(y) != Type::Scalar(out.dtype) {
+                return Err(format!("the body yields {}, the kernel's element type is {}", f.ty(y), out.dtype));
+            }
+            ys.push(y);
         }
-        f.append_op(block, OpKind::Yield, vec![y], Attrs::new(), Vec::new(), Vec::new());
+        f.append_op(block, OpKind::Yield, ys, Attrs::new(), Vec::new(), Vec::new());
         let entry = f.entry();
-        let o = f.append_op(entry, OpKind::Generic, operands.to_vec(), attrs, result, vec![Region { blocks: vec![block] }]);
-        Ok(f.op(o).results[0])
+        let o = f.append_op(entry, OpKind::Generic, operands.to_vec(), attrs, result_types, vec![Region { blocks: vec![block] }]);
+        Ok(f.op(o).results.clone())
     }
 
     /// Size `k` as a type dim.
@@ -206,11 +255,14 @@ impl Generic {
         self.sizes[k].map_or(Dim::Dynamic, Dim::Static)
     }
 
-    /// Nodes reachable from the result (dead ones are dropped on emit by the
-    /// caller, see [`Generic::compact`]).
+    /// Nodes reachable from the results (dead ones are dropped on emit by
+    /// the caller, see [`Generic::compact`]).
     pub fn live(&self) -> Vec<bool> {
         let mut live = vec![false; self.body.len()];
         live[self.result] = true;
+        for o in &self.extra {
+            live[o.node] = true;
+        }
         for i in (0..self.body.len()).rev() {
             if let (true, Scalar::Op { args, .. }) = (live[i], &self.body[i]) {
                 for &a in args {
@@ -252,6 +304,9 @@ impl Generic {
             body.push(s);
         }
         self.result = remap[self.result];
+        for o in &mut self.extra {
+            o.node = remap[o.node];
+        }
         self.body = body;
         self.maps = keep.iter().map(|&i| self.maps[i].clone()).collect();
         self.padded = self.padded.iter().filter_map(|&i| new_pos(i)).collect();

@@ -366,8 +366,14 @@ fn kernel_bodies_end_with_one_yield_of_the_result_type() {
     );
     assert_eq!(
         gemv_errors(&[(yield_t, "    \"kernel.yield\"(%t, %t) : (f32, f32) -> ()\n")]),
-        [format!("{GENERIC}kernel.yield gives one value"), r#"in @f, op '"kernel.yield"': expects 1 operand(s), got 2"#.to_string()]
+        on_generic(&["kernel.yield gives 2 value(s), one per result: expected 1"])
     );
+    // Several results need `dtypes`, one map each, and no reduction.
+    assert_eq!(
+        gemv_errors(&[(yield_t, "    \"kernel.yield\"(%t, %t) : (f32, f32) -> ()\n"), ("{dtype = f32, indexing", "{dtype = f32, dtypes = [f32, f32], indexing")]),
+        on_generic(&["a kernel with reduction iterators has one result, not 2"])
+    );
+    assert_eq!(gemv_errors(&[("{dtype = f32, indexing", "{dtype = f32, dtypes = [f64, f32], indexing")]), on_generic(&["'dtypes' starts with f64, but 'dtype' is f32: the first result's type is both"]));
     let body = "    %s = \"dl.mul\"(%a, %b) : (f32, f32) -> f32\n    %t = \"dl.add\"(%acc, %s) : (f32, f32) -> f32\n";
     assert_eq!(
         gemv_errors(&[(body, ""), (yield_t, "")]),

@@ -48,17 +48,19 @@
 //! # The structured-kernel ABI
 //!
 //! A compiled [`crate::GenericSpec`] has the same machine signature,
-//! `fn(ins, params, out, sizes)`, with these meanings (r the rank, n the
-//! input count):
+//! `fn(ins, params, outs, sizes)`, with these meanings (r the rank, n the
+//! input count, m the output count):
 //!
 //! - `sizes[0..r]`: the loop sizes, every entry >= 1.
 //! - `ins[0..n]`: one base pointer per input; `ins[n]`: a 16-byte aligned
 //!   block that any load may read ([`SAFE_BLOCK`]).
-//! - `params[o*(r+1)]` for operand `o` (inputs, then the output as `o = n`):
-//!   its offset in bytes; `params[o*(r+1) + 1 + k]`: its stride in bytes
-//!   along loop `k`. Then per bounds check `q` (`schedule.rs`), at
-//!   `(n+1)*(r+1) + 2q`: the checked index at the origin of the box, and the
-//!   operand dim's size.
+//! - `outs[0..m]`: one base pointer per output (the third parameter points
+//!   at this array of pointers, not at an output).
+//! - `params[o*(r+1)]` for operand `o` (inputs, then the outputs as
+//!   `o = n..n+m`): its offset in bytes; `params[o*(r+1) + 1 + k]`: its
+//!   stride in bytes along loop `k`. Then per bounds check `q`
+//!   (`schedule.rs`), at `(n+m)*(r+1) + 2q`: the checked index at the origin
+//!   of the box, and the operand dim's size.
 //!
 //! The code (`generic/codegen.rs`) reads operand `o` at `base + offset +
 //! sum_k stride[k]·i_k` for loop indices `i` in the box (vector loads cover
@@ -70,12 +72,26 @@
 //! input lies in its dim, and the checked ones are computed without
 //! wrapping; so every address read is the row-major address of an element
 //! inside the buffer (offsets and strides are that address, exactly, in
-//! bytes), and the output's, a projection of the box onto its exact shape
+//! bytes), and each output's, a projection of the box onto its exact shape
 //! (or onto the rows `lo..hi` the given slice holds), is inside it too.
+//! Each output is its own `&mut` slice, so outputs overlap neither each
+//! other nor any input buffer; an all-parallel kernel writes each element
+//! of each output once per call (its map is a projection holding every
+//! dim).
+//!
+//! In place: an input given as [`Source::Output`] is read through output
+//! `r`'s pointer. `launch.rs` checks that the kernel is all-parallel, the
+//! input unpadded, and that its map, shape and dtype are output `r`'s, so
+//! at every point it reads exactly the element the point writes: an
+//! iteration loads its inputs before the body and stores after it, no
+//! other iteration touches those elements (distinct points write distinct
+//! elements; the scalar tail does not overlap the vector loop), and the
+//! loads of an all-parallel kernel are not marked `readonly`.
 
 use crate::error::JitError;
 use crate::generic::launch;
 use crate::generic::schedule::Schedule;
+use crate::generic::kernel::Source;
 use crate::generic::spec::GenericSpec;
 use crate::kernel::{Buffer, BufferMut};
 use crate::spec::{Access, KernelSpec};
@@ -209,36 +225,55 @@ pub(crate) static SAFE_BLOCK: SafeBlock = SafeBlock([0; 16]);
 
 /// Checks one call of a structured kernel (`generic/launch.rs`), fills the
 /// output with `init` where the schedule needs it, then runs `code` over
-/// rows `lo..hi` of dim 0.
-#[allow(clippy::too_many_arguments)]
+/// rows `lo..hi` of dim 0, writing each of `outs` (buffer and whole shape).
 pub(crate) fn call_generic(
     code: &Code,
     spec: &GenericSpec,
     sched: &Schedule,
-    inputs: &[(Buffer<'_>, &[usize])],
-    mut out: BufferMut<'_>,
-    out_shape: &[usize],
+    inputs: &[(Source<'_>, &[usize])],
+    outs: Vec<(BufferMut<'_>, &[usize])>,
     sizes: &[usize],
     (lo, hi): (usize, usize),
 ) -> Result<(), JitError> {
-    let l = launch::prepare(spec, sched, inputs, &out, out_shape, sizes, lo, hi)?;
-    if let Some(init) = spec.init()
-        && (sched.prefill || l.empty)
-    {
-        out.fill(init);
+    let args: Vec<launch::OutArg<'_>> = outs.iter().map(|(b, s)| (b.dtype(), b.len(), *s)).collect();
+    let ins: Vec<launch::InArg<'_>> = inputs
+        .iter()
+        .map(|(src, s)| match src {
+            Source::Buffer(b) => launch::InArg::Own(b.dtype(), b.len(), s),
+            Source::Output(r) => launch::InArg::Output(*r, s),
+        })
+        .collect();
+    let l = launch::prepare(spec, sched, &ins, &args, sizes, lo, hi)?;
+    let mut out_ptrs: Vec<*mut u8> = Vec::with_capacity(outs.len());
+    for (mut out, _) in outs {
+        if let Some(init) = spec.init()
+            && (sched.prefill || l.empty)
+        {
+            out.fill(init);
+        }
+        out_ptrs.push(out.into_ptr());
     }
     if l.empty {
         return Ok(());
     }
-    let mut ptrs: Vec<*const u8> = inputs.iter().map(|(b, _)| b.as_ptr()).collect();
+    let mut ptrs: Vec<*const u8> = inputs
+        .iter()
+        .map(|(src, _)| match src {
+            Source::Buffer(b) => b.as_ptr(),
+            // `prepare` checked that output r exists.
+            Source::Output(r) => out_ptrs[*r].cast_const(),
+        })
+        .collect();
     ptrs.push(SAFE_BLOCK.0.as_ptr());
-    let out_ptr = out.into_ptr();
     // SAFETY: see the module docs: `code` was generated from `spec` and
     // `sched` (a `CompiledGeneric` holds all three), `prepare` checked every
     // buffer, shape and index range against them and computed the offsets
-    // and strides; the arrays and buffers outlive the call; `out` is an
-    // exclusive borrow.
-    unsafe { (code.entry)(ptrs.as_ptr(), l.params.as_ptr(), out_ptr, l.sizes.as_ptr()) };
+    // and strides; the arrays and buffers outlive the call (`out_ptrs` came
+    // from the exclusive borrows in `outs`, which live until this function
+    // returns); each output is an exclusive borrow of its own, and an input
+    // read in place from one reads it only where and before it is written
+    // (module docs).
+    unsafe { (code.entry)(ptrs.as_ptr(), l.params.as_ptr(), out_ptrs.as_ptr().cast::<u8>().cast_mut(), l.sizes.as_ptr()) };
     Ok(())
 }
 

@@ -47,6 +47,12 @@ impl Body<'_> {
     /// input `i`'s element at the current index (loaded or splatted by the
     /// loop nest), `acc` the accumulator's value where the body reads it.
     pub fn emit(&self, b: &mut FunctionBuilder<'_>, vector: Option<Type>, inputs: &[Option<Value>], acc: Option<Value>) -> Result<Value, JitError> {
+        Ok(self.emit_outputs(b, vector, inputs, acc, &[self.output])?[0])
+    }
+
+    /// [`Body::emit`] for several outputs: every live node once, then each
+    /// output's value (the plan must cover them all: [`Plan::for_outputs`]).
+    pub fn emit_outputs(&self, b: &mut FunctionBuilder<'_>, vector: Option<Type>, inputs: &[Option<Value>], acc: Option<Value>, outputs: &[NodeId]) -> Result<Vec<Value>, JitError> {
         let dag = self.dag;
         let mut vals: Vec<Option<Value>> = vec![None; dag.nodes.len()];
         let get = |vals: &[Option<Value>], n: NodeId| {
@@ -79,12 +85,14 @@ impl Body<'_> {
             };
             vals[i] = Some(v);
         }
-        let out = get(&vals, self.output)?;
-        if dag.dtype(self.output) == DType::I1 {
-            // The ABI promises bytes of 0 or 1 (Rust bools); masks are already, but make it local.
-            return Ok(b.ins().band_imm_u(out, 1));
-        }
-        Ok(out)
+        outputs
+            .iter()
+            .map(|&o| {
+                let out = get(&vals, o)?;
+                // The ABI promises bytes of 0 or 1 (Rust bools); masks are already, but make it local.
+                Ok(if dag.dtype(o) == DType::I1 { b.ins().band_imm_u(out, 1) } else { out })
+            })
+            .collect()
     }
 
     /// An emitter at the float type of the first float among `dtypes`.

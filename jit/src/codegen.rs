@@ -203,7 +203,7 @@ pub(crate) fn data_flags() -> MemFlagsData {
 /// ([`CompiledKernel::run_in_place`]): each element is then loaded in the
 /// iteration that stores it, before the store, and the flag must not let
 /// Cranelift assume the memory never changes.
-fn input_flags() -> MemFlagsData {
+pub(crate) fn input_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 

@@ -88,7 +88,7 @@ mod spec;
 
 pub use codegen::{Jit, JitOptions};
 pub use error::JitError;
-pub use generic::{CompiledGeneric, GenericBuilder, GenericInput, GenericSpec, IterKind};
+pub use generic::{CompiledGeneric, Source, GenericBuilder, GenericInput, GenericOutput, GenericSpec, IterKind};
 pub use kernel::{Buffer, BufferMut, CompiledKernel};
 pub use lower::{Lowered, lower_function};
 pub use spec::{Access, InputSpec, KernelBuilder, KernelSpec, Node, NodeId};

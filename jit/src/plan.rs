@@ -24,7 +24,7 @@ pub(crate) struct Fused {
 /// What to emit for one spec.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// Reachable from the output.
+    /// Reachable from the outputs.
     pub live: Vec<bool>,
     /// A multiply folded into its only user's `fma`: not emitted itself.
     pub absorbed: Vec<bool>,
@@ -33,7 +33,7 @@ pub(crate) struct Plan {
     /// The vector type of the innermost loop, if the body's types allow
     /// one (the loop nest may still run scalar, for its own reasons).
     pub vector: Option<Type>,
-    /// How many live ops use each node.
+    /// How many live ops (and outputs) use each node.
     pub uses: Vec<usize>,
 }
 
@@ -42,10 +42,19 @@ impl Plan {
     /// has fused multiply-add (without it, contracting would change nothing
     /// but the rounding).
     pub fn new(dag: &Dag, output: NodeId, fma: bool) -> Plan {
+        Plan::for_outputs(dag, &[output], fma)
+    }
+
+    /// [`Plan::new`] for a body computing several outputs. An output counts
+    /// as a use, so a multiply that is also written out is not folded away.
+    pub fn for_outputs(dag: &Dag, outputs: &[NodeId], fma: bool) -> Plan {
         let n = dag.nodes.len();
         let mut live = vec![false; n];
         let mut uses = vec![0usize; n];
-        live[output.0 as usize] = true;
+        for o in outputs {
+            live[o.0 as usize] = true;
+            uses[o.0 as usize] += 1;
+        }
         for i in (0..n).rev() {
             if let (true, Node::Op { args, .. }) = (live[i], &dag.nodes[i]) {
                 for a in args {
@@ -80,7 +89,7 @@ impl Plan {
                 }
             }
         }
-        Plan { vector: vector_type(dag, output, &live), live, absorbed, fused, uses }
+        Plan { vector: vector_type(dag, outputs, &live), live, absorbed, fused, uses }
     }
 
     /// True when node `i` is emitted.
@@ -92,7 +101,7 @@ impl Plan {
 /// The innermost loop is vectorized when every live float value has one
 /// width (lanes of mixed widths would need 64-bit vectors Cranelift lacks)
 /// and no i1 buffer is read or written (bytes would need widening).
-fn vector_type(dag: &Dag, output: NodeId, live: &[bool]) -> Option<Type> {
+fn vector_type(dag: &Dag, outputs: &[NodeId], live: &[bool]) -> Option<Type> {
     let mut width = None;
     for (i, node) in dag.nodes.iter().enumerate() {
         if !live[i] {
@@ -111,7 +120,7 @@ fn vector_type(dag: &Dag, output: NodeId, live: &[bool]) -> Option<Type> {
             return None;
         }
     }
-    if dag.dtype(output) == DType::I1 {
+    if outputs.iter().any(|&o| dag.dtype(o) == DType::I1) {
         return None;
     }
     match width? {

@@ -49,7 +49,7 @@ pub const PASSES: &[PassInfo] = &[
     },
     PassInfo {
         name: "fuse-kernels",
-        summary: "fuse bias/ReLU epilogues into contractions and producer kernels into their consumers, by the bytes/FLOPs cost model",
+        summary: "fuse bias/ReLU epilogues into contractions and producer kernels into their consumers (one with an extra result where the producer's is needed elsewhere), by the bytes/FLOPs cost model",
         create: || Box::new(FuseKernels),
     },
 ];

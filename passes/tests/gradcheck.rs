@@ -255,6 +255,7 @@ fn kernel_ops_have_no_vjp() {
         fused: Vec::new(),
         body: vec![Scalar::Operand(0), Scalar::Acc, Scalar::Op { kind: OpKind::Add, attrs: Attrs::new(), args: vec![1, 0] }],
         result: 2,
+        extra: Vec::new(),
     };
     let loss = sum.emit(b.func, &[y]).unwrap();
     b.ret(&[loss]);

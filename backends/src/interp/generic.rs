@@ -36,8 +36,9 @@ fn points(shape: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
     (0..total).map(move |i| st.iter().zip(shape).map(|(&s, &n)| (i / s) % n.max(1)).collect())
 }
 
-/// Evaluates a `kernel.generic` of `f` on its operand values.
-pub fn eval(f: &Function, o: OpId, inputs: &[&Tensor], batch: Option<usize>) -> Result<Tensor, InterpError> {
+/// Evaluates a `kernel.generic` of `f` on its operand values: one tensor
+/// per result.
+pub fn eval(f: &Function, o: OpId, inputs: &[&Tensor], batch: Option<usize>) -> Result<Vec<Tensor>, InterpError> {
     let op = f.op(o);
     let g = GenericAttrs::read(&AttrView::new(op.kind, &op.attrs), inputs.len()).map_err(|m| InterpError::malformed(OP, m))?;
     let sizes: Vec<usize> = g
@@ -107,14 +108,14 @@ pub fn eval(f: &Function, o: OpId, inputs: &[&Tensor], batch: Option<usize>) -> 
         && g.dtype.is_float()
         && let Some(fold) = body.fold()
     {
-        return fold_reduction(&fold, &body, &g, inputs, &data, &sizes, &par, batch);
+        return fold_reduction(&fold, &body, &g, inputs, &data, &sizes, &par, batch).map(|y| vec![y]);
     }
     let mut acc = if g.reduces() {
         Some(Tensor::from_f64_values(&par_shape, &vec![g.init; par_shape.iter().product()], g.dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))?)
     } else {
         None
     };
-    let mut result = None;
+    let mut results = None;
     let reduction_points: Box<dyn Iterator<Item = Vec<usize>>> = if g.reduces() { Box::new(points(&red_shape)) } else { Box::new(std::iter::once(Vec::new())) };
     for r in reduction_points {
         let r = &r;
@@ -122,16 +123,27 @@ pub fn eval(f: &Function, o: OpId, inputs: &[&Tensor], batch: Option<usize>) -> 
         if let Some(a) = acc.take() {
             args.push(a);
         }
-        let y = body.run(&args, batch)?;
+        let mut ys = body.run(&args, batch)?;
         if g.reduces() {
-            acc = Some(y);
+            acc = ys.pop();
         } else {
-            result = Some(y);
+            results = Some(ys);
         }
     }
-    let y = acc.or(result).ok_or_else(|| InterpError::malformed(OP, "the kernel computed nothing"))?;
-    let y = if y.shape() == par_shape.as_slice() { y } else { broadcast(&y, &par_shape, g.dtype)? };
-    scatter(&y, &par, &g, &sizes)
+    let ys = match acc {
+        Some(a) => vec![a],
+        None => results.ok_or_else(|| InterpError::malformed(OP, "the kernel computed nothing"))?,
+    };
+    if ys.len() != g.results() {
+        return Err(InterpError::malformed(OP, format!("the body yields {} value(s) for {} result(s)", ys.len(), g.results())));
+    }
+    ys.into_iter()
+        .enumerate()
+        .map(|(r, y)| {
+            let y = if y.shape() == par_shape.as_slice() { y } else { broadcast(&y, &par_shape, g.dtypes[r])? };
+            scatter(&y, &par, &g, &sizes, r)
+        })
+        .collect()
 }
 
 /// A reduction whose body is `combine(acc, t)` with `t` independent of the
@@ -183,7 +195,7 @@ fn fold_reduction(fold: &Fold, body: &Body, g: &GenericAttrs, inputs: &[&Tensor]
         };
     }
     let y = Tensor::from_f64_values(&par_shape, &out, g.dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))?;
-    scatter(&y, par, g, sizes)
+    scatter(&y, par, g, sizes, 0)
 }
 
 /// A reduction body `combine(acc, term)`.
@@ -204,9 +216,9 @@ fn broadcast(y: &Tensor, shape: &[usize], dtype: DType) -> Result<Tensor, Interp
 }
 
 /// Writes the values over the parallel points (dims in iteration order) to
-/// the result's layout, which its map may permute.
-fn scatter(y: &Tensor, par: &[usize], g: &GenericAttrs, sizes: &[usize]) -> Result<Tensor, InterpError> {
-    let out_map = g.maps.last().expect("a result map");
+/// result `r`'s layout, which its map may permute.
+fn scatter(y: &Tensor, par: &[usize], g: &GenericAttrs, sizes: &[usize], r: usize) -> Result<Tensor, InterpError> {
+    let out_map = g.result_map(r);
     let out_dims: Vec<usize> = out_map.results.iter().map(|e| e.as_dim().expect("a projection")).collect();
     let out_shape: Vec<usize> = out_dims.iter().map(|&k| sizes[k]).collect();
     if out_dims == par {
@@ -220,14 +232,15 @@ fn scatter(y: &Tensor, par: &[usize], g: &GenericAttrs, sizes: &[usize]) -> Resu
         let flat: usize = out_dims.iter().zip(&st).map(|(k, s)| p[par.iter().position(|q| q == k).expect("parallel")] * s).sum();
         dst[flat] = src[i];
     }
-    Tensor::from_f64_values(&out_shape, &dst, g.dtype).map_err(|e| InterpError::malformed(OP, e.to_string()))
+    Tensor::from_f64_values(&out_shape, &dst, g.dtypes[r]).map_err(|e| InterpError::malformed(OP, e.to_string()))
 }
 
 /// A kernel body as a list of tensor ops over the gathered operands.
 struct Body {
     args: Vec<ValueId>,
     ops: Vec<(OpKind, Attrs, Vec<ValueId>, Option<ValueId>)>,
-    yielded: ValueId,
+    /// One value per result (the new accumulator, for reductions).
+    yielded: Vec<ValueId>,
 }
 
 impl Body {
@@ -240,7 +253,7 @@ impl Body {
         for &b in &block.ops {
             let d = f.op(b);
             if d.kind == OpKind::Yield {
-                yielded = d.operands.first().copied();
+                yielded = Some(d.operands.clone()).filter(|v| !v.is_empty());
             } else {
                 ops.push((d.kind, d.attrs.clone(), d.operands.clone(), d.results.first().copied()));
             }
@@ -255,7 +268,8 @@ impl Body {
     /// op computes from the accumulator.
     fn fold(&self) -> Option<Fold> {
         let acc = *self.args.last()?;
-        let (kind, _, args, _) = self.ops.iter().find(|(_, _, _, r)| *r == Some(self.yielded))?;
+        let &[yielded] = self.yielded.as_slice() else { return None };
+        let (kind, _, args, _) = self.ops.iter().find(|(_, _, _, r)| *r == Some(yielded))?;
         if !matches!(kind, OpKind::Add | OpKind::Maximum | OpKind::Minimum) {
             return None;
         }
@@ -263,7 +277,7 @@ impl Body {
             [a, t] | [t, a] if *a == acc && *t != acc => *t,
             _ => return None,
         };
-        let reads_acc = self.ops.iter().filter(|(_, _, _, r)| *r != Some(self.yielded)).any(|(_, _, a, _)| a.contains(&acc));
+        let reads_acc = self.ops.iter().filter(|(_, _, _, r)| *r != Some(yielded)).any(|(_, _, a, _)| a.contains(&acc));
         (!reads_acc).then_some(Fold { combine: *kind, term })
     }
 
@@ -296,7 +310,7 @@ impl Body {
         eval_op(kind, attrs, &ins, batch)
     }
 
-    fn run(&self, args: &[Tensor], batch: Option<usize>) -> Result<Tensor, InterpError> {
+    fn run(&self, args: &[Tensor], batch: Option<usize>) -> Result<Vec<Tensor>, InterpError> {
         let mut env: HashMap<ValueId, Tensor> = self.args.iter().copied().zip(args.iter().cloned()).collect();
         for (kind, attrs, operands, result) in &self.ops {
             let y = if *kind == OpKind::ScalarConstant {
@@ -315,6 +329,6 @@ impl Body {
                 env.insert(*r, y);
             }
         }
-        env.remove(&self.yielded).ok_or_else(|| InterpError::malformed(OP, "the yielded value is not defined"))
+        self.yielded.iter().map(|v| env.get(v).cloned().ok_or_else(|| InterpError::malformed(OP, "the yielded value is not defined"))).collect()
     }
 }

@@ -90,19 +90,24 @@ pub fn run<T: std::borrow::Borrow<Tensor>>(func: &Function, args: &[T]) -> Resul
             if op.kind == OpKind::Generic {
                 generic::eval(func, o, &inputs, batch.size)?
             } else {
-                eval_op(op.kind, &op.attrs, &inputs, batch.size)?
+                vec![eval_op(op.kind, &op.attrs, &inputs, batch.size)?]
             }
         };
-        let &[r] = op.results.as_slice() else {
-            return Err(InterpError::malformed(name, format!("expected one result, the IR declares {}", op.results.len())));
-        };
-        check_result(name, func.ty(r), &out, &mut batch)?;
+        if out.len() != op.results.len() {
+            let expected = if out.len() == 1 { "one result".to_string() } else { format!("{} results", out.len()) };
+            return Err(InterpError::malformed(name, format!("expected {expected}, the IR declares {}", op.results.len())));
+        }
+        for (&r, y) in op.results.iter().zip(&out) {
+            check_result(name, func.ty(r), y, &mut batch)?;
+        }
         for &v in &op.operands {
             if last_use[v.0 as usize] == pos {
                 env[v.0 as usize] = None;
             }
         }
-        env[r.0 as usize] = Some(Cow::Owned(out));
+        for (&r, y) in op.results.iter().zip(out) {
+            env[r.0 as usize] = Some(Cow::Owned(y));
+        }
     }
     Err(InterpError::malformed("func.return", format!("@{} does not end with func.return", func.name)))
 }

@@ -21,6 +21,17 @@
 //! `out[out_map(p)] = body(in_i[map_i(p)]…, out[out_map(p)])`. Operands
 //! listed in `padded` read `pad` where their map leaves their bounds
 //! (pooling windows over padding); every other access must stay in bounds.
+//!
+//! **Several results.** A kernel without reduction iterators may compute
+//! several tensors in one loop nest: `indexing_maps` then ends with one map
+//! per result, `dtypes` lists each result's element type (`dtype` is the
+//! first's), and `kernel.yield` takes one value per result, in order:
+//! `out_r[out_map_r(p)] = body_r(in_i[map_i(p)]…)`. Fusion builds these
+//! where a value is needed both as a result of its own (a function result,
+//! an operand of a contraction) and inside another kernel over the same
+//! points (an optimizer's new moments and the parameter they update), so
+//! the shared operands are read once and each result written once. One
+//! result prints exactly as before: no `dtypes`, one result map.
 
 use super::contraction;
 use super::shape::{float_tensor, one, tensor};
@@ -39,12 +50,14 @@ pub const REDUCTION: &str = "reduction";
 pub struct GenericAttrs {
     /// True for each reduction dim of the iteration space.
     pub reduction: Vec<bool>,
-    /// One map per operand, then the result's.
+    /// One map per operand, then one per result.
     pub maps: Vec<AffineMap>,
     /// The iteration space; `None` for the batch `?`.
     pub sizes: Vec<Option<u64>>,
-    /// The result's element type.
+    /// The (first) result's element type.
     pub dtype: DType,
+    /// Every result's element type, the first being `dtype`.
+    pub dtypes: Vec<DType>,
     /// The accumulator's starting value (reductions).
     pub init: f64,
     /// Operands read with `pad` outside their bounds.
@@ -78,9 +91,21 @@ impl GenericAttrs {
         if sizes.len() != n {
             return Err(format!("{} sizes for {n} iterators", sizes.len()));
         }
+        let dtype = view.dtype("dtype")?;
+        let dtypes = match view.dtypes("dtypes")? {
+            d if d.is_empty() => vec![dtype],
+            d if d.len() == 1 => return Err("'dtypes' is for kernels with several results; one result has 'dtype' only".into()),
+            d if d[0] != dtype => return Err(format!("'dtypes' starts with {}, but 'dtype' is {dtype}: the first result's type is both", d[0])),
+            d => d,
+        };
+        let results = dtypes.len();
+        if results > 1 && reduction.contains(&true) {
+            return Err(format!("a kernel with reduction iterators has one result, not {results}"));
+        }
         let maps = view.maps("indexing_maps")?;
-        if maps.len() != operands + 1 {
-            return Err(format!("{} indexing maps for {operands} operand(s) and one result: expected {}", maps.len(), operands + 1));
+        if maps.len() != operands + results {
+            let what = if results == 1 { "one result".to_string() } else { format!("{results} results") };
+            return Err(format!("{} indexing maps for {operands} operand(s) and {what}: expected {}", maps.len(), operands + results));
         }
         for m in &maps {
             if m.dims != n {
@@ -88,22 +113,23 @@ impl GenericAttrs {
             }
             m.check()?;
         }
-        let out = &maps[operands];
-        if !out.is_projection() {
-            return Err(format!("the result's map {out} must pick distinct dims"));
-        }
-        for (k, &red) in reduction.iter().enumerate() {
-            let in_out = out.results.iter().any(|e| e.as_dim() == Some(k));
-            if red == in_out {
-                let what = if red { "a reduction dim must not index the result" } else { "every parallel dim must index the result" };
-                return Err(format!("{what}: d{k} in {out}"));
+        for out in &maps[operands..] {
+            if !out.is_projection() {
+                return Err(format!("the result's map {out} must pick distinct dims"));
+            }
+            for (k, &red) in reduction.iter().enumerate() {
+                let in_out = out.results.iter().any(|e| e.as_dim() == Some(k));
+                if red == in_out {
+                    let what = if red { "a reduction dim must not index the result" } else { "every parallel dim must index the result" };
+                    return Err(format!("{what}: d{k} in {out}"));
+                }
             }
         }
         let padded: Vec<usize> = view.ints("padded")?.into_iter().map(|i| i as usize).collect();
         if let Some(i) = padded.iter().find(|&&i| i >= operands) {
             return Err(format!("padded operand #{i} does not exist"));
         }
-        Ok(GenericAttrs { reduction, maps, sizes, dtype: view.dtype("dtype")?, init: view.float("init")?, padded, pad: view.float("pad")? })
+        Ok(GenericAttrs { reduction, maps, sizes, dtype, dtypes, init: view.float("init")?, padded, pad: view.float("pad")? })
     }
 
     /// True when some dim is a reduction.
@@ -111,10 +137,19 @@ impl GenericAttrs {
         self.reduction.contains(&true)
     }
 
-    /// The result's shape: the result map applied to the sizes.
-    pub fn result_shape(&self) -> Vec<Dim> {
-        let out = self.maps.last().expect("a result map");
-        out.results.iter().map(|e| self.dim(e.as_dim().expect("a projection"))).collect()
+    /// How many results the kernel has.
+    pub fn results(&self) -> usize {
+        self.dtypes.len()
+    }
+
+    /// Result `r`'s map.
+    pub fn result_map(&self, r: usize) -> &AffineMap {
+        &self.maps[self.maps.len() - self.results() + r]
+    }
+
+    /// Result `r`'s shape: its map applied to the sizes.
+    pub fn result_shape(&self, r: usize) -> Vec<Dim> {
+        self.result_map(r).results.iter().map(|e| self.dim(e.as_dim().expect("a projection"))).collect()
     }
 
     /// Size `k` as a type dim.
@@ -156,12 +191,16 @@ fn generic(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
             }
         }
     }
-    one(TensorType::new(g.result_shape(), g.dtype))
+    if g.results() == 1 {
+        return one(TensorType::new(g.result_shape(0), g.dtype));
+    }
+    Ok((0..g.results()).map(|r| Type::Tensor(TensorType::new(g.result_shape(r), g.dtypes[r]))).collect())
 }
 
 /// The body: one block whose arguments are one scalar per operand (its
 /// element type) and, for reductions, the accumulator; elementwise ops and
-/// scalar constants; `kernel.yield` of one scalar of the result type last.
+/// scalar constants; `kernel.yield` of one scalar per result, of its element
+/// type, last.
 fn generic_region(f: &Function, o: OpId) -> Result<(), String> {
     let op = f.op(o);
     let g = GenericAttrs::read(&AttrView::new(op.kind, &op.attrs), op.operands.len())?;
@@ -207,11 +246,15 @@ fn generic_region(f: &Function, o: OpId) -> Result<(), String> {
     if y.kind != OpKind::Yield {
         return Err(format!("the body must end with kernel.yield, not '{}'", y.kind.name()));
     }
-    match y.operands.as_slice() {
-        [v] if *f.ty(*v) == Type::Scalar(g.dtype) => Ok(()),
-        [v] => Err(format!("kernel.yield gives {}, the result's element type is {}", f.ty(*v), g.dtype)),
-        _ => Err("kernel.yield gives one value".into()),
+    if y.operands.len() != g.results() {
+        return Err(format!("kernel.yield gives {} value(s), one per result: expected {}", y.operands.len(), g.results()));
     }
+    for (v, d) in y.operands.iter().zip(&g.dtypes) {
+        if *f.ty(*v) != Type::Scalar(*d) {
+            return Err(format!("kernel.yield gives {}, the result's element type is {d}", f.ty(*v)));
+        }
+    }
+    Ok(())
 }
 
 /// `kernel.generic`: a loop nest over an iteration space with a scalar body.
@@ -227,9 +270,10 @@ pub const GENERIC: OpDef = OpDef {
     operands: Arity::AtLeast(0),
     attrs: &[
         AttrSpec { name: "iterators", kind: AttrKind::Strings, default: Default::Required, doc: "\"parallel\" or \"reduction\" per dim of the iteration space" },
-        AttrSpec { name: "indexing_maps", kind: AttrKind::Maps, default: Default::Required, doc: "one affine map per operand, then the result's" },
+        AttrSpec { name: "indexing_maps", kind: AttrKind::Maps, default: Default::Required, doc: "one affine map per operand, then one per result" },
         AttrSpec { name: "sizes", kind: AttrKind::Ints, default: Default::Required, doc: "the iteration space, -1 for the batch" },
-        AttrSpec { name: "dtype", kind: AttrKind::DType, default: Default::Required, doc: "the result's element type" },
+        AttrSpec { name: "dtype", kind: AttrKind::DType, default: Default::Required, doc: "the (first) result's element type" },
+        AttrSpec { name: "dtypes", kind: AttrKind::DTypes, default: Default::Ints(&[]), doc: "every result's element type, for a kernel with several results" },
         AttrSpec { name: "init", kind: AttrKind::Float, default: Default::Float(0.0), doc: "the accumulator's starting value (reductions)" },
         AttrSpec { name: "padded", kind: AttrKind::Ints, default: Default::Ints(&[]), doc: "operands that read `pad` outside their bounds" },
         AttrSpec { name: "pad", kind: AttrKind::Float, default: Default::Float(0.0), doc: "the value read outside a padded operand" },
@@ -248,10 +292,10 @@ fn no_results(_: &[Type], _: &AttrView) -> Result<Vec<Type>, String> {
 /// `kernel.yield`: ends a kernel body with the element it computes.
 pub const YIELD: OpDef = OpDef {
     name: "kernel.yield",
-    summary: "Ends a kernel.generic body; its operand is the result element (or the new accumulator).",
+    summary: "Ends a kernel.generic body; its operands are the result elements, one per result (or the new accumulator).",
     example: r#""kernel.yield"(%s) : (f32) -> ()"#,
     category: Category::Terminator,
-    operands: Arity::Exact(1),
+    operands: Arity::AtLeast(1),
     attrs: &[],
     infer: no_results,
     grad: Grad::No,

@@ -86,6 +86,8 @@ pub enum AttrKind {
     Strings,
     /// An array of affine maps.
     Maps,
+    /// An array of scalar element types (`[f32, f64]`).
+    DTypes,
 }
 
 impl AttrKind {
@@ -101,6 +103,7 @@ impl AttrKind {
             AttrKind::Dense => a.as_dense().is_some(),
             AttrKind::Strings => matches!(a, Attr::Array(v) if v.iter().all(|s| s.as_str().is_some())),
             AttrKind::Maps => matches!(a, Attr::Array(v) if v.iter().all(|m| m.as_map().is_some())),
+            AttrKind::DTypes => matches!(a, Attr::Array(v) if v.iter().all(|d| d.as_dtype().is_some())),
         }
     }
 
@@ -116,6 +119,7 @@ impl AttrKind {
             AttrKind::Dense => "a dense constant".into(),
             AttrKind::Strings => "an array of strings".into(),
             AttrKind::Maps => "an array of affine maps".into(),
+            AttrKind::DTypes => "an array of element types such as [f32, f32]".into(),
         }
     }
 }
@@ -259,6 +263,14 @@ impl<'a> AttrView<'a> {
     /// An element-type attribute.
     pub fn dtype(&self, name: &str) -> Result<DType, String> {
         self.need(name, "an element type", Attr::as_dtype)
+    }
+
+    /// An element-type-array attribute.
+    pub fn dtypes(&self, name: &str) -> Result<Vec<DType>, String> {
+        self.need(name, "an array of element types", |a| match a {
+            Attr::Array(v) => v.iter().map(Attr::as_dtype).collect(),
+            _ => None,
+        })
     }
 
     /// A string-array attribute.

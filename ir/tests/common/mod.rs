@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use dlc_ir::attrs;
-use dlc_ir::kernel::{Generic, Scalar};
+use dlc_ir::kernel::{Generic, Output, Scalar};
 use dlc_ir::signature::{input_attrs, param_attrs, set_output_names};
 use dlc_ir::*;
 use std::collections::HashMap;
@@ -126,6 +126,7 @@ fn kernel(sizes: &[Option<u64>], dtype: DType) -> Generic {
         fused: Vec::new(),
         body: Vec::new(),
         result: 0,
+        extra: Vec::new(),
     }
 }
 
@@ -178,6 +179,21 @@ fn kernel_ops(b: &mut Builder<'_>, x: ValueId, v: ValueId, w: ValueId, img: Valu
     g.body = vec![Scalar::Operand(0), Scalar::Acc, op(OpKind::Maximum, &[1, 0])];
     g.result = 2;
     out.push(g.emit(b.func, &[x]).unwrap());
+    // Several results from one loop nest: x + v, and (x > 0) written
+    // transposed, of another element type.
+    let mut g = kernel(&[None, Some(4)], DType::F32);
+    g.maps = vec![AffineMap::identity(2), AffineMap::projection(2, &[1])];
+    g.fused = vec!["dl.add".into(), "dl.cmp".into()];
+    g.body = vec![
+        Scalar::Operand(0),
+        Scalar::Operand(1),
+        op(OpKind::Add, &[0, 1]),
+        Scalar::Const { value: 0.0, dtype: DType::F32 },
+        Scalar::Op { kind: OpKind::Cmp, attrs: attrs! {"predicate" => "gt"}, args: vec![0, 3] },
+    ];
+    g.result = 2;
+    g.extra = vec![Output { map: AffineMap::projection(2, &[1, 0]), dtype: DType::I1, node: 4 }];
+    out.extend(g.emit_all(b.func, &[x, v]).unwrap());
     // The contractions with their epilogue: a bias per output channel, ReLU.
     let bias = b.op(OpKind::Slice, &[v], attrs! {"axis" => 0i64, "start" => 0i64, "end" => 3i64}).unwrap();
     out.push(b.op(OpKind::KernelMatmul, &[x, w, bias], attrs! {"transpose_b" => true, "relu" => true}).unwrap());

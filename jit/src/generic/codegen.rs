@@ -22,10 +22,15 @@
 //! reduction dim
 //! as a vector of partial accumulators, combined lane by lane after the
 //! loop. A scalar tail takes the last `n mod lanes` elements.
+//!
+//! A kernel with several outputs (no reductions) has one pointer per output
+//! stepped like an operand's; each point evaluates the body once and stores
+//! every output's value (a vector store, or a lane-by-lane scatter for a
+//! strided output).
 
 use crate::body::{Body, extremum, value_type};
 use crate::plan::Plan;
-use crate::codegen::{Jit, data_flags, elem_size, mem_type};
+use crate::codegen::{Jit, data_flags, elem_size, input_flags, mem_type};
 use crate::error::JitError;
 use crate::generic::kernel::CompiledGeneric;
 use crate::generic::schedule::{Fold, Inner, Schedule, Step};
@@ -97,6 +102,10 @@ impl Nest<'_> {
         self.spec.inputs().len()
     }
 
+    fn n_out(&self) -> usize {
+        self.spec.outputs().len()
+    }
+
     /// Index into `params` of operand `o`'s slot (0: offset, 1 + k: stride along k).
     fn slot(&self, o: usize, slot: usize) -> usize {
         o * (self.spec.rank() + 1) + slot
@@ -112,22 +121,23 @@ impl Nest<'_> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         b.seal_block(entry);
-        let &[ins, params, out, sizes] = b.block_params(entry) else {
+        let &[ins, params, outs, sizes] = b.block_params(entry) else {
             return Err(JitError::Codegen("the kernel signature has four parameters".into()));
         };
         let meta = MemFlagsData::trusted().with_readonly();
         let safe = if self.s.checks.is_empty() { ins } else { b.ins().load(types::I64, meta, ins, 8 * n_in as i32) };
         let mut ctx = Ctx { params, sizes, safe, bounds: Vec::new(), acc: None, vacc: None, wacc: None };
-        let mut ptrs = vec![None; n_in + 1];
+        let mut ptrs = vec![None; n_in + self.n_out()];
         for (o, p) in ptrs.iter_mut().enumerate() {
             if o < n_in && !self.s.live[o] {
                 continue;
             }
-            let base = if o == n_in { out } else { b.ins().load(types::I64, meta, ins, 8 * o as i32) };
+            let (array, at) = if o >= n_in { (outs, o - n_in) } else { (ins, o) };
+            let base = b.ins().load(types::I64, meta, array, 8 * at as i32);
             let off = self.param(b, &ctx, self.slot(o, 0));
             *p = Some(b.ins().iadd(base, off));
         }
-        let base = self.slot(n_in + 1, 0);
+        let base = self.slot(n_in + self.n_out(), 0);
         let partials: Vec<Value> = (0..self.s.checks.len()).map(|q| self.param(b, &ctx, base + 2 * q)).collect();
         ctx.bounds = (0..self.s.checks.len()).map(|q| self.param(b, &ctx, base + 2 * q + 1)).collect();
         if self.spec.has_reduction() {
@@ -217,6 +227,9 @@ impl Nest<'_> {
     fn load_input(&self, b: &mut FunctionBuilder<'_>, ctx: &Ctx, i: usize, vector: Option<Type>, addr: Value, stride: Option<Value>, inb: Option<Value>) -> Value {
         let input = &self.spec.inputs()[i];
         let ty = value_type(input.dtype, vector);
+        // An all-parallel kernel's input may be one of its outputs (an
+        // in-place call, `abi.rs`): its loads must not be `readonly`.
+        let flags = if self.spec.has_reduction() { data_flags() } else { input_flags() };
         let guarded = |b: &mut FunctionBuilder<'_>, a: Value| match inb {
             Some(m) => b.ins().select(m, a, ctx.safe),
             None => a,
@@ -226,19 +239,19 @@ impl Nest<'_> {
                 let lane_ty = mem_type(input.dtype);
                 let mut at = addr;
                 let first = guarded(b, at);
-                let x = b.ins().load(lane_ty, data_flags(), first, 0);
+                let x = b.ins().load(lane_ty, flags, first, 0);
                 let mut v = b.ins().scalar_to_vector(value_type(input.dtype, Some(vt)), x);
                 for lane in 1..vt.lane_count() as u8 {
                     at = b.ins().iadd(at, stride);
                     let a = guarded(b, at);
-                    let x = b.ins().load(lane_ty, data_flags(), a, 0);
+                    let x = b.ins().load(lane_ty, flags, a, 0);
                     v = b.ins().insertlane(v, x, lane);
                 }
                 v
             }
             _ => {
                 let a = guarded(b, addr);
-                b.ins().load(ty, data_flags(), a, 0)
+                b.ins().load(ty, flags, a, 0)
             }
         };
         match inb {
@@ -259,7 +272,7 @@ impl Nest<'_> {
             Inner::Map(v) | Inner::Reduce(v, _) => Some(v),
             Inner::ReduceWiden(_) => Some(types::F32X4),
         };
-        let mut rows = vec![Row::default(); n_in + 1];
+        let mut rows = vec![Row::default(); n_in + self.n_out()];
         for (i, row) in rows.iter_mut().enumerate() {
             let Some(p) = ptrs[i] else { continue };
             if i < n_in {
@@ -380,24 +393,33 @@ impl Nest<'_> {
         let od = self.spec.out_dtype();
         let lanes = vector.map_or(1, |v| v.lane_count() as i64);
         if self.spec.iterators()[k] == IterKind::Parallel {
-            let addr = Self::address(b, &rows[n_in], od, jv).ok_or_else(|| JitError::Codegen("the output has no row".into()))?;
-            let acc = (self.spec.has_reduction() && self.s.acc_live).then(|| b.ins().load(value_type(od, vector), out_flags(), addr, 0));
-            let y = self.body.emit(b, vector, &vals, acc)?;
-            match (vector, rows[n_in].stride) {
-                // A strided output (no reduction: the schedule allows it
-                // only then): one store per lane at `addr + lane·stride`.
-                (Some(vt), Some(stride)) => {
-                    let mut at = addr;
-                    for lane in 0..vt.lane_count() as u8 {
-                        if lane > 0 {
-                            at = b.ins().iadd(at, stride);
+            let outs = self.spec.outputs();
+            let addrs = outs
+                .iter()
+                .enumerate()
+                .map(|(r, o)| Self::address(b, &rows[n_in + r], o.dtype, jv).ok_or_else(|| JitError::Codegen("an output has no row".into())))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Only a single-output kernel has an accumulator (spec.rs).
+            let acc = (self.spec.has_reduction() && self.s.acc_live).then(|| b.ins().load(value_type(od, vector), out_flags(), addrs[0], 0));
+            let nodes: Vec<_> = outs.iter().map(|o| o.node).collect();
+            let ys = self.body.emit_outputs(b, vector, &vals, acc, &nodes)?;
+            for (r, (y, addr)) in ys.into_iter().zip(addrs).enumerate() {
+                match (vector, rows[n_in + r].stride) {
+                    // A strided output (no reduction: the schedule allows it
+                    // only then): one store per lane at `addr + lane·stride`.
+                    (Some(vt), Some(stride)) => {
+                        let mut at = addr;
+                        for lane in 0..vt.lane_count() as u8 {
+                            if lane > 0 {
+                                at = b.ins().iadd(at, stride);
+                            }
+                            let x = b.ins().extractlane(y, lane);
+                            b.ins().store(out_flags(), x, at, 0);
                         }
-                        let x = b.ins().extractlane(y, lane);
-                        b.ins().store(out_flags(), x, at, 0);
                     }
-                }
-                _ => {
-                    b.ins().store(out_flags(), y, addr, 0);
+                    _ => {
+                        b.ins().store(out_flags(), y, addr, 0);
+                    }
                 }
             }
         } else if let (Some(_), Some((lo, hi, plan)), Inner::ReduceWiden(t)) = (vector, &ctx.wacc, self.s.inner) {

@@ -7,6 +7,17 @@ use crate::generic::spec::{GenericSpec, IterKind};
 use crate::kernel::{Buffer, BufferMut};
 use std::time::Duration;
 
+/// Where a call reads one input of a structured kernel.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// A buffer of its own.
+    Buffer(Buffer<'a>),
+    /// Output `r`'s buffer, in place: the input is read at each point just
+    /// before that point writes the output. Needs an all-parallel kernel
+    /// and an unpadded input with the output's map, shape and dtype.
+    Output(usize),
+}
+
 /// A structured kernel compiled to machine code, with the spec it was
 /// compiled from. Calls check every buffer, shape and index range first, so
 /// no input can make the machine code read or write out of bounds. It may
@@ -38,14 +49,23 @@ impl CompiledGeneric {
     /// kernel that [`splits_rows`](Self::splits_rows); the whole range works
     /// for every kernel.
     pub fn run_range(&self, inputs: &[(Buffer<'_>, &[usize])], out: (BufferMut<'_>, &[usize]), sizes: &[usize], range: std::ops::Range<usize>) -> Result<(), JitError> {
-        abi::call_generic(&self.code, &self.spec, &self.sched, inputs, out.0, out.1, sizes, (range.start, range.end))
+        let inputs: Vec<(Source<'_>, &[usize])> = inputs.iter().map(|(b, s)| (Source::Buffer(*b), *s)).collect();
+        self.run_outputs(&inputs, vec![out], sizes, range)
+    }
+
+    /// [`run_range`](Self::run_range) for a kernel with one or more
+    /// outputs: one buffer (rows `lo..hi`, or all of it) and whole shape per
+    /// output, in the spec's order; an input may be read in place from an
+    /// output ([`Source::Output`]).
+    pub fn run_outputs(&self, inputs: &[(Source<'_>, &[usize])], outs: Vec<(BufferMut<'_>, &[usize])>, sizes: &[usize], range: std::ops::Range<usize>) -> Result<(), JitError> {
+        abi::call_generic(&self.code, &self.spec, &self.sched, inputs, outs, sizes, (range.start, range.end))
     }
 
     /// True when [`run_range`](Self::run_range) takes part of dim 0: dim 0
-    /// is parallel and the output map starts with it (so output rows are
+    /// is parallel and every output map starts with it (so output rows are
     /// dim-0 rows).
     pub fn splits_rows(&self) -> bool {
-        self.spec.iterators()[0] == IterKind::Parallel && self.spec.out_map().results.first().and_then(|e| e.as_dim()) == Some(0)
+        self.spec.iterators()[0] == IterKind::Parallel && self.spec.outputs().iter().all(|o| o.map.results.first().and_then(|e| e.as_dim()) == Some(0))
     }
 
     /// The spec it was compiled from.

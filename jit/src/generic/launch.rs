@@ -9,8 +9,8 @@
 //! map result of an unpadded input, and every plain-dim result of a padded
 //! one, stays inside its dim over the whole box; the results a padded input
 //! checks at run time stay within ±2^62, so the code's 64-bit index
-//! arithmetic cannot wrap; the output shape is the output map's image of
-//! the sizes; and every offset and stride fits an i64 in bytes.
+//! arithmetic cannot wrap; each output's shape is its map's image of the
+//! sizes; and every offset and stride fits an i64 in bytes.
 //!
 //! Then adjacent loops the schedule allows to merge are merged where the
 //! strides say they are one loop (`stride[k] = stride[k+1]·size[k+1]` for
@@ -23,7 +23,7 @@ use crate::codegen::elem_size;
 use crate::error::JitError;
 use crate::generic::schedule::Schedule;
 use crate::generic::spec::{GenericSpec, IterKind};
-use crate::kernel::{Buffer, BufferMut};
+use dlc_ir::DType;
 
 /// Bound on the index values a run-time bounds check computes.
 const CHECK_LIMIT: i128 = 1 << 62;
@@ -33,7 +33,7 @@ const CHECK_LIMIT: i128 = 1 << 62;
 pub(crate) struct Launch {
     /// The loop sizes, after cutting dim 0 and merging.
     pub sizes: Vec<i64>,
-    /// Per operand (inputs, then output): offset, then one stride per
+    /// Per operand (inputs, then outputs): offset, then one stride per
     /// loop dim, in bytes; then per check: its constant and its bound.
     pub params: Vec<i64>,
     /// The box is empty: no code runs.
@@ -68,24 +68,31 @@ fn to_i64(v: i128, sizes: &[usize]) -> Result<i64, JitError> {
     i64::try_from(v).map_err(|_| JitError::TooLarge(sizes.to_vec()))
 }
 
-/// Checks one call and computes its numbers. `out` holds the output rows
-/// `lo..hi` when the output map starts with d0 (all of it otherwise, and
-/// then `lo..hi` must be all of dim 0).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn prepare(
-    spec: &GenericSpec,
-    sched: &Schedule,
-    inputs: &[(Buffer<'_>, &[usize])],
-    out: &BufferMut<'_>,
-    out_shape: &[usize],
-    sizes: &[usize],
-    lo: usize,
-    hi: usize,
-) -> Result<Launch, JitError> {
+/// One output buffer as a call gives it: its dtype, its length in
+/// elements, and the whole output's shape.
+pub(crate) type OutArg<'a> = (DType, usize, &'a [usize]);
+
+/// One input as a call gives it: its dtype, its length in elements and its
+/// shape, or the output it is read in place from (with its shape).
+pub(crate) enum InArg<'a> {
+    /// A buffer of its own.
+    Own(DType, usize, &'a [usize]),
+    /// Output `r`'s buffer.
+    Output(usize, &'a [usize]),
+}
+
+/// Checks one call and computes its numbers. Each output buffer holds the
+/// output rows `lo..hi` when the output maps start with d0 (all of it
+/// otherwise, and then `lo..hi` must be all of dim 0).
+pub(crate) fn prepare(spec: &GenericSpec, sched: &Schedule, inputs: &[InArg<'_>], outs: &[OutArg<'_>], sizes: &[usize], lo: usize, hi: usize) -> Result<Launch, JitError> {
     let rank = spec.rank();
     let n_in = spec.inputs().len();
+    let n_out = spec.outputs().len();
     if inputs.len() != n_in {
         return Err(JitError::InputCount { expected: n_in, found: inputs.len() });
+    }
+    if outs.len() != n_out {
+        return Err(shape_err("outputs", format!("{} output buffers for {n_out} outputs", outs.len())));
     }
     if sizes.len() != rank {
         return Err(JitError::Rank { expected: rank, found: sizes.to_vec() });
@@ -96,9 +103,9 @@ pub(crate) fn prepare(
     if lo > hi || hi > sizes[0] {
         return Err(shape_err("range", format!("rows {lo}..{hi} are not within dim 0 of size {}", sizes[0])));
     }
-    let rows_first = spec.out_map().results.first().and_then(|e| e.as_dim()) == Some(0);
+    let rows_first = spec.outputs().iter().all(|o| o.map.results.first().and_then(|e| e.as_dim()) == Some(0));
     if (lo, hi) != (0, sizes[0]) && !(rows_first && spec.iterators()[0] == IterKind::Parallel) {
-        return Err(shape_err("range", format!("only a kernel whose output map starts with the parallel dim d0 runs part of dim 0 (its output map is {})", spec.out_map())));
+        return Err(shape_err("range", format!("only a kernel whose output maps start with the parallel dim d0 runs part of dim 0 (its first output map is {})", spec.out_map())));
     }
     // The box the code visits: dim 0 cut to the rows.
     let mut cut = sizes.to_vec();
@@ -108,40 +115,57 @@ pub(crate) fn prepare(
     // strict as the full call it is part of.
     let full_empty = sizes.contains(&0);
 
-    // The output.
-    if out.dtype() != spec.out_dtype() {
-        return Err(JitError::DType { what: "output".into(), expected: spec.out_dtype(), found: out.dtype() });
-    }
-    let om = spec.out_map();
-    if out_shape.len() != om.results.len() {
-        return Err(shape_err("output", format!("shape {out_shape:?} has rank {}, its map {om} gives {}", out_shape.len(), om.results.len())));
-    }
-    let image: Vec<usize> = om.results.iter().map(|e| e.as_dim().map_or(0, |k| sizes[k])).collect();
-    if image != out_shape {
-        return Err(shape_err("output", format!("shape {out_shape:?} is not {image:?}, the output map {om} of sizes {sizes:?}")));
-    }
-    let total = elements(out_shape)?;
-    let expected = if rows_first { (hi - lo) * out_shape[1..].iter().product::<usize>() } else { total };
-    if out.len() != expected {
-        let what = if expected == total { "output".to_string() } else { format!("output rows {lo}..{hi}") };
-        return Err(JitError::Len { what, expected, found: out.len(), shape: out_shape.to_vec() });
+    // The outputs.
+    for (r, (&(dtype, len, out_shape), o)) in outs.iter().zip(spec.outputs()).enumerate() {
+        let what = if n_out == 1 { "output".to_string() } else { format!("output {r}") };
+        if dtype != o.dtype {
+            return Err(JitError::DType { what, expected: o.dtype, found: dtype });
+        }
+        let om = &o.map;
+        if out_shape.len() != om.results.len() {
+            return Err(shape_err(what, format!("shape {out_shape:?} has rank {}, its map {om} gives {}", out_shape.len(), om.results.len())));
+        }
+        let image: Vec<usize> = om.results.iter().map(|e| e.as_dim().map_or(0, |k| sizes[k])).collect();
+        if image != out_shape {
+            return Err(shape_err(what, format!("shape {out_shape:?} is not {image:?}, the output map {om} of sizes {sizes:?}")));
+        }
+        let total = elements(out_shape)?;
+        let expected = if rows_first { (hi - lo) * out_shape[1..].iter().product::<usize>() } else { total };
+        if len != expected {
+            let what = if expected == total { what } else { format!("{what} rows {lo}..{hi}") };
+            return Err(JitError::Len { what, expected, found: len, shape: out_shape.to_vec() });
+        }
     }
 
     // Per operand element offsets and strides (i128: exact), then checks.
     let mut offsets = Vec::with_capacity(n_in + 1);
     let mut strides: Vec<Vec<i128>> = Vec::with_capacity(n_in + 1);
-    for (i, ((buf, shape), input)) in inputs.iter().zip(spec.inputs()).enumerate() {
+    for (i, (arg, input)) in inputs.iter().zip(spec.inputs()).enumerate() {
         let what = || format!("input {i}");
-        if buf.dtype() != input.dtype {
-            return Err(JitError::DType { what: what(), expected: input.dtype, found: buf.dtype() });
-        }
         let map = &input.map;
+        let (dtype, shape) = match *arg {
+            InArg::Own(d, _, s) => (d, s),
+            InArg::Output(r, s) => {
+                // Read where output r is written, at the same point: the
+                // same map, shape and dtype, all-parallel, unpadded.
+                let o = spec.outputs().get(r).ok_or_else(|| shape_err(what(), format!("output {r} does not exist")))?;
+                if spec.has_reduction() || input.pad.is_some() || *map != o.map || outs.get(r).is_none_or(|a| a.2 != s) {
+                    return Err(shape_err(what(), format!("it cannot be read in place from output {r}: that needs an all-parallel kernel, an unpadded input with the output's map ({}) and shape", o.map)));
+                }
+                (o.dtype, s)
+            }
+        };
+        if dtype != input.dtype {
+            return Err(JitError::DType { what: what(), expected: input.dtype, found: dtype });
+        }
         if shape.len() != map.results.len() {
             return Err(shape_err(what(), format!("shape {shape:?} has rank {}, its map {map} gives {}", shape.len(), map.results.len())));
         }
         let len = elements(shape)?;
-        if buf.len() != len {
-            return Err(JitError::Len { what: what(), expected: len, found: buf.len(), shape: shape.to_vec() });
+        if let InArg::Own(_, found, _) = *arg
+            && found != len
+        {
+            return Err(JitError::Len { what: what(), expected: len, found, shape: shape.to_vec() });
         }
         let st = row_major(shape);
         let mut offset = 0i128;
@@ -170,26 +194,30 @@ pub(crate) fn prepare(
                 s[k] += st[j] * c as i128;
             }
         }
-        offsets.push(offset + s[0] * lo as i128);
+        // An in-place input starts where its output's rows do.
+        offsets.push(if matches!(arg, InArg::Output(..)) { 0 } else { offset + s[0] * lo as i128 });
         strides.push(s);
     }
-    let st = row_major(out_shape);
-    let mut s = vec![0i128; rank];
-    for (j, e) in om.results.iter().enumerate() {
-        if let Some(k) = e.as_dim() {
-            s[k] = st[j];
+    for (&(_, _, out_shape), o) in outs.iter().zip(spec.outputs()) {
+        let st = row_major(out_shape);
+        let mut s = vec![0i128; rank];
+        for (j, e) in o.map.results.iter().enumerate() {
+            if let Some(k) = e.as_dim() {
+                s[k] = st[j];
+            }
         }
+        // An output starts at row `lo` when rows are cut, so its offset is 0 either way.
+        offsets.push(0);
+        strides.push(s);
     }
-    // `out` starts at row `lo` when rows are cut, so its offset is 0 either way.
-    offsets.push(0);
-    strides.push(s);
 
     // Merge loops that are one loop for every operand the code reads.
+    let n_ops = n_in + n_out;
     let mut n: Vec<i128> = cut.iter().map(|&n| n as i128).collect();
-    let reads = |o: usize| o == n_in || sched.live[o];
+    let reads = |o: usize| o >= n_in || sched.live[o];
     if !empty {
         for k in 0..rank - 1 {
-            let one_loop = (0..=n_in).filter(|&o| reads(o)).all(|o| strides[o][k] == strides[o][k + 1] * n[k + 1]);
+            let one_loop = (0..n_ops).filter(|&o| reads(o)).all(|o| strides[o][k] == strides[o][k + 1] * n[k + 1]);
             if sched.mergeable[k] && one_loop && n[k] * n[k + 1] <= (i64::MAX / 2) as i128 {
                 n[k + 1] *= n[k];
                 n[k] = 1;
@@ -197,9 +225,9 @@ pub(crate) fn prepare(
         }
     }
 
-    let mut params = Vec::with_capacity((n_in + 1) * (rank + 1) + 2 * sched.checks.len());
-    for o in 0..=n_in {
-        let size = elem_size(if o == n_in { spec.out_dtype() } else { spec.inputs()[o].dtype }) as i128;
+    let mut params = Vec::with_capacity(n_ops * (rank + 1) + 2 * sched.checks.len());
+    for o in 0..n_ops {
+        let size = elem_size(if o >= n_in { spec.outputs()[o - n_in].dtype } else { spec.inputs()[o].dtype }) as i128;
         if !reads(o) {
             params.extend(std::iter::repeat_n(0, rank + 1));
             continue;
@@ -217,7 +245,10 @@ pub(crate) fn prepare(
         // Unsigned compares against a bound above i64::MAX would pass
         // negative indices; such a dim only exists beside a size-0 dim,
         // and then another check or the plain-dim range check fails.
-        params.push(i64::try_from(inputs[c.input].1[c.result]).unwrap_or(i64::MAX));
+        let shape = match inputs[c.input] {
+            InArg::Own(_, _, s) | InArg::Output(_, s) => s,
+        };
+        params.push(i64::try_from(shape[c.result]).unwrap_or(i64::MAX));
     }
     let sizes = n.iter().map(|&v| v as i64).collect();
     Ok(Launch { sizes, params, empty })

@@ -14,5 +14,5 @@ pub(crate) mod launch;
 pub(crate) mod schedule;
 pub(crate) mod spec;
 
-pub use kernel::CompiledGeneric;
-pub use spec::{GenericBuilder, GenericInput, GenericSpec, IterKind};
+pub use kernel::{CompiledGeneric, Source};
+pub use spec::{GenericBuilder, GenericInput, GenericOutput, GenericSpec, IterKind};

@@ -90,7 +90,7 @@ pub(crate) struct Schedule {
     pub plan: Plan,
     /// Per input: read by the live body.
     pub live: Vec<bool>,
-    /// Per operand (the inputs, then the output) and loop dim.
+    /// Per operand (the inputs, then the outputs) and loop dim.
     pub steps: Vec<Vec<Step>>,
     /// The bounds checks of live inputs.
     pub checks: Vec<Check>,
@@ -125,7 +125,8 @@ impl Schedule {
     /// Decides for `spec`; `fma` as in [`Plan::new`].
     pub fn new(spec: &GenericSpec, fma: bool) -> Schedule {
         let dag = spec.dag();
-        let plan = Plan::new(dag, spec.result(), fma);
+        let outputs: Vec<NodeId> = spec.outputs().iter().map(|o| o.node).collect();
+        let plan = Plan::for_outputs(dag, &outputs, fma);
         let rank = spec.rank();
         let n_in = spec.inputs().len();
         let mut live = vec![false; n_in];
@@ -137,7 +138,7 @@ impl Schedule {
                 _ => {}
             }
         }
-        let maps = spec.inputs().iter().map(|i| &i.map).chain([spec.out_map()]);
+        let maps = spec.inputs().iter().map(|i| &i.map).chain(spec.outputs().iter().map(|o| &o.map));
         let steps: Vec<Vec<Step>> = maps.map(|m| (0..rank).map(|k| step_of(m, k)).collect()).collect();
         let mut checks = Vec::new();
         for (i, input) in spec.inputs().iter().enumerate() {
@@ -170,7 +171,10 @@ impl Schedule {
         let unchecked = checks.iter().all(|c| c.coeffs[k] == 0);
         // A strided output (a loop order chosen for a long innermost dim,
         // writing every other element) is scattered lane by lane, likewise.
-        let out_ok = steps[n_in][k] == Step::One || computes && !spec.has_reduction() && spec.out_dtype().is_float() && steps[n_in][k] == Step::Runtime;
+        let out_ok = spec.outputs().iter().enumerate().all(|(r, o)| {
+            let step = steps[n_in + r][k];
+            step == Step::One || computes && !spec.has_reduction() && o.dtype.is_float() && step == Step::Runtime
+        });
         let inner = match (plan.vector, unchecked, iters[k]) {
             (Some(v), true, IterKind::Parallel) if out_ok && (contiguous || computes && gatherable) => Inner::Map(v),
             (Some(v), true, IterKind::Reduction) if contiguous => match fold(spec, &plan) {

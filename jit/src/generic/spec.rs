@@ -11,6 +11,11 @@
 //! leaves its bounds; every other access must stay in bounds, which each
 //! call checks before any machine code runs.
 //!
+//! A kernel without reduction iterators may have several outputs, each
+//! with its own node, element type and map: `out_r[out_map_r(p)] =
+//! node_r(in_i[map_i(p)]…)`, the body evaluated once per point for all of
+//! them.
+//!
 //! The output map is a projection holding every parallel dim and no
 //! reduction dim, so each output element is written by exactly the points
 //! that share its parallel indices, and distinct parallel indices never
@@ -48,15 +53,25 @@ pub struct GenericInput {
     pub checked_dims: Vec<usize>,
 }
 
+/// One output of a structured kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenericOutput {
+    /// The body node written to it.
+    pub node: NodeId,
+    /// Its element type (the node's).
+    pub dtype: DType,
+    /// Where it is written: a projection of the parallel dims.
+    pub map: AffineMap,
+}
+
 /// A validated structured kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenericSpec {
     iterators: Vec<IterKind>,
     inputs: Vec<GenericInput>,
     dag: Dag,
-    result: NodeId,
-    out_dtype: DType,
-    out_map: AffineMap,
+    /// At least one; several only without reduction iterators.
+    outputs: Vec<GenericOutput>,
     init: Option<f64>,
 }
 
@@ -91,19 +106,24 @@ impl GenericSpec {
         self.dag.dtype(n)
     }
 
-    /// The node whose value is written to the output element.
+    /// The node whose value is written to the (first) output element.
     pub fn result(&self) -> NodeId {
-        self.result
+        self.outputs[0].node
     }
 
-    /// The output's element type.
+    /// The (first) output's element type.
     pub fn out_dtype(&self) -> DType {
-        self.out_dtype
+        self.outputs[0].dtype
     }
 
-    /// Where the output is written: a projection of the parallel dims.
+    /// Where the (first) output is written: a projection of the parallel dims.
     pub fn out_map(&self) -> &AffineMap {
-        &self.out_map
+        &self.outputs[0].map
+    }
+
+    /// Every output, in call order.
+    pub fn outputs(&self) -> &[GenericOutput] {
+        &self.outputs
     }
 
     /// The accumulator's starting value (kernels with a reduction only).
@@ -199,12 +219,45 @@ impl GenericBuilder {
     /// reduction dim; `init` is the accumulator's starting value, required
     /// exactly when there is a reduction iterator.
     pub fn finish(self, result: NodeId, out_map: AffineMap, init: Option<f64>) -> Result<GenericSpec, JitError> {
-        self.dag.check_node(result, "result")?;
-        let found = self.dag.dtype(result);
-        if found != self.out_dtype {
-            return Err(JitError::InvalidSpec(format!("the result is {found} but the output holds {}", self.out_dtype)));
+        self.finish_outputs(&[(result, out_map)], init)
+    }
+
+    /// Finishes a kernel with one or more outputs: node `outs[r].0` is
+    /// written to output `r` at `outs[r].1(p)`, each map as in
+    /// [`GenericBuilder::finish`]. The first output holds the dtype given to
+    /// [`GenericBuilder::new`], the others their node's; several outputs
+    /// need a kernel without reduction iterators.
+    pub fn finish_outputs(self, outs: &[(NodeId, AffineMap)], init: Option<f64>) -> Result<GenericSpec, JitError> {
+        if outs.is_empty() {
+            return Err(JitError::InvalidSpec("a kernel needs at least one output".into()));
         }
-        self.check_map("the output", &out_map)?;
+        if outs.len() > 1 && self.iterators.contains(&IterKind::Reduction) {
+            return Err(JitError::InvalidSpec(format!("a kernel with a reduction iterator has one output, not {}", outs.len())));
+        }
+        let mut outputs = Vec::with_capacity(outs.len());
+        for (r, (node, map)) in outs.iter().enumerate() {
+            self.dag.check_node(*node, "result")?;
+            let found = self.dag.dtype(*node);
+            if r == 0 && found != self.out_dtype {
+                return Err(JitError::InvalidSpec(format!("the result is {found} but the output holds {}", self.out_dtype)));
+            }
+            check_dtype("output", found)?;
+            self.check_output_map(map)?;
+            outputs.push(GenericOutput { node: *node, dtype: found, map: map.clone() });
+        }
+        let reduces = self.iterators.contains(&IterKind::Reduction);
+        match (reduces, init) {
+            (true, None) => return Err(JitError::InvalidSpec("a kernel with a reduction iterator needs an init value".into())),
+            (false, Some(_)) => return Err(JitError::InvalidSpec("init is only for kernels with a reduction iterator".into())),
+            _ => {}
+        }
+        Ok(GenericSpec { iterators: self.iterators, inputs: self.inputs, dag: self.dag, outputs, init })
+    }
+
+    /// Checks an output map: a projection holding every parallel dim and no
+    /// reduction dim.
+    fn check_output_map(&self, out_map: &AffineMap) -> Result<(), JitError> {
+        self.check_map("the output", out_map)?;
         if !out_map.is_projection() {
             return Err(JitError::InvalidSpec(format!("the output map {out_map} must be a projection (plain dims, each at most once)")));
         }
@@ -220,13 +273,7 @@ impl GenericBuilder {
                 _ => {}
             }
         }
-        let reduces = self.iterators.contains(&IterKind::Reduction);
-        match (reduces, init) {
-            (true, None) => return Err(JitError::InvalidSpec("a kernel with a reduction iterator needs an init value".into())),
-            (false, Some(_)) => return Err(JitError::InvalidSpec("init is only for kernels with a reduction iterator".into())),
-            _ => {}
-        }
-        Ok(GenericSpec { iterators: self.iterators, inputs: self.inputs, dag: self.dag, result, out_dtype: self.out_dtype, out_map, init })
+        Ok(())
     }
 }
 

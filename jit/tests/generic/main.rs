@@ -2,7 +2,8 @@
 //! semantics (`reference.rs`): reductions over every kind of axis set,
 //! transposes, broadcasts, strided slices, pooling windows with and
 //! without padding, a softmax chain, f64 and i1 operands, row-range splits
-//! and threads, and the calls that must be errors. Sizes are odd, 1, and
+//! and threads, kernels with several outputs (in place too), and the calls
+//! that must be errors. Sizes are odd, 1, and
 //! not multiples of the vector width, so that every vector loop has a tail.
 
 mod props;
@@ -522,4 +523,87 @@ fn empty_spaces_write_init_or_nothing() {
     k.run(&[(Buffer::F32(&[]), &[3, 0])], (BufferMut::F32(&mut out), &[3]), &[3, 0]).unwrap();
     assert_eq!(out, [2.5; 3]);
     k.run(&[(Buffer::F32(&[]), &[0, 5])], (BufferMut::F32(&mut []), &[0]), &[0, 5]).unwrap();
+}
+
+/// `x * y + z`, `z - x` (written transposed when `transposed`) and
+/// `sqrt(|x|)` over `[P, P]`: with `only = Some(r)`, just output `r` (the
+/// single-output kernel the reference evaluates).
+fn three_outputs(dtype: DType, transposed: bool, only: Option<usize>) -> GenericSpec {
+    let mut g = GenericBuilder::new(&[P, P], dtype).unwrap();
+    let x = g.input(dtype, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let y = g.input(dtype, map("(d0, d1) -> (d1)"), None).unwrap();
+    let z = g.input(dtype, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    let xy = g.op(OpKind::Mul, &[x, y], Attrs::new()).unwrap();
+    let a = g.op(OpKind::Add, &[xy, z], Attrs::new()).unwrap();
+    let b = g.op(OpKind::Sub, &[z, x], Attrs::new()).unwrap();
+    let ax = g.op(OpKind::Abs, &[x], Attrs::new()).unwrap();
+    let c = g.op(OpKind::Sqrt, &[ax], Attrs::new()).unwrap();
+    let b_map = if transposed { "(d0, d1) -> (d1, d0)" } else { "(d0, d1) -> (d0, d1)" };
+    let outs = [(a, map("(d0, d1) -> (d0, d1)")), (b, map(b_map)), (c, map("(d0, d1) -> (d0, d1)"))];
+    match only {
+        Some(r) => g.finish_outputs(&outs[r..=r], None).unwrap(),
+        None => g.finish_outputs(&outs, None).unwrap(),
+    }
+}
+
+#[test]
+fn several_outputs_from_one_loop_nest_match_each_output_alone() {
+    let mut rng = Rng::new(21);
+    for dtype in [F32, F64] {
+        for transposed in [false, true] {
+            for (rows, cols) in [(1, 1), (3, 5), (2, 4), (7, 13), (1, 9)] {
+                let spec = three_outputs(dtype, transposed, None);
+                let k = jit().compile_generic(&spec).unwrap();
+                // Vectors as for one output; a transposed output is scattered lane by lane.
+                assert_eq!(k.vector_lanes(), if dtype == F32 { 4 } else { 2 }, "{dtype} transposed {transposed}");
+                let sizes = [rows, cols];
+                let inputs = vec![rng.operand(&[rows, cols]), rng.operand(&[cols]), rng.operand(&[rows, cols])];
+                let owned = input_buffers(&spec, &inputs);
+                let ins: Vec<(dlc_jit::Source<'_>, &[usize])> = owned.iter().zip(&inputs).map(|(b, o)| (dlc_jit::Source::Buffer(b.buffer()), o.shape.as_slice())).collect();
+                let shapes: Vec<Vec<usize>> = spec.outputs().iter().map(|o| o.map.results.iter().map(|e| sizes[e.as_dim().unwrap()]).collect()).collect();
+                let mut outs: Vec<Owned> = shapes.iter().map(|s| Owned::new(dtype, &vec![f64::NAN; s.iter().product()])).collect();
+                let bufs: Vec<(BufferMut<'_>, &[usize])> = outs.iter_mut().zip(&shapes).map(|(o, s)| (o.buffer_mut(), s.as_slice())).collect();
+                k.run_outputs(&ins, bufs, &sizes, 0..rows).unwrap();
+                for (r, out) in outs.iter().enumerate() {
+                    let want = eval(&three_outputs(dtype, transposed, Some(r)), &inputs, &sizes);
+                    assert_close(&out.to_f64(), &want, 1e-6, &format!("{dtype} {rows}x{cols} transposed {transposed}: output {r}"));
+                }
+                // In place: `x*y + z` over z's buffer, read through output 0.
+                if !transposed {
+                    let mut z = Owned::new(dtype, &inputs[2].data);
+                    let mut rest: Vec<Owned> = shapes[1..].iter().map(|s| Owned::new(dtype, &vec![f64::NAN; s.iter().product()])).collect();
+                    let mut ins = ins.clone();
+                    ins[2].0 = dlc_jit::Source::Output(0);
+                    let mut bufs: Vec<(BufferMut<'_>, &[usize])> = vec![(z.buffer_mut(), shapes[0].as_slice())];
+                    bufs.extend(rest.iter_mut().zip(&shapes[1..]).map(|(o, s)| (o.buffer_mut(), s.as_slice())));
+                    k.run_outputs(&ins, bufs, &sizes, 0..rows).unwrap();
+                    assert_close(&z.to_f64(), &outs[0].to_f64(), 0.0, "in place, output 0");
+                    assert_close(&rest[0].to_f64(), &outs[1].to_f64(), 0.0, "in place, output 1");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn several_outputs_are_checked_like_one() {
+    let spec = three_outputs(F32, true, None);
+    let k = jit().compile_generic(&spec).unwrap();
+    let (x, y, z) = (vec![1.0f32; 6], vec![1.0f32; 3], vec![1.0f32; 6]);
+    let ins = [(dlc_jit::Source::Buffer(Buffer::F32(&x)), &[2usize, 3][..]), (dlc_jit::Source::Buffer(Buffer::F32(&y)), &[3][..]), (dlc_jit::Source::Buffer(Buffer::F32(&z)), &[2, 3][..])];
+    let (mut a, mut b, mut c) = (vec![0.0f32; 6], vec![0.0f32; 6], vec![0.0f32; 6]);
+    // Output 1 is transposed: [3, 2], not [2, 3].
+    let err = k.run_outputs(&ins, vec![(BufferMut::F32(&mut a), &[2, 3]), (BufferMut::F32(&mut b), &[2, 3]), (BufferMut::F32(&mut c), &[2, 3])], &[2, 3], 0..2).unwrap_err();
+    assert!(err.to_string().contains("output 1"), "{err}");
+    let err = k.run_outputs(&ins, vec![(BufferMut::F32(&mut a), &[2, 3])], &[2, 3], 0..2).unwrap_err();
+    assert!(err.to_string().contains("1 output buffers for 3 outputs"), "{err}");
+    // In place only through the output's own map: output 1 is transposed.
+    let mut moved = ins;
+    moved[2].0 = dlc_jit::Source::Output(1);
+    let err = k.run_outputs(&moved, vec![(BufferMut::F32(&mut a), &[2, 3]), (BufferMut::F32(&mut b), &[3, 2]), (BufferMut::F32(&mut c), &[2, 3])], &[2, 3], 0..2).unwrap_err();
+    assert!(err.to_string().contains("cannot be read in place from output 1"), "{err}");
+    // And a reduction has one output.
+    let mut g = GenericBuilder::new(&[P, R], F32).unwrap();
+    let x = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+    assert!(g.finish_outputs(&[(x, map("(d0, d1) -> (d0)")), (x, map("(d0, d1) -> (d0)"))], Some(0.0)).is_err());
 }

@@ -93,9 +93,10 @@ pub fn points(g: &Generic) -> f64 {
     g.sizes.iter().map(|s| s.unwrap_or(NOMINAL_BATCH) as f64).product()
 }
 
-/// The cost of a generic kernel reading `operands` of `f` and producing a
-/// result of type `out`.
-pub fn generic_cost(f: &Function, g: &Generic, operands: &[ValueId], out: &Type) -> Cost {
+/// The cost of a generic kernel reading `operands` of `f` and producing
+/// results of types `outs` (each written once: a kernel with several results
+/// pays for every one of them, and reads a shared operand once).
+pub fn generic_cost(f: &Function, g: &Generic, operands: &[ValueId], outs: &[Type]) -> Cost {
     let live = g.live();
     let per_point: f64 = g.body.iter().enumerate().filter(|(i, _)| live[*i]).map(|(_, s)| match s {
         Scalar::Op { kind, .. } => op_flops(*kind),
@@ -110,7 +111,7 @@ pub fn generic_cost(f: &Function, g: &Generic, operands: &[ValueId], out: &Type)
             read += bytes(f.ty(v));
         }
     }
-    Cost { bytes: read + bytes(out), flops: per_point * points(g), kernels: 1 }
+    Cost { bytes: read + outs.iter().map(bytes).sum::<f64>(), flops: per_point * points(g), kernels: 1 }
 }
 
 /// True when `g`'s live body has both f32 and f64 values (its operands',
@@ -124,7 +125,9 @@ fn mixes_float_widths(f: &Function, g: &Generic, operands: &[ValueId]) -> bool {
         DType::F64 => widths[1] = true,
         _ => {}
     };
-    note(g.dtype);
+    for o in g.outputs() {
+        note(o.dtype);
+    }
     for (_, s) in g.body.iter().enumerate().filter(|(i, _)| live[*i]) {
         match s {
             Scalar::Operand(k) => {
@@ -154,7 +157,7 @@ pub fn op_cost(f: &Function, o: OpId) -> Cost {
     let io: f64 = op.operands.iter().map(|&v| bytes(f.ty(v))).sum::<f64>() + out.as_ref().map_or(0.0, bytes);
     match op.kind {
         OpKind::Generic => match Generic::read(f, o) {
-            Ok((g, operands)) => generic_cost(f, &g, &operands, out.as_ref().expect("a result")),
+            Ok((g, operands)) => generic_cost(f, &g, &operands, &op.results.iter().map(|&r| f.ty(r).clone()).collect::<Vec<_>>()),
             Err(_) => Cost::default(),
         },
         OpKind::KernelMatmul | OpKind::KernelConv2d | OpKind::Matmul | OpKind::Conv2d | OpKind::Conv2dGradInput | OpKind::Conv2dGradWeight => {

@@ -1,4 +1,4 @@
-//! `fuse-kernels`: the fusion module. Two rewrites over a kernel-level
+//! `fuse-kernels`: the fusion module. Three rewrites over a kernel-level
 //! function, each decision taken by the cost model ([`super::cost`]):
 //!
 //! 1. **Contraction epilogues.** A `kernel.matmul` / `kernel.conv2d` whose
@@ -16,12 +16,29 @@
 //!    reads, and costs P's body once more per point of every user whose
 //!    iteration space is larger than P's (a reduction over P, a broadcast
 //!    of P), plus P's operands read by every user.
+//! 3. **Several results.** An all-parallel generic P whose result is needed
+//!    elsewhere too (returned, or read by a contraction or any other
+//!    non-generic op) cannot disappear, but its one generic consumer C can
+//!    compute it: when C is all-parallel over the same points (it reads
+//!    P's result through a map that visits every element once: a
+//!    permutation of C's dims onto P's whole shape), P's body is inlined
+//!    into C as in 2 and its value also yielded as an extra result of C,
+//!    written through that map. Taken when the merged kernel's estimated
+//!    time is not above P's and C's: it saves P's result's read by C and a
+//!    second read of the operands they share (an optimizer's gradient),
+//!    and costs no FLOPs (each body still runs once per point). A
+//!    training step's optimizer update so becomes one kernel per
+//!    parameter: Adam's `m'` and `v'` are merged into the kernel of `p'`
+//!    (reading p, g, m, v, writing p', m', v'), as are SGD's momentum
+//!    buffer, RMSprop's and Adagrad's squared-gradient state. The merged
+//!    kernel sits where C was, so every other user of P's result must come
+//!    after C.
 //!
 //! A consumer never absorbs a producer it reads through a padded operand
 //! (the padding value must stand for P's result, not be fed to P's body).
 
 use super::cost::{Cost, generic_cost, op_cost};
-use dlc_ir::kernel::{Generic, Scalar};
+use dlc_ir::kernel::{Generic, Output, Scalar};
 use dlc_ir::{AffineExpr, AffineMap, Attr, AttrView, Dim, Function, OpId, OpKind, ValueDef, ValueId};
 
 /// The fusion pass.
@@ -33,7 +50,7 @@ impl crate::Pass for FuseKernels {
     }
 
     fn summary(&self) -> &'static str {
-        "fuse bias/ReLU epilogues into contractions and producer kernels into their consumers, by the bytes/FLOPs cost model"
+        "fuse bias/ReLU epilogues into contractions and producer kernels into their consumers (one with an extra result where the producer's is needed elsewhere), by the bytes/FLOPs cost model"
     }
 
     fn run(&self, f: &mut Function) -> bool {
@@ -59,6 +76,9 @@ pub fn fuse_traced(f: &mut Function) -> Result<(bool, FusionTrace), String> {
         changed = true;
     }
     while producers(f, &mut trace)? {
+        changed = true;
+    }
+    while siblings(f, &mut trace)? {
         changed = true;
     }
     Ok((changed, trace))
@@ -114,7 +134,7 @@ fn epilogue_once(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, Stri
         let Some(u) = sole_generic_user(f, y) else { continue };
         let (g, operands) = Generic::read(f, u)?;
         let identity = |m: &AffineMap| *m == AffineMap::identity(yt.rank());
-        if g.reduces() || !identity(&g.out_map) || g.dtype != yt.dtype {
+        if g.reduces() || !g.extra.is_empty() || !identity(&g.out_map) || g.dtype != yt.dtype {
             continue;
         }
         let body: Vec<&Scalar> = g.body.iter().collect();
@@ -171,9 +191,14 @@ fn channel_map(m: &AffineMap, kind: OpKind, rank: usize) -> bool {
 
 /// Inlines producer `p` (result read by consumer `c` at the operand
 /// positions where `c_operands` holds it) into `c`. `None` when the
-/// combination is not allowed (padding).
-fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c_operands: &[ValueId]) -> Option<(Generic, Vec<ValueId>)> {
+/// combination is not allowed (padding). With `keep`, `p`'s value is also
+/// yielded as a last extra result, written where `c` read it (all reads
+/// must use one map, see [`siblings`]).
+fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c_operands: &[ValueId], keep: bool) -> Option<(Generic, Vec<ValueId>)> {
     let reads: Vec<usize> = (0..c_operands.len()).filter(|&i| c_operands[i] == p_result).collect();
+    if keep && (reads.is_empty() || reads.iter().any(|&i| c.maps[i] != c.maps[reads[0]])) {
+        return None;
+    }
     if reads.iter().any(|i| c.padded.contains(i)) {
         return None;
     }
@@ -204,6 +229,7 @@ fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c
     };
     let mut body: Vec<Scalar> = Vec::new();
     let mut remap = vec![0usize; c.body.len()];
+    let mut kept = None;
     for (n, s) in c.body.iter().enumerate() {
         remap[n] = match s {
             Scalar::Operand(i) if reads.contains(i) => {
@@ -222,6 +248,7 @@ fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c
                     body.push(new);
                     pmap[m] = body.len() - 1;
                 }
+                kept = Some(pmap[p.result]);
                 pmap[p.result]
             }
             Scalar::Operand(i) => {
@@ -242,7 +269,11 @@ fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c
     let pad = if p.padded.is_empty() { c.pad } else { p.pad };
     let mut fused = p.fused.clone();
     fused.extend(c.fused.iter().cloned());
-    let mut g = Generic { maps, padded, pad, fused, body, result: remap[c.result], ..c.clone() };
+    let mut extra: Vec<Output> = c.extra.iter().map(|o| Output { node: remap[o.node], ..o.clone() }).collect();
+    if keep {
+        extra.push(Output { map: c.maps[reads[0]].clone(), dtype: p.dtype, node: kept? });
+    }
+    let mut g = Generic { maps, padded, pad, fused, body, result: remap[c.result], extra, ..c.clone() };
     let keep = g.compact();
     let operands = keep.iter().map(|&i| operands[i]).collect();
     Some((g, operands))
@@ -253,10 +284,16 @@ fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c
 /// (a fusion can make an earlier producer's consumers all fusable). A few
 /// linear sweeps, not the quadratic cost of restarting after every fusion.
 fn producers(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, String> {
+    sweep(f, trace, producer)
+}
+
+/// Tries `rewrite` on each generic from the last op to the first (each
+/// once, skipping those an earlier rewrite of the sweep removed).
+fn sweep(f: &mut Function, trace: &mut FusionTrace, rewrite: fn(&mut Function, OpId, &mut FusionTrace) -> Result<bool, String>) -> Result<bool, String> {
     let mut changed = false;
     for p_op in f.body_ops().to_vec().into_iter().rev() {
         if f.op(p_op).kind == OpKind::Generic && f.body_ops().contains(&p_op) {
-            changed |= producer(f, p_op, trace)?;
+            changed |= rewrite(f, p_op, trace)?;
         }
     }
     Ok(changed)
@@ -266,7 +303,7 @@ fn producers(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, String> 
 fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<bool, String> {
     let (u, ret) = users(f);
     {
-        let pr = f.op(p_op).results[0];
+        let &[pr] = f.op(p_op).results.as_slice() else { return Ok(false) };
         let consumers = &u[pr.0 as usize];
         if ret[pr.0 as usize] || consumers.is_empty() || consumers.iter().any(|&c| f.op(c).kind != OpKind::Generic) {
             return Ok(false);
@@ -280,10 +317,10 @@ fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<boo
         let mut after = Cost::default();
         for &c_op in consumers {
             let (c, c_operands) = Generic::read(f, c_op)?;
-            let Some((g, ops)) = inline(&p, &p_operands, pr, &c, &c_operands) else { break };
-            let out = f.ty(f.op(c_op).results[0]).clone();
+            let Some((g, ops)) = inline(&p, &p_operands, pr, &c, &c_operands, false) else { break };
+            let outs: Vec<_> = f.op(c_op).results.iter().map(|&r| f.ty(r).clone()).collect();
             before = before + op_cost(f, c_op);
-            after = after + generic_cost(f, &g, &ops, &out);
+            after = after + generic_cost(f, &g, &ops, &outs);
             fused.push((c_op, g, ops));
         }
         if fused.len() != consumers.len() || after.time_ns() > before.time_ns() {
@@ -294,11 +331,12 @@ fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<boo
         let mut replaced: Vec<(ValueId, ValueId)> = Vec::new();
         for (c_op, g, ops) in fused {
             let ops: Vec<ValueId> = ops.iter().map(|v| replaced.iter().find(|(o, _)| o == v).map_or(*v, |(_, n)| *n)).collect();
-            let r = g.emit(f, &ops)?;
+            let rs = g.emit_all(f, &ops)?;
             let new = f.body_ops().last().copied().expect("just emitted");
-            let old = f.op(c_op).results[0];
-            f.replace_all_uses(old, r);
-            replaced.push((old, r));
+            for (old, r) in f.op(c_op).results.clone().into_iter().zip(rs) {
+                f.replace_all_uses(old, r);
+                replaced.push((old, r));
+            }
             relink(f, new, c_op, &[]);
             trace.push((new, vec![p_op, c_op]));
             gone.push(c_op);
@@ -307,5 +345,140 @@ fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<boo
         let ops: Vec<OpId> = f.body_ops().iter().copied().filter(|o| !gone.contains(o)).collect();
         f.set_block_ops(entry, ops);
         Ok(true)
+    }
+}
+
+/// Multi-result fusion (rewrite 3 of the module docs) in one sweep from the
+/// last op to the first; the pass repeats sweeps until one changes nothing
+/// (the kernel of `p'` takes `m'`, then `v'`).
+fn siblings(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, String> {
+    sweep(f, trace, sibling)
+}
+
+/// Merges generic `p_op`, whose result is needed elsewhere, into its one
+/// generic consumer as an extra result, when that pays off.
+fn sibling(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<bool, String> {
+    let (u, ret) = users(f);
+    let &[pr] = f.op(p_op).results.as_slice() else { return Ok(false) };
+    let users = &u[pr.0 as usize];
+    let generic_users: Vec<OpId> = users.iter().copied().filter(|&o| f.op(o).kind == OpKind::Generic).collect();
+    let &[c_op] = generic_users.as_slice() else { return Ok(false) };
+    let elsewhere = ret[pr.0 as usize] || users.len() > 1;
+    if !elsewhere {
+        return Ok(false); // producer fusion's case
+    }
+    // Every other user comes after the consumer, where the merged kernel goes.
+    let pos = |o: OpId| f.body_ops().iter().position(|&x| x == o);
+    let Some(c_pos) = pos(c_op) else { return Ok(false) };
+    if users.iter().any(|&o| o != c_op && pos(o).is_none_or(|p| p < c_pos)) {
+        return Ok(false);
+    }
+    let (p, p_operands) = Generic::read(f, p_op)?;
+    let (c, c_operands) = Generic::read(f, c_op)?;
+    if p.reduces() || c.reduces() {
+        return Ok(false);
+    }
+    // C reads P's whole result once per point: a permutation of C's dims
+    // onto exactly P's shape.
+    let Some(read) = c_operands.iter().position(|&v| v == pr) else { return Ok(false) };
+    let map = &c.maps[read];
+    let mut dims: Vec<usize> = map.results.iter().filter_map(|e| e.as_dim()).collect();
+    let shape: Vec<Dim> = dims.iter().map(|&k| c.dim(k)).collect();
+    dims.sort_unstable();
+    let whole = dims == (0..c.rank()).collect::<Vec<_>>() && map.results.len() == c.rank();
+    if !whole || f.ty(pr).as_tensor().is_none_or(|t| t.shape != shape) {
+        return Ok(false);
+    }
+    let Some((g, ops)) = inline(&p, &p_operands, pr, &c, &c_operands, true) else { return Ok(false) };
+    let mut outs: Vec<_> = f.op(c_op).results.iter().map(|&r| f.ty(r).clone()).collect();
+    outs.push(f.ty(pr).clone());
+    let before = op_cost(f, p_op) + op_cost(f, c_op);
+    let after = generic_cost(f, &g, &ops, &outs);
+    if after.time_ns() > before.time_ns() {
+        return Ok(false);
+    }
+    let rs = g.emit_all(f, &ops)?;
+    let new = f.body_ops().last().copied().expect("just emitted");
+    let olds: Vec<ValueId> = f.op(c_op).results.iter().copied().chain([pr]).collect();
+    for (old, r) in olds.into_iter().zip(rs) {
+        f.replace_all_uses(old, r);
+    }
+    relink(f, new, c_op, &[p_op, c_op]);
+    trace.push((new, vec![p_op, c_op]));
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cost;
+    use super::*;
+    use dlc_backends::Tensor;
+
+    /// Adam's update of one parameter, its moments returned beside it.
+    const ADAM: &str = r#"module {
+  func.func @adam(%p: tensor<5x7xf32>, %g: tensor<5x7xf32>, %m: tensor<5x7xf32>, %v: tensor<5x7xf32>) -> (tensor<5x7xf32>, tensor<5x7xf32>, tensor<5x7xf32>) {
+    %b1 = "dl.constant"() {value = dense<0.1> : tensor<f32>} : () -> tensor<f32>
+    %b2 = "dl.constant"() {value = dense<0.999> : tensor<f32>} : () -> tensor<f32>
+    %c2 = "dl.constant"() {value = dense<0.001> : tensor<f32>} : () -> tensor<f32>
+    %lr = "dl.constant"() {value = dense<0.01> : tensor<f32>} : () -> tensor<f32>
+    %eps = "dl.constant"() {value = dense<1.0e-8> : tensor<f32>} : () -> tensor<f32>
+    %d = "dl.sub"(%g, %m) : (tensor<5x7xf32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %s = "dl.mul"(%b1, %d) : (tensor<f32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %m2 = "dl.add"(%m, %s) : (tensor<5x7xf32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %vs = "dl.mul"(%v, %b2) : (tensor<5x7xf32>, tensor<f32>) -> tensor<5x7xf32>
+    %gg = "dl.mul"(%g, %g) : (tensor<5x7xf32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %gs = "dl.mul"(%c2, %gg) : (tensor<f32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %v2 = "dl.add"(%vs, %gs) : (tensor<5x7xf32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %r = "dl.sqrt"(%v2) : (tensor<5x7xf32>) -> tensor<5x7xf32>
+    %den = "dl.add"(%r, %eps) : (tensor<5x7xf32>, tensor<f32>) -> tensor<5x7xf32>
+    %num = "dl.mul"(%lr, %m2) : (tensor<f32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %u = "dl.div"(%num, %den) : (tensor<5x7xf32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    %p2 = "dl.sub"(%p, %u) : (tensor<5x7xf32>, tensor<5x7xf32>) -> tensor<5x7xf32>
+    return %p2, %m2, %v2 : tensor<5x7xf32>, tensor<5x7xf32>, tensor<5x7xf32>
+  }
+}"#;
+
+    fn args(n: usize, shape: &[usize]) -> Vec<Tensor> {
+        let len: usize = shape.iter().product();
+        (0..n).map(|a| Tensor::from_f64_values(shape, &(0..len).map(|i| ((i * 7 + a * 3) % 11) as f64 / 10.0 + 0.05).collect::<Vec<_>>(), dlc_ir::DType::F32).unwrap()).collect()
+    }
+
+    #[test]
+    fn an_update_and_its_returned_state_become_one_kernel_with_three_results() {
+        let f = dlc_ir::parse_module(ADAM).unwrap().functions.remove(0);
+        let mut k = f.clone();
+        crate::kernel::to_kernels(&mut k).unwrap();
+        let generics: Vec<OpId> = k.body_ops().iter().copied().filter(|&o| k.op(o).kind == OpKind::Generic).collect();
+        assert_eq!(generics.len(), 1, "{}", dlc_ir::print_function(&k));
+        let (g, operands) = Generic::read(&k, generics[0]).unwrap();
+        assert_eq!((g.extra.len(), operands.len()), (2, 4), "three results from p, g, m, v each read once");
+        // Cost: 4 tensors read and 3 written, against 3 kernels before.
+        let after = cost::function_cost(&k);
+        let mut lowered = f.clone();
+        crate::kernel::to_kernels_with(&mut lowered, false).unwrap();
+        assert_eq!(after.bytes, 7.0 * 35.0 * 4.0);
+        assert!(cost::function_cost(&lowered).bytes > after.bytes);
+        let want = dlc_backends::run(&f, &args(4, &[5, 7])).unwrap();
+        assert_eq!(dlc_backends::run(&k, &args(4, &[5, 7])).unwrap(), want);
+    }
+
+    #[test]
+    fn a_value_read_before_its_consumer_stays_a_kernel_of_its_own() {
+        // %b feeds a matmul before the kernel that reads it: the merged
+        // kernel would sit after the matmul, so nothing merges.
+        let text = r#"module {
+  func.func @f(%x: tensor<4x4xf32>, %y: tensor<4x4xf32>) -> (tensor<4x4xf32>, tensor<4x4xf32>) {
+    %b = "dl.add"(%x, %y) : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+    %mm = "dl.matmul"(%b, %y) : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+    %n = "dl.neg"(%b) : (tensor<4x4xf32>) -> tensor<4x4xf32>
+    return %mm, %n : tensor<4x4xf32>, tensor<4x4xf32>
+  }
+}"#;
+        let f = dlc_ir::parse_module(text).unwrap().functions.remove(0);
+        let mut k = f.clone();
+        crate::kernel::to_kernels(&mut k).unwrap();
+        let results: Vec<usize> = k.body_ops().iter().filter(|&&o| k.op(o).kind == OpKind::Generic).map(|&o| k.op(o).results.len()).collect();
+        assert_eq!(results, vec![1, 1], "{}", dlc_ir::print_function(&k));
+        assert_eq!(dlc_backends::run(&k, &args(2, &[4, 4])).unwrap(), dlc_backends::run(&f, &args(2, &[4, 4])).unwrap());
     }
 }

@@ -198,6 +198,7 @@ fn all_parallel(out: &TensorType, kind: OpKind) -> Generic {
         fused: vec![kind.name().to_string()],
         body: Vec::new(),
         result: 0,
+        extra: Vec::new(),
     }
 }
 
@@ -228,6 +229,7 @@ fn reduction(kind: OpKind, x: ValueId, t: &TensorType, axes: &[usize], combine: 
         fused: vec![kind.name().to_string()],
         body: vec![Scalar::Operand(0), Scalar::Acc, Scalar::Op { kind: combine, attrs: Attrs::new(), args: vec![1, 0] }],
         result: 2,
+        extra: Vec::new(),
     };
     (g, vec![x])
 }
@@ -559,6 +561,7 @@ fn pool_reduction(f: &mut Function, out: &TensorType, kind: OpKind, x: ValueId, 
         fused: vec![kind.name().to_string()],
         body: vec![Scalar::Operand(0), Scalar::Acc, op(combine, vec![1, 0])],
         result: 2,
+        extra: Vec::new(),
     };
     g.emit(f, &[x])
 }

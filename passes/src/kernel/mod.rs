@@ -62,8 +62,9 @@ pub struct FusionReport {
 /// One kernel of the fused function.
 #[derive(Clone, Debug)]
 pub struct KernelReport {
-    /// What it is: `generic`, `generic/reduce`, `matmul`, `conv2d`, or the
-    /// op a backend runs directly.
+    /// What it is: `generic`, `generic/reduce`, `generic/3 results` (a
+    /// kernel with several results), `matmul`, `conv2d`, or the op a
+    /// backend runs directly.
     pub what: String,
     /// The `dl` ops it computes.
     pub ops: Vec<String>,
@@ -163,8 +164,12 @@ pub fn explain_with(f: &Function, rules: &BTreeMap<OpId, Vec<&'static str>>) -> 
         let (what, ops) = match op.kind {
             dlc_ir::OpKind::Generic => {
                 let (g, _) = dlc_ir::kernel::Generic::read(&k, o)?;
-                let what = if g.reduces() { "generic/reduce" } else { "generic" };
-                (what.to_string(), g.fused.iter().map(|s| short(s)).collect())
+                let what = match (g.reduces(), g.extra.len()) {
+                    (true, _) => "generic/reduce".to_string(),
+                    (false, 0) => "generic".to_string(),
+                    (false, n) => format!("generic/{} results", n + 1),
+                };
+                (what, g.fused.iter().map(|s| short(s)).collect())
             }
             dlc_ir::OpKind::KernelMatmul | dlc_ir::OpKind::KernelConv2d => {
                 let view = dlc_ir::AttrView::new(op.kind, &op.attrs);
