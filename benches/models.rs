@@ -65,7 +65,7 @@ fn dlc_times(threads: usize) -> BTreeMap<String, f64> {
     for (name, file, shape, batch, calls) in [
         ("mlp", "mlp.dl", vec![784usize], 64usize, 30usize),
         ("mlp", "mlp.dl", vec![784], 256, 10),
-        ("cnn", "mnist_cnn.dl", vec![1, 28, 28], 64, 3),
+        ("cnn", "mnist_cnn.dl", vec![1, 28, 28], 64, 15),
     ] {
         let (model, input, x, y) = setup(file, &shape, batch, threads);
         let t = median_ms(calls, || {
