@@ -311,13 +311,13 @@ impl CpuExecutable {
                 if (gn, gc) != (n, c) || win.out([h, w]) != Some([oh, ow]) || shape != x.shape {
                     return Err(CpuError::Malformed(format!("max_pool2d_grad: {:?} pooled by {win:?} is not {:?}, or the result {shape:?} is not the input's shape", x.shape, g.shape)));
                 }
-                let points = x.shape.iter().product::<usize>();
+                // One compare per input element and one write per output element.
+                let cost = 2 * x.shape.iter().product::<usize>();
                 match (&x.data, &g.data, out) {
-                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => self.parallel(points, |t| crate::pool::max_pool2d_grad(a, b, o, [h, w], [oh, ow], *win, t)),
-                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => self.parallel(points, |t| crate::pool::max_pool2d_grad(a, b, o, [h, w], [oh, ow], *win, t)),
-                    _ => return Err(CpuError::Unsupported(format!("max_pool2d_grad of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
+                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => self.run_planes(o, h * w, cost, |p, o| crate::pool::max_pool2d_grad(a, b, p, o, [h, w], [oh, ow], *win)),
+                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => self.run_planes(o, h * w, cost, |p, o| crate::pool::max_pool2d_grad(a, b, p, o, [h, w], [oh, ow], *win)),
+                    _ => Err(CpuError::Unsupported(format!("max_pool2d_grad of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
                 }
-                Ok(())
             }
             Exec::Interp { kind: OpKind::Concat, attrs, inputs: vs } => {
                 let ins = inputs(vs)?;

@@ -237,6 +237,33 @@ impl CpuExecutable {
 
     /// Runs `jobs` at once: the first on the calling thread, the others on
     /// the pool's workers; the first error, in job order, is returned.
+    /// Runs `f` over `out` cut into whole planes of `plane` elements, the
+    /// planes split into contiguous ranges over the threads when `cost` is
+    /// worth it; `f` gets each range of plane indices and its part of `out`.
+    /// Each plane is computed by one call, so any split gives the same result.
+    pub(crate) fn run_planes<T: Send>(&self, out: &mut [T], plane: usize, cost: usize, f: impl Fn(Range<usize>, &mut [T]) + Sync) -> Result<(), CpuError> {
+        let planes = out.len().checked_div(plane).unwrap_or(0);
+        let parts = self.parts(cost, planes);
+        if parts <= 1 {
+            f(0..planes, out);
+            return Ok(());
+        }
+        let bounds = bounds(planes, parts, 1);
+        let mut jobs = Vec::with_capacity(parts);
+        let mut rest = out;
+        let f = &f;
+        for w in bounds.windows(2) {
+            let (part, tail) = rest.split_at_mut((w[1] - w[0]) * plane);
+            rest = tail;
+            let range = w[0]..w[1];
+            jobs.push(move || {
+                f(range, part);
+                Ok(())
+            });
+        }
+        self.join(jobs)
+    }
+
     fn join<F: FnOnce() -> Result<(), CpuError> + Send>(&self, jobs: Vec<F>) -> Result<(), CpuError> {
         let mut results: Vec<Result<(), CpuError>> = (0..jobs.len()).map(|_| Ok(())).collect();
         let mut jobs = jobs.into_iter();

@@ -20,10 +20,9 @@
 //! covers are zeroed. Other windows may overlap: the plane is zeroed and
 //! each window adds its `g` at its argmax, in window order.
 //!
-//! Each `[H, W]` plane is computed by one thread with the same code, so the
-//! result is bit-identical at any thread count.
-
-use rayon::prelude::*;
+//! Each `[H, W]` plane is computed by one call with the same code (the CPU
+//! backend splits whole planes over its threads), so the result is
+//! bit-identical at any thread count.
 
 /// A pooling window: `kernel`, `stride` and `padding`, each `[h, w]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,18 +102,18 @@ fn argmax<T: PoolFloat>(x: &[T], width: usize, rows: (usize, usize), cols: (usiz
     best
 }
 
-/// `dx` (`[N, C, H, W]`, the shape of `x`) from `x` and the output
-/// gradient `g` (`[N, C, OH, OW]`), with the planes split over `threads`.
-/// The caller has checked the shapes: `x` and `dx` hold `planes · h · w`
-/// elements, `g` `planes · oh · ow`, and `[oh, ow]` is [`PoolWindow::out`]
-/// of `[h, w]` (so every window holds at least one input element).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn max_pool2d_grad<T: PoolFloat>(x: &[T], g: &[T], dx: &mut [T], [h, w]: [usize; 2], [oh, ow]: [usize; 2], win: PoolWindow, threads: usize) {
+/// Planes `planes` of `dx` (`[N, C, H, W]`, the shape of `x`; `dx` holds
+/// just those planes) from `x` and the output gradient `g` (`[N, C, OH,
+/// OW]`, whole). The caller has checked the shapes: `x` holds whole planes
+/// of `h · w` elements covering `planes`, `g` planes of `oh · ow`, and
+/// `[oh, ow]` is [`PoolWindow::out`] of `[h, w]` (so every window holds at
+/// least one input element).
+pub(crate) fn max_pool2d_grad<T: PoolFloat>(x: &[T], g: &[T], planes: std::ops::Range<usize>, dx: &mut [T], [h, w]: [usize; 2], [oh, ow]: [usize; 2], win: PoolWindow) {
     let (plane, out_plane) = (h * w, oh * ow);
     if plane == 0 {
         return;
     }
-    let one = |(p, dx): (usize, &mut [T])| {
+    for (p, dx) in planes.zip(dx.chunks_mut(plane)) {
         let (x, g) = (&x[p * plane..(p + 1) * plane], &g[p * out_plane..(p + 1) * out_plane]);
         if win.tiles() {
             tiled_plane(x, g, dx, [h, w], [oh, ow], win.kernel);
@@ -128,11 +127,6 @@ pub(crate) fn max_pool2d_grad<T: PoolFloat>(x: &[T], g: &[T], dx: &mut [T], [h, 
                 }
             }
         }
-    };
-    if threads > 1 {
-        dx.par_chunks_mut(plane).enumerate().for_each(one);
-    } else {
-        dx.chunks_mut(plane).enumerate().for_each(one);
     }
 }
 
