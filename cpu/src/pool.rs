@@ -113,10 +113,12 @@ pub(crate) fn max_pool2d_grad<T: PoolFloat>(x: &[T], g: &[T], planes: std::ops::
     if plane == 0 {
         return;
     }
+    // The tiled scan's per-window state, one row of windows long, reused by every plane.
+    let (mut max, mut best) = if win.tiles() { (vec![T::NEG_INFINITY; ow], vec![0u32; ow]) } else { (Vec::new(), Vec::new()) };
     for (p, dx) in planes.zip(dx.chunks_mut(plane)) {
         let (x, g) = (&x[p * plane..(p + 1) * plane], &g[p * out_plane..(p + 1) * out_plane]);
         if win.tiles() {
-            tiled_plane(x, g, dx, [h, w], [oh, ow], win.kernel);
+            tiled_plane(x, g, dx, w, [oh, ow], win.kernel, (&mut max, &mut best));
         } else {
             dx.fill(T::ZERO);
             for oi in 0..oh {
@@ -137,9 +139,8 @@ pub(crate) fn max_pool2d_grad<T: PoolFloat>(x: &[T], g: &[T], planes: std::ops::
 /// vectorizes; an argmax found by compare-and-branch per window mispredicts
 /// on most windows (measured 2-3x slower). Kernel widths 2 and 3 get
 /// unrolled copies.
-fn tiled_plane<T: PoolFloat>(x: &[T], g: &[T], dx: &mut [T], [_, w]: [usize; 2], [oh, ow]: [usize; 2], [kh, kw]: [usize; 2]) {
-    let mut max = vec![T::NEG_INFINITY; ow];
-    let mut best = vec![0u32; ow];
+/// `max` and `best` hold `ow` elements each (their contents are reset here).
+fn tiled_plane<T: PoolFloat>(x: &[T], g: &[T], dx: &mut [T], w: usize, [oh, ow]: [usize; 2], [kh, kw]: [usize; 2], (max, best): (&mut [T], &mut [u32])) {
     for oi in 0..oh {
         max.fill(T::NEG_INFINITY);
         best.fill(0);
@@ -147,9 +148,9 @@ fn tiled_plane<T: PoolFloat>(x: &[T], g: &[T], dx: &mut [T], [_, w]: [usize; 2],
             let row = &x[(oi * kh + i) * w..][..ow * kw];
             let first = (i * kw) as u32;
             match kw {
-                2 => scan(row, 2, &mut max, &mut best, first),
-                3 => scan(row, 3, &mut max, &mut best, first),
-                k => scan(row, k, &mut max, &mut best, first),
+                2 => scan(row, 2, max, best, first),
+                3 => scan(row, 3, max, best, first),
+                k => scan(row, k, max, best, first),
             }
         }
         let share = &g[oi * ow..][..ow];
@@ -159,9 +160,9 @@ fn tiled_plane<T: PoolFloat>(x: &[T], g: &[T], dx: &mut [T], [_, w]: [usize; 2],
             let first = (i * kw) as u32;
             let (covered, rest) = row.split_at_mut(ow * kw);
             match kw {
-                2 => place(covered, 2, &best, share, first),
-                3 => place(covered, 3, &best, share, first),
-                k => place(covered, k, &best, share, first),
+                2 => place(covered, 2, best, share, first),
+                3 => place(covered, 3, best, share, first),
+                k => place(covered, k, best, share, first),
             }
             // Columns past the last window.
             rest.fill(T::ZERO);

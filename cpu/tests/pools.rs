@@ -11,19 +11,23 @@ use dlc_ir::{Function, parse_module};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// A one-op function `@name(args) -> result` whose body is `op_line` (which
+/// defines `%y`), parsed.
+fn one_op(name: &str, args: &str, result: &str, op_line: &str) -> Function {
+    let text = format!("module {{\n  func.func @{name}({args}) -> {result} {{\n    {op_line}\n    return %y : {result}\n  }}\n}}");
+    parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0)
+}
+
+/// The window attributes of a pool, as IR text.
+fn window(k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> String {
+    format!("kernel = [{}, {}], stride = [{}, {}], padding = [{}, {}]", k[0], k[1], s[0], s[1], p[0], p[1])
+}
+
 fn pool_fn(kind: &str, c: usize, h: usize, w: usize, k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> Function {
     let oh = (h + 2 * p[0] - k[0]) / s[0] + 1;
     let ow = (w + 2 * p[1] - k[1]) / s[1] + 1;
-    let text = format!(
-        r#"module {{
-  func.func @pool(%x: tensor<?x{c}x{h}x{w}xf32>) -> tensor<?x{c}x{oh}x{ow}xf32> {{
-    %y = "dl.{kind}"(%x) {{kernel = [{}, {}], stride = [{}, {}], padding = [{}, {}]}} : (tensor<?x{c}x{h}x{w}xf32>) -> tensor<?x{c}x{oh}x{ow}xf32>
-    return %y : tensor<?x{c}x{oh}x{ow}xf32>
-  }}
-}}"#,
-        k[0], k[1], s[0], s[1], p[0], p[1]
-    );
-    parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0)
+    let (x, y) = (format!("tensor<?x{c}x{h}x{w}xf32>"), format!("tensor<?x{c}x{oh}x{ow}xf32>"));
+    one_op("pool", &format!("%x: {x}"), &y, &format!(r#"%y = "dl.{kind}"(%x) {{{}}} : ({x}) -> {y}"#, window(k, s, p)))
 }
 
 fn input(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
@@ -82,16 +86,7 @@ fn pool_grad_fn(dtype: &str, c: usize, h: usize, w: usize, k: [usize; 2], s: [us
     let oh = (h + 2 * p[0] - k[0]) / s[0] + 1;
     let ow = (w + 2 * p[1] - k[1]) / s[1] + 1;
     let (x, g) = (format!("tensor<?x{c}x{h}x{w}x{dtype}>"), format!("tensor<?x{c}x{oh}x{ow}x{dtype}>"));
-    let text = format!(
-        r#"module {{
-  func.func @pool_grad(%x: {x}, %g: {g}) -> {x} {{
-    %dx = "dl.max_pool2d_grad"(%x, %g) {{kernel = [{}, {}], stride = [{}, {}], padding = [{}, {}]}} : ({x}, {g}) -> {x}
-    return %dx : {x}
-  }}
-}}"#,
-        k[0], k[1], s[0], s[1], p[0], p[1]
-    );
-    parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0)
+    one_op("pool_grad", &format!("%x: {x}, %g: {g}"), &x, &format!(r#"%y = "dl.max_pool2d_grad"(%x, %g) {{{}}} : ({x}, {g}) -> {x}"#, window(k, s, p)))
 }
 
 /// Max-pooling's gradient (`dl.max_pool2d_grad`, the CPU's own routine)
