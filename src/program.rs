@@ -122,10 +122,12 @@ impl Default for KernelLevel {
 /// [`kernel_level`] with the optimizations `level` names.
 pub fn kernel_level_with(f: &Function, level: KernelLevel) -> Result<Function, Error> {
     let mut k = optimized(f)?;
-    if level.egraph {
-        dlc_passes::egraph::optimize(&mut k).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
-    }
-    dlc_passes::kernel::to_kernels_with(&mut k, level.fuse).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
+    let plan = if level.egraph {
+        Some(dlc_passes::egraph::optimize(&mut k).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?.plan)
+    } else {
+        None
+    };
+    dlc_passes::kernel::to_kernels_planned(&mut k, level.fuse, plan.as_ref()).map_err(|e| Error::Input(format!("@{}: lowering to kernels: {e}", f.name)))?;
     dlc_ir::verify::verify_function(&k).map_err(|errors| Error::Verify { path: format!("@{} at the kernel level", f.name), errors })?;
     Ok(k)
 }
@@ -189,8 +191,8 @@ pub fn explain_fusion(f: &Function) -> Result<FusionExplanation, Error> {
     let mut g = optimized(f)?;
     let egraph = dlc_passes::egraph::optimize_explained(&mut g).map_err(|e| Error::Input(format!("@{}: equality saturation: {e}", f.name)))?;
     let lowering = |e: String| Error::Input(format!("@{}: lowering to kernels: {e}", f.name));
-    let fusion = dlc_passes::kernel::explain_with(&g, &egraph.rules).map_err(lowering)?;
-    let (lowered, fused) = dlc_passes::kernel::lowered_and_fused(&g).map_err(lowering)?;
+    let fusion = dlc_passes::kernel::explain_with(&g, &egraph.rules, Some(&egraph.plan)).map_err(lowering)?;
+    let (lowered, fused) = dlc_passes::kernel::lowered_and_fused(&g, Some(&egraph.plan)).map_err(lowering)?;
     let batch = Some(dlc_passes::kernel::cost::NOMINAL_BATCH as usize);
     let plan = |k: &Function| -> Result<dlc_cpu::MemoryPlan, Error> {
         let exe = dlc_cpu::CpuExecutable::compile(k, &dlc_cpu::CpuOptions { threads: 1 }).map_err(|e| Error::Input(format!("@{}: jit backend: {e}", f.name)))?;

@@ -124,3 +124,34 @@ fn check_kernel_provenance(what: &str, g: &dlc_passes::egraph::Report, r: &dlc_p
     let per_kernel: f64 = r.kernels.iter().map(|k| k.before.bytes).sum();
     assert!(if shared { per_kernel > r.before.bytes } else { close(per_kernel, r.before.bytes) }, "{what}:\n{r}");
 }
+
+/// The e-graph pass's fusion plan decides the fusion of every example: the
+/// kernels it leads to are never estimated slower, nor more, than those
+/// `fuse-kernels`' own cost gate picks without a plan, and the plan covers
+/// the ops it should (every train step inlines elementwise chains and
+/// Adam's moments merge into each parameter's update).
+#[test]
+fn every_example_is_fused_as_the_e_graph_plans() {
+    use dlc_passes::kernel::{cost::function_cost, to_kernels_planned, to_kernels_with};
+    for name in EXAMPLES {
+        let (fs, _) = functions(name);
+        for f in &fs {
+            let mut m = Module { functions: vec![f.clone()] };
+            dlc_passes::PassManager::default_pipeline(dlc_passes::Options::default()).run(&mut m, &mut std::io::sink()).unwrap();
+            let mut g = m.functions.pop().unwrap();
+            let report = dlc_passes::egraph::optimize(&mut g).unwrap();
+            let (mut planned, mut gated) = (g.clone(), g.clone());
+            to_kernels_planned(&mut planned, true, Some(&report.plan)).unwrap();
+            to_kernels_with(&mut gated, true).unwrap();
+            let (p, c) = (function_cost(&planned), function_cost(&gated));
+            assert!(p.time_ns() <= c.time_ns() && p.kernels <= c.kernels, "{name} @{}: planned {p:?}, cost gate {c:?}", f.name);
+            assert_eq!(print_module(&Module { functions: vec![planned.clone()] }), print_module(&Module { functions: vec![kernel_level(f).unwrap()] }), "{name} @{}: kernel_level follows the plan", f.name);
+            if f.name == "train_step" {
+                let (inline, merge) = report.plan.counts();
+                assert!(inline > 0, "{name}: {}", report.plan);
+                // mlp trains with Adam: each parameter's m and v merge.
+                assert!(*name != "mlp" || merge >= 2 * 6, "{name}: {}", report.plan);
+            }
+        }
+    }
+}

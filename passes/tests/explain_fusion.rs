@@ -15,13 +15,13 @@ use std::collections::BTreeSet;
 /// the fused function's kernels in report order.
 fn explained(mut f: Function) -> (FusionReport, Function, Vec<OpId>) {
     let egraph = optimize_explained(&mut f).unwrap();
-    let report = explain_with(&f, &egraph.rules).unwrap();
+    let report = explain_with(&f, &egraph.rules, Some(&egraph.plan)).unwrap();
     for k in &report.kernels {
         for r in &k.rules {
             assert!(egraph.fired.contains_key(r), "{r} is reported but did not fire:\n{egraph}{report}");
         }
     }
-    let (_, k) = lowered_and_fused(&f).unwrap();
+    let (_, k) = lowered_and_fused(&f, Some(&egraph.plan)).unwrap();
     let kernels: Vec<OpId> = k.body_ops().iter().copied().filter(|&o| cost::op_cost(&k, o).kernels > 0).collect();
     assert_eq!(kernels.len(), report.kernels.len());
     check_costs(&report);
@@ -173,7 +173,7 @@ fn the_report_is_deterministic() {
     let text = || {
         let mut f = bce_of_sigmoid_with_gradient();
         let egraph = optimize_explained(&mut f).unwrap();
-        format!("{:?}\n{}", egraph.rules, explain_with(&f, &egraph.rules).unwrap())
+        format!("{:?}\n{}", egraph.rules, explain_with(&f, &egraph.rules, Some(&egraph.plan)).unwrap())
     };
     assert_eq!(text(), text());
 }

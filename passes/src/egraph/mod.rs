@@ -7,7 +7,9 @@
 //! then [`cost::extract`] picks the cheapest way to compute every needed
 //! value and [`to_ir`] writes it back. The rewrite is kept only when the
 //! extracted function costs no more than the input, so the pass never makes
-//! code worse by its own measure.
+//! code worse by its own measure. Last, [`plan`] decides which of the
+//! function's ops fuse into one kernel (`Report::plan`), which the kernel
+//! lowering's fusion follows.
 //!
 //! Deterministic: the e-graph's maps are insertion-ordered (egg's
 //! `deterministic` feature), nodes are ordered by kind and attribute text,
@@ -20,6 +22,7 @@ pub mod analysis;
 pub mod cost;
 pub mod from_ir;
 pub mod lang;
+pub mod plan;
 pub mod provenance;
 pub mod rules;
 pub mod to_ir;
@@ -142,6 +145,10 @@ pub struct Report {
     pub cost_after: f64,
     /// Ops in the entry block before and after.
     pub ops: (usize, usize),
+    /// Which kernels of the rewritten function fuse ([`plan`]), by op of
+    /// the function as the pass left it: the lowering's fusion follows it
+    /// (`kernel::to_kernels_planned`).
+    pub plan: plan::FusionPlan,
     /// True when the function changed.
     pub changed: bool,
     /// The whole pass's wall time, conversion and extraction included.
@@ -171,7 +178,7 @@ impl fmt::Display for Report {
             let fired: Vec<String> = self.fired.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
             writeln!(f, "  fired: {}", fired.join(", "))?;
         }
-        Ok(())
+        writeln!(f, "  {}", self.plan)
     }
 }
 
@@ -239,7 +246,9 @@ fn run(f: &mut Function, explain: bool) -> Result<Report, String> {
         }
         *f = after;
     }
+    let plan = plan::plan(f);
     Ok(Report {
+        plan,
         function: f.name.clone(),
         stages,
         fired,

@@ -116,7 +116,13 @@ pub fn generic_cost(f: &Function, g: &Generic, operands: &[ValueId], outs: &[Typ
 
 /// True when `g`'s live body has both f32 and f64 values (its operands',
 /// constants', casts' and result's element types).
-fn mixes_float_widths(f: &Function, g: &Generic, operands: &[ValueId]) -> bool {
+pub(crate) fn mixes_float_widths(f: &Function, g: &Generic, operands: &[ValueId]) -> bool {
+    float_widths(f, g, operands) == [true, true]
+}
+
+/// Whether `g`'s live body has f32 values, and f64 values (see
+/// [`mixes_float_widths`]).
+pub(crate) fn float_widths(f: &Function, g: &Generic, operands: &[ValueId]) -> [bool; 2] {
     use dlc_ir::{AttrView, DType};
     let live = g.live();
     let mut widths = [false; 2];
@@ -144,7 +150,7 @@ fn mixes_float_widths(f: &Function, g: &Generic, operands: &[ValueId]) -> bool {
             _ => {}
         }
     }
-    widths == [true, true]
+    widths
 }
 
 /// The cost of any top-level op of a kernel-level function: generics by

@@ -36,10 +36,18 @@
 //!
 //! A consumer never absorbs a producer it reads through a padded operand
 //! (the padding value must stand for P's result, not be fed to P's body).
+//!
+//! **Who decides.** Given the e-graph pass's fusion plan ([`KernelPlan`],
+//! from `egraph::plan`), rewrites 2 and 3 take, for the kernel computing a
+//! planned `dl` op's result, the plan's decision instead of the cost model's
+//! (still only where the rewrite is legal). The cost model decides the
+//! kernels the plan has no node for (those inside an op that lowers to
+//! several, such as softmax) and everything when there is no plan.
 
 use super::cost::{Cost, generic_cost, op_cost};
 use dlc_ir::kernel::{Generic, Output, Scalar};
 use dlc_ir::{AffineExpr, AffineMap, Attr, AttrView, Dim, Function, OpId, OpKind, ValueDef, ValueId};
+use std::collections::HashMap;
 
 /// The fusion pass.
 pub struct FuseKernels;
@@ -66,22 +74,61 @@ impl crate::Pass for FuseKernels {
 /// among them), in the order the fusions happened.
 pub type FusionTrace = Vec<(OpId, Vec<OpId>)>;
 
+/// A decision the e-graph pass's fusion plan (`egraph::plan`) took for a
+/// producer kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fuse {
+    /// Inlined into every kernel that reads its result (rewrite 2).
+    Inline,
+    /// Computed by its one consumer kernel as an extra result (rewrite 3).
+    Merge,
+}
+
+/// The plan as the kernel level sees it: for each kernel that computes the
+/// result of a `dl` op the plan covers, the decision (`None`: the kernel
+/// stays on its own). Rewrites 2 and 3 follow it for those kernels instead
+/// of asking the cost model, and keep it true as kernels are replaced (a
+/// fused consumer inherits the consumer's entry). Kernels it does not list
+/// (the inner kernels of an op that lowers to several) are decided by the
+/// cost model as without a plan.
+pub type KernelPlan = HashMap<OpId, Option<Fuse>>;
+
 /// The pass, also saying which ops each fused op replaced, so that a report
 /// can give a fused kernel's cost before fusion (`kernel::explain_with`).
 /// A producer inlined into several consumers is replaced by each of them.
 pub fn fuse_traced(f: &mut Function) -> Result<(bool, FusionTrace), String> {
+    fuse_traced_with(f, None)
+}
+
+/// [`fuse_traced`], following `plan` where it has a decision.
+pub fn fuse_traced_with(f: &mut Function, plan: Option<&KernelPlan>) -> Result<(bool, FusionTrace), String> {
     let mut trace = Vec::new();
+    let mut plan = plan.cloned();
     let mut changed = false;
     while epilogue_once(f, &mut trace)? {
         changed = true;
     }
-    while producers(f, &mut trace)? {
+    while sweep(f, &mut trace, &mut plan, producer)? {
         changed = true;
     }
-    while siblings(f, &mut trace)? {
+    while sweep(f, &mut trace, &mut plan, sibling)? {
         changed = true;
     }
     Ok((changed, trace))
+}
+
+/// What the plan says about producer `p`: `Some(true)` take the rewrite
+/// `want` without asking the cost model, `Some(false)` leave it, `None` no
+/// decision (ask the cost model).
+fn planned(plan: &Option<KernelPlan>, p: OpId, want: Fuse) -> Option<bool> {
+    plan.as_ref()?.get(&p).map(|d| *d == Some(want))
+}
+
+/// Moves the plan's entry of `old` to `new`, which replaced it.
+fn replanned(plan: &mut Option<KernelPlan>, old: OpId, new: OpId) {
+    if let Some(d) = plan.as_mut().and_then(|p| p.remove(&old)) {
+        plan.as_mut().expect("it had the entry").insert(new, d);
+    }
 }
 
 /// Users of each value among the top-level ops (op ids), and whether the
@@ -279,28 +326,31 @@ fn inline(p: &Generic, p_operands: &[ValueId], p_result: ValueId, c: &Generic, c
     Some((g, operands))
 }
 
-/// Producer fusion in one sweep from the last op to the first, each
-/// producer tried once; the pass repeats sweeps until one changes nothing
-/// (a fusion can make an earlier producer's consumers all fusable). A few
-/// linear sweeps, not the quadratic cost of restarting after every fusion.
-fn producers(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, String> {
-    sweep(f, trace, producer)
-}
+/// The rewrite a sweep applies to one producer.
+type Rewrite = fn(&mut Function, OpId, &mut FusionTrace, &mut Option<KernelPlan>) -> Result<bool, String>;
 
 /// Tries `rewrite` on each generic from the last op to the first (each
-/// once, skipping those an earlier rewrite of the sweep removed).
-fn sweep(f: &mut Function, trace: &mut FusionTrace, rewrite: fn(&mut Function, OpId, &mut FusionTrace) -> Result<bool, String>) -> Result<bool, String> {
+/// once, skipping those an earlier rewrite of the sweep removed); the pass
+/// repeats sweeps until one changes nothing (a fusion can make an earlier
+/// producer's consumers all fusable). A few linear sweeps, not the
+/// quadratic cost of restarting after every fusion.
+fn sweep(f: &mut Function, trace: &mut FusionTrace, plan: &mut Option<KernelPlan>, rewrite: Rewrite) -> Result<bool, String> {
     let mut changed = false;
     for p_op in f.body_ops().to_vec().into_iter().rev() {
         if f.op(p_op).kind == OpKind::Generic && f.body_ops().contains(&p_op) {
-            changed |= rewrite(f, p_op, trace)?;
+            changed |= rewrite(f, p_op, trace, plan)?;
         }
     }
     Ok(changed)
 }
 
-/// Fuses generic `p_op` into all its consumers when that pays off.
-fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<bool, String> {
+/// Fuses generic `p_op` into all its consumers when the plan says so, or
+/// without a decision, when that pays off.
+fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace, plan: &mut Option<KernelPlan>) -> Result<bool, String> {
+    let decided = planned(plan, p_op, Fuse::Inline);
+    if decided == Some(false) {
+        return Ok(false);
+    }
     let (u, ret) = users(f);
     {
         let &[pr] = f.op(p_op).results.as_slice() else { return Ok(false) };
@@ -323,7 +373,7 @@ fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<boo
             after = after + generic_cost(f, &g, &ops, &outs);
             fused.push((c_op, g, ops));
         }
-        if fused.len() != consumers.len() || after.time_ns() > before.time_ns() {
+        if fused.len() != consumers.len() || (decided.is_none() && after.time_ns() > before.time_ns()) {
             return Ok(false);
         }
         let mut gone = vec![p_op];
@@ -339,6 +389,7 @@ fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<boo
             }
             relink(f, new, c_op, &[]);
             trace.push((new, vec![p_op, c_op]));
+            replanned(plan, c_op, new);
             gone.push(c_op);
         }
         let entry = f.entry();
@@ -348,16 +399,15 @@ fn producer(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<boo
     }
 }
 
-/// Multi-result fusion (rewrite 3 of the module docs) in one sweep from the
-/// last op to the first; the pass repeats sweeps until one changes nothing
-/// (the kernel of `p'` takes `m'`, then `v'`).
-fn siblings(f: &mut Function, trace: &mut FusionTrace) -> Result<bool, String> {
-    sweep(f, trace, sibling)
-}
-
 /// Merges generic `p_op`, whose result is needed elsewhere, into its one
-/// generic consumer as an extra result, when that pays off.
-fn sibling(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<bool, String> {
+/// generic consumer as an extra result (rewrite 3 of the module docs), when
+/// the plan says so, or without a decision, when that pays off. Sweeps
+/// repeat until nothing changes: the kernel of `p'` takes `m'`, then `v'`.
+fn sibling(f: &mut Function, p_op: OpId, trace: &mut FusionTrace, plan: &mut Option<KernelPlan>) -> Result<bool, String> {
+    let decided = planned(plan, p_op, Fuse::Merge);
+    if decided == Some(false) {
+        return Ok(false);
+    }
     let (u, ret) = users(f);
     let &[pr] = f.op(p_op).results.as_slice() else { return Ok(false) };
     let users = &u[pr.0 as usize];
@@ -394,7 +444,7 @@ fn sibling(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<bool
     outs.push(f.ty(pr).clone());
     let before = op_cost(f, p_op) + op_cost(f, c_op);
     let after = generic_cost(f, &g, &ops, &outs);
-    if after.time_ns() > before.time_ns() {
+    if decided.is_none() && after.time_ns() > before.time_ns() {
         return Ok(false);
     }
     let rs = g.emit_all(f, &ops)?;
@@ -405,6 +455,7 @@ fn sibling(f: &mut Function, p_op: OpId, trace: &mut FusionTrace) -> Result<bool
     }
     relink(f, new, c_op, &[p_op, c_op]);
     trace.push((new, vec![p_op, c_op]));
+    replanned(plan, c_op, new);
     Ok(true)
 }
 

@@ -50,7 +50,17 @@ pub type LoweringTrace = Vec<(OpId, Vec<OpId>)>;
 /// [`lower`], also saying what each op of the entry block became, so that a
 /// report can tell which `dl` op a kernel computes (`kernel::explain_with`).
 pub fn lower_traced(f: &mut Function) -> Result<(bool, LoweringTrace), String> {
+    lower_with_results(f).map(|(changed, trace, _)| (changed, trace))
+}
+
+/// Each lowered op with the value that took over its result.
+pub type LoweredResults = Vec<(OpId, ValueId)>;
+
+/// [`lower_traced`], also giving the value that took over each lowered
+/// op's result (what the fusion plan's decisions are keyed by).
+pub fn lower_with_results(f: &mut Function) -> Result<(bool, LoweringTrace, LoweredResults), String> {
     let entry = f.entry();
+    let mut results = Vec::new();
     let original: Vec<OpId> = f.body_ops().to_vec();
     let mut order = Vec::with_capacity(original.len());
     let mut trace = Vec::with_capacity(original.len());
@@ -63,6 +73,7 @@ pub fn lower_traced(f: &mut Function) -> Result<(bool, LoweringTrace), String> {
             Some(v) => {
                 let old = f.op(o).results[0];
                 f.replace_all_uses(old, v);
+                results.push((o, v));
                 order.extend(appended.iter().copied());
                 trace.push((o, appended));
                 changed = true;
@@ -75,7 +86,7 @@ pub fn lower_traced(f: &mut Function) -> Result<(bool, LoweringTrace), String> {
         }
     }
     f.set_block_ops(entry, order);
-    Ok((changed, trace))
+    Ok((changed, trace, results))
 }
 
 fn tensor(f: &Function, v: ValueId) -> Result<TensorType, String> {

@@ -4,6 +4,7 @@
 //! ```text
 //! dl ops ──lower-kernels──▶ one kernel.generic / kernel.matmul / kernel.conv2d per op
 //!        ──fuse-kernels───▶ epilogues in contractions, producers inlined into consumers
+//!                           (as the e-graph pass's fusion plan says, where it has one)
 //!        ──dce────────────▶ the kernel-level function the CPU backend compiles
 //! ```
 //!
@@ -13,8 +14,9 @@
 pub mod cost;
 pub mod fuse;
 pub mod lower;
+pub mod nest;
 
-pub use fuse::{FuseKernels, FusionTrace, fuse_traced};
+pub use fuse::{Fuse, FuseKernels, FusionTrace, KernelPlan, fuse_traced};
 pub use lower::{LowerKernels, LoweringTrace, lower_traced};
 
 use crate::Pass;
@@ -34,12 +36,35 @@ pub fn to_kernels(f: &mut Function) -> Result<(), String> {
 /// [`to_kernels`], with fusion or without (one kernel per op: what the
 /// benchmarks compare fusion against).
 pub fn to_kernels_with(f: &mut Function, fuse: bool) -> Result<(), String> {
-    LowerKernels.try_run(f)?;
+    to_kernels_planned(f, fuse, None)
+}
+
+/// [`to_kernels_with`], fusion following the e-graph pass's plan for `f`
+/// (`egraph::Report::plan`, made for this very function) where it has a
+/// decision.
+pub fn to_kernels_planned(f: &mut Function, fuse: bool, plan: Option<&crate::egraph::plan::FusionPlan>) -> Result<(), String> {
+    let (_, _, results) = lower::lower_with_results(f)?;
     if fuse {
-        FuseKernels.try_run(f)?;
+        let plan = plan.map(|p| kernel_plan(f, p, &results));
+        fuse::fuse_traced_with(f, plan.as_ref())?;
     }
     crate::Dce.run(f);
     Ok(())
+}
+
+/// The plan's decisions keyed by the kernel that computes each planned
+/// op's result in the lowered `f` (`results`: from the lowering).
+fn kernel_plan(f: &Function, plan: &crate::egraph::plan::FusionPlan, results: &[(OpId, dlc_ir::ValueId)]) -> KernelPlan {
+    let mut out = KernelPlan::new();
+    for (o, v) in results {
+        let Some(d) = plan.ops.get(o) else { continue };
+        if let dlc_ir::ValueDef::OpResult { op, .. } = f.value(*v).def
+            && f.op(op).kind == dlc_ir::OpKind::Generic
+        {
+            out.insert(op, *d);
+        }
+    }
+    out
 }
 
 /// What fusion did to one function, for `dlc compile --explain-fusion`.
@@ -109,9 +134,10 @@ impl std::fmt::Display for FusionReport {
 }
 
 /// `f` (a `dl`-level function) lowered to one kernel per op, and then
-/// fused: the two ends of [`KERNEL_PIPELINE`], for reports that compare them.
-pub fn lowered_and_fused(f: &Function) -> Result<(Function, Function), String> {
-    traced(f).map(|t| (t.lowered, t.fused))
+/// fused (following `plan`, made for `f`, where given): the two ends of
+/// [`KERNEL_PIPELINE`], for reports that compare them.
+pub fn lowered_and_fused(f: &Function, plan: Option<&crate::egraph::plan::FusionPlan>) -> Result<(Function, Function), String> {
+    traced(f, plan).map(|t| (t.lowered, t.fused))
 }
 
 /// The two ends of [`KERNEL_PIPELINE`], and how the ops of each came from
@@ -123,28 +149,30 @@ struct Traced {
     fusion: fuse::FusionTrace,
 }
 
-fn traced(f: &Function) -> Result<Traced, String> {
+fn traced(f: &Function, plan: Option<&crate::egraph::plan::FusionPlan>) -> Result<Traced, String> {
     let mut lowered = f.clone();
-    let (_, lowering) = lower::lower_traced(&mut lowered)?;
+    let (_, lowering, results) = lower::lower_with_results(&mut lowered)?;
     crate::Dce.run(&mut lowered);
+    let plan = plan.map(|p| kernel_plan(&lowered, p, &results));
     let mut fused = lowered.clone();
-    let (_, fusion) = fuse::fuse_traced(&mut fused)?;
+    let (_, fusion) = fuse::fuse_traced_with(&mut fused, plan.as_ref())?;
     crate::Dce.run(&mut fused);
     Ok(Traced { lowered, fused, lowering, fusion })
 }
 
 /// [`explain_with`] without e-graph provenance.
 pub fn explain(f: &Function) -> Result<FusionReport, String> {
-    explain_with(f, &BTreeMap::new())
+    explain_with(f, &BTreeMap::new(), None)
 }
 
 /// Lowers `f` (a `dl`-level function) to kernels and reports what fusion did:
 /// the cost before (one kernel per op) and after, and each fused kernel with
 /// the `dl` ops it computes, the lowered kernels it replaces and their cost,
 /// and the e-graph rules its ops owe their form to (`rules`: by op of `f`,
-/// as `egraph::Report::rules` gives them for the function it rewrote).
-pub fn explain_with(f: &Function, rules: &BTreeMap<OpId, Vec<&'static str>>) -> Result<FusionReport, String> {
-    let Traced { lowered, fused: k, lowering, fusion } = traced(f)?;
+/// as `egraph::Report::rules` gives them for the function it rewrote), fusion
+/// following `plan` (`egraph::Report::plan`) where given.
+pub fn explain_with(f: &Function, rules: &BTreeMap<OpId, Vec<&'static str>>, plan: Option<&crate::egraph::plan::FusionPlan>) -> Result<FusionReport, String> {
+    let Traced { lowered, fused: k, lowering, fusion } = traced(f, plan)?;
     let before = cost::function_cost(&lowered);
     let after = cost::function_cost(&k);
     // The `dl` op each lowered op came from, and what each fused op replaced.
