@@ -21,17 +21,23 @@
 //! the same on every machine. Extraction first picks, per class, the node
 //! with the least tree cost (a node plus its children's best costs), ties
 //! broken by fewer ops, then by preferring a node of the input IR, then by
-//! the node order; tree costs count a shared operand once per use, so a
-//! second step re-chooses the input's own node for each class where that
-//! lowers the cost of the whole extracted DAG (a value needed elsewhere
-//! anyway is free to reuse).
+//! the node order; tree costs count a shared operand once per use and every
+//! op as a kernel of its own, so a second step re-chooses the input's own
+//! node for each class where that lowers the cost of the whole extracted
+//! DAG with its kernels fused as the fusion plan would fuse them
+//! ([`planned_cost`]: a value needed elsewhere anyway is free to reuse, an
+//! intermediate a fused kernel never writes costs no bytes). That cost is
+//! computed in `f64` in a fixed order and rounded to picoseconds, so it too
+//! is the same on every machine.
 
 use super::analysis::Graph;
 use super::lang::Dl;
 use crate::kernel::cost::{BYTES_PER_NS, FLOPS_PER_NS, NOMINAL_BATCH, bytes, elements, op_flops};
 use dlc_ir::{Attrs, AttrView, Category, Dim, Function, OpId, OpKind, Type};
 use egg::{Id, Language};
-use std::collections::HashSet;
+use super::plan;
+use crate::kernel::nest::{OpNest, Operand, nest_of};
+use std::collections::{HashMap, HashSet};
 
 /// The estimated time of `kind` with `attrs` reading `operands` (in the
 /// op's order: a contraction's FLOPs read its weight by position) and
@@ -209,10 +215,86 @@ pub fn dag_cost(g: &Graph, roots: &[Id], choice: &Choice) -> Option<u128> {
     Some(total)
 }
 
+/// E-nodes' lowering summaries, by class and node: what [`planned_cost`]
+/// reads, built once per extraction.
+pub type NestCache = HashMap<(Id, Dl), Option<OpNest>>;
+
+/// The estimated time of the DAG the choice computes from `roots`, in
+/// picoseconds, with its ops' kernels fused as the fusion plan
+/// ([`super::plan`]) would fuse them: an intermediate that a fused kernel
+/// keeps in registers costs no bytes. `None` when the choice is cyclic.
+pub fn planned_cost(g: &Graph, roots: &[Id], choice: &Choice, cache: &mut NestCache) -> Option<u128> {
+    // Post-order (operands first), each class once.
+    let mut state = vec![0u8; choice.nodes.len()]; // 0 new, 1 on the stack, 2 done
+    let mut order: Vec<Id> = Vec::new();
+    for &r in roots {
+        let mut stack = vec![(g.find(r), false)];
+        while let Some((c, expanded)) = stack.pop() {
+            let i = usize::from(c);
+            if expanded {
+                state[i] = 2;
+                order.push(c);
+                continue;
+            }
+            match state[i] {
+                2 => continue,
+                1 => return None,
+                _ => {}
+            }
+            state[i] = 1;
+            stack.push((c, true));
+            for &ch in choice.nodes[i].as_ref()?.children() {
+                let ch = g.find(ch);
+                match state[usize::from(ch)] {
+                    1 => return None,
+                    0 => stack.push((ch, false)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut graph = plan::Graph::default();
+    let mut keys: Vec<(Id, Dl)> = Vec::new();
+    for &c in &order {
+        let node = choice.node(g, c);
+        let Dl::Op { kind, attrs, children } = node else { continue };
+        if *kind == OpKind::Constant {
+            continue;
+        }
+        let operands = children
+            .iter()
+            .map(|&ch| {
+                let ch = g.find(ch);
+                let operand = match choice.node(g, ch) {
+                    Dl::Op { kind: OpKind::Constant, attrs, .. } if plan::is_rank0_splat(attrs.attrs()) => Operand::Splat(attrs.attrs()),
+                    _ => Operand::Value(&g[ch].data.ty),
+                };
+                (usize::from(ch), operand)
+            })
+            .collect();
+        graph.items.push(plan::Item { kind: *kind, attrs: attrs.attrs(), operands, result: usize::from(c), out: &g[c].data.ty });
+        keys.push((c, node.clone()));
+    }
+    graph.outside = roots.iter().map(|&r| (usize::from(g.find(r)), graph.items.len())).collect();
+    let planned = plan::plan_graph(&graph, &mut |i| {
+        let it = &graph.items[i];
+        cache
+            .entry(keys[i].clone())
+            .or_insert_with(|| {
+                let operands: Vec<Operand<'_>> = it.operands.iter().map(|(_, o)| o.clone()).collect();
+                nest_of(it.kind, it.attrs, &operands, it.out)
+            })
+            .clone()
+    });
+    Some((planned.after.time_ns() * 1000.0).round() as u128)
+}
+
 /// Where a class's tree-cheapest node is not the input's, tries the input's
-/// node instead and keeps it when the whole DAG gets cheaper.
+/// node instead and keeps it when the whole DAG, fused as planned
+/// ([`planned_cost`]), gets cheaper.
 fn refine(g: &Graph, roots: &[Id], original: &HashSet<Dl>, choice: &mut Choice) {
-    let Some(mut cost) = dag_cost(g, roots, choice) else { return };
+    let mut cache = NestCache::new();
+    let Some(mut cost) = planned_cost(g, roots, choice, &mut cache) else { return };
     for _ in 0..2 {
         let mut improved = false;
         for class in g.classes() {
@@ -222,7 +304,7 @@ fn refine(g: &Graph, roots: &[Id], original: &HashSet<Dl>, choice: &mut Choice) 
             }
             for node in class.nodes.iter().filter(|n| original.contains(*n)) {
                 let previous = choice.nodes[i].replace(node.clone());
-                match dag_cost(g, roots, choice) {
+                match planned_cost(g, roots, choice, &mut cache) {
                     Some(c) if c < cost => {
                         cost = c;
                         improved = true;

@@ -5,11 +5,12 @@
 //! and splat constants (which folds constants). Rule sets ([`rules`]) run in
 //! [`STAGES`], each an egg `Runner` under hard budgets, on the same e-graph;
 //! then [`cost::extract`] picks the cheapest way to compute every needed
-//! value and [`to_ir`] writes it back. The rewrite is kept only when the
-//! extracted function costs no more than the input, so the pass never makes
-//! code worse by its own measure. Last, [`plan`] decides which of the
-//! function's ops fuse into one kernel (`Report::plan`), which the kernel
-//! lowering's fusion follows.
+//! value and [`to_ir`] writes it back. Extraction and the decision to keep
+//! the rewrite both judge a candidate by its kernels fused as [`plan`] would
+//! fuse them (an intermediate a fused kernel never writes costs nothing), and
+//! the rewrite is kept only when that costs no more than the input's, so the
+//! pass never makes code worse by its own measure. The plan of the function
+//! it leaves (`Report::plan`) is what the kernel lowering's fusion follows.
 //!
 //! Deterministic: the e-graph's maps are insertion-ordered (egg's
 //! `deterministic` feature), nodes are ordered by kind and attribute text,
@@ -237,16 +238,18 @@ fn run(f: &mut Function, explain: bool) -> Result<Report, String> {
     let cost_before: u128 = mapping.modeled.iter().map(|(o, _)| u128::from(cost::ir_op_cost(f, *o))).sum();
     let mut after = f.clone();
     let rebuilt = to_ir::rebuild(&mut after, &g, &mapping, &choice).map_err(|e| format!("@{}: {e}", f.name))?;
-    let keep = rebuilt.changed && rebuilt.cost <= cost_before;
+    after.set_block_ops(after.entry(), rebuilt.ops.clone());
+    // Kept when its kernels, fused as planned, cost no more than the input's.
+    let (plan_before, plan_after) = (plan::plan(f), plan::plan(&after));
+    let keep = rebuilt.changed && plan_after.after.time_ns() <= plan_before.after.time_ns();
     let mut rules = BTreeMap::new();
     if keep {
-        after.set_block_ops(after.entry(), rebuilt.ops.clone());
         if let Some(log) = &log {
             rules = provenance::resolve(log, &g, &mapping, &choice, &original, f, &after, &rebuilt.emitted);
         }
         *f = after;
     }
-    let plan = plan::plan(f);
+    let plan = if keep { plan_after } else { plan_before };
     Ok(Report {
         plan,
         function: f.name.clone(),

@@ -30,8 +30,8 @@
 
 use crate::kernel::cost::{Cost, SCALAR_FACTOR, bytes};
 use crate::kernel::nest::{OpNest, Operand, nest_of};
-use dlc_ir::{AttrView, Category, Function, OpId, OpKind, ValueDef, ValueId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use dlc_ir::{AttrView, Attrs, Category, Function, OpId, OpKind, Type, ValueDef, ValueId};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 pub use crate::kernel::fuse::Fuse;
@@ -73,10 +73,52 @@ impl fmt::Display for FusionPlan {
     }
 }
 
+/// A value of a graph to plan: a number the caller chooses (a `ValueId`'s,
+/// an e-class id).
+pub type Value = usize;
+
+/// One op of a graph to plan.
+#[derive(Clone, Debug)]
+pub struct Item<'a> {
+    /// Which op.
+    pub kind: OpKind,
+    /// Its attributes.
+    pub attrs: &'a Attrs,
+    /// Its operands: each value, and its type or the splat constant it is.
+    pub operands: Vec<(Value, Operand<'a>)>,
+    /// The value it computes.
+    pub result: Value,
+    /// Its type.
+    pub out: &'a Type,
+}
+
+/// A graph to plan: its ops in the order they run, and the values read by
+/// whatever is not one of them (the return, an op that does not lower),
+/// each with the number of ops that run before that reader.
+#[derive(Clone, Debug, Default)]
+pub struct Graph<'a> {
+    /// The ops, in order.
+    pub items: Vec<Item<'a>>,
+    /// Values read elsewhere, and where.
+    pub outside: Vec<(Value, usize)>,
+}
+
+/// A graph's plan.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// Per item: `None` when the plan does not cover it (its lowering is
+    /// not one all-parallel kernel, or it does not lower), else its decision.
+    pub decisions: Vec<Option<Option<Fuse>>>,
+    /// Every item's kernels on their own.
+    pub before: Cost,
+    /// After the plan.
+    pub after: Cost,
+}
+
 /// One value an op's kernels read.
 #[derive(Clone, Debug)]
 struct Read {
-    value: ValueId,
+    value: Value,
     /// Evaluations of a producer inlined here (`None`: cannot absorb).
     evals: Option<f64>,
     /// Kernels reading it.
@@ -88,8 +130,8 @@ struct Read {
 /// One op's state while planning.
 #[derive(Clone, Debug)]
 struct Node {
-    op: OpId,
-    result: ValueId,
+    item: usize,
+    result: Value,
     cost: Cost,
     /// Points and FLOPs per point of its one all-parallel kernel.
     single: Option<(f64, f64)>,
@@ -102,35 +144,129 @@ struct Node {
 }
 
 impl Node {
-    fn read(&self, v: ValueId) -> Option<&Read> {
+    fn read(&self, v: Value) -> Option<&Read> {
         self.reads.iter().find(|r| r.value == v)
+    }
+}
+
+/// The planner's state over one graph.
+struct State<'g> {
+    nodes: Vec<Node>,
+    /// The nodes that read each value (some may be gone or no longer read it).
+    readers: HashMap<Value, Vec<usize>>,
+    /// Where each value is read outside the nodes (see [`Graph::outside`]).
+    outside: HashMap<Value, Vec<usize>>,
+    types: HashMap<Value, &'g Type>,
+}
+
+impl State<'_> {
+    fn bytes(&self, v: Value) -> f64 {
+        self.types.get(&v).map_or(0.0, |t| bytes(t))
+    }
+
+    /// The live nodes reading `v`, by index, in order.
+    fn consumers(&self, v: Value) -> Vec<usize> {
+        let mut out: Vec<usize> = self.readers.get(&v).map_or(Vec::new(), |r| r.iter().copied().filter(|&i| !self.nodes[i].gone && self.nodes[i].read(v).is_some()).collect());
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 
 /// Plans `f`'s entry block.
 pub fn plan(f: &Function) -> FusionPlan {
     let mut cache: HashMap<String, Option<OpNest>> = HashMap::new();
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut outside: HashSet<ValueId> = f.returned_values().into_iter().collect();
+    let mut graph = Graph::default();
+    let mut ops: Vec<OpId> = Vec::new();
     for &o in f.body_ops() {
-        match node(f, o, &mut cache) {
-            Some(n) => nodes.push(n),
-            None => outside.extend(super::to_ir::reads(f, o)),
+        match item(f, o) {
+            Some(it) => {
+                graph.items.push(it);
+                ops.push(o);
+            }
+            None => graph.outside.extend(super::to_ir::reads(f, o).into_iter().map(|v| (v.0 as usize, ops.len()))),
         }
     }
-    let before: Cost = nodes.iter().map(|n| n.cost).sum();
-    let mut decisions: BTreeMap<OpId, Option<Fuse>> = nodes.iter().filter(|n| n.single.is_some()).map(|n| (n.op, None)).collect();
+    let planned = plan_graph(&graph, &mut |i| {
+        let it = &graph.items[i];
+        let operands: Vec<Operand<'_>> = it.operands.iter().map(|(_, o)| o.clone()).collect();
+        let key = format!("{}{:?}{:?}{:?}", it.kind.name(), it.attrs, operands, it.out);
+        cache.entry(key).or_insert_with(|| nest_of(it.kind, it.attrs, &operands, it.out)).clone()
+    });
+    let decisions = ops.iter().zip(&planned.decisions).filter_map(|(o, d)| d.map(|d| (*o, d))).collect();
+    FusionPlan { ops: decisions, before: planned.before, after: planned.after }
+}
+
+/// Op `o` of `f` as an item, or `None` for an op that cannot lower to
+/// kernels of its own (a constant, the return, an op with regions).
+fn item(f: &Function, o: OpId) -> Option<Item<'_>> {
+    let op = f.op(o);
+    if op.results.len() != 1 || !op.regions.is_empty() || matches!(op.kind.category(), Category::Terminator | Category::Source) {
+        return None;
+    }
+    let operands = op.operands.iter().map(|&v| (v.0 as usize, splat(f, v).map_or(Operand::Value(f.ty(v)), Operand::Splat))).collect();
+    Some(Item { kind: op.kind, attrs: &op.attrs, operands, result: op.results[0].0 as usize, out: f.ty(op.results[0]) })
+}
+
+/// The attributes of `v`'s defining constant, when it is a rank-0 splat
+/// (which the lowering folds into a kernel's body).
+fn splat(f: &Function, v: ValueId) -> Option<&Attrs> {
+    let ValueDef::OpResult { op: d, .. } = f.value(v).def else { return None };
+    let d = f.op(d);
+    (d.kind == OpKind::Constant && is_rank0_splat(&d.attrs)).then_some(&d.attrs)
+}
+
+/// True when a `dl.constant`'s attributes hold a rank-0 value.
+pub fn is_rank0_splat(attrs: &Attrs) -> bool {
+    AttrView::new(OpKind::Constant, attrs).dense("value").is_ok_and(|x| x.is_splat() && x.ty.rank() == 0)
+}
+
+/// Plans a graph; `nest` summarizes item `i`'s lowering (`None`: it does
+/// not lower to kernels, and its operands count as read outside).
+pub fn plan_graph(g: &Graph<'_>, nest: &mut dyn FnMut(usize) -> Option<OpNest>) -> Planned {
+    let mut st = State { nodes: Vec::new(), readers: HashMap::new(), outside: HashMap::new(), types: HashMap::new() };
+    for &(v, at) in &g.outside {
+        st.outside.entry(v).or_default().push(at);
+    }
+    for (i, it) in g.items.iter().enumerate() {
+        st.types.insert(it.result, it.out);
+        for (v, o) in &it.operands {
+            if let Operand::Value(t) = o {
+                st.types.insert(*v, t);
+            }
+        }
+        match nest(i) {
+            Some(n) => {
+                let k = st.nodes.len();
+                let node = node(i, it, &n);
+                for r in &node.reads {
+                    st.readers.entry(r.value).or_default().push(k);
+                }
+                st.nodes.push(node);
+            }
+            None => {
+                for (v, _) in &it.operands {
+                    st.outside.entry(*v).or_default().push(i);
+                }
+            }
+        }
+    }
+    let before: Cost = st.nodes.iter().map(|n| n.cost).sum();
+    let mut decisions: Vec<Option<Option<Fuse>>> = vec![None; g.items.len()];
+    for n in st.nodes.iter().filter(|n| n.single.is_some()) {
+        decisions[n.item] = Some(None);
+    }
     for decision in [Fuse::Inline, Fuse::Merge] {
         loop {
             let mut changed = false;
-            for i in (0..nodes.len()).rev() {
-                let taken = !nodes[i].gone
+            for i in (0..st.nodes.len()).rev() {
+                let taken = !st.nodes[i].gone
                     && match decision {
-                        Fuse::Inline => inline(&mut nodes, i, &outside, f),
-                        Fuse::Merge => merge(&mut nodes, i, &outside, f),
+                        Fuse::Inline => inline(&mut st, i),
+                        Fuse::Merge => merge(&mut st, i),
                     };
                 if taken {
-                    decisions.insert(nodes[i].op, Some(decision));
+                    decisions[st.nodes[i].item] = Some(Some(decision));
                     changed = true;
                 }
             }
@@ -139,57 +275,36 @@ pub fn plan(f: &Function) -> FusionPlan {
             }
         }
     }
-    let after = nodes.iter().filter(|n| !n.gone).map(|n| n.cost).sum();
-    FusionPlan { ops: decisions, before, after }
+    let after = st.nodes.iter().filter(|n| !n.gone).map(|n| n.cost).sum();
+    Planned { decisions, before, after }
 }
 
-/// The planning node of op `o`, or `None` for an op that does not lower to
-/// kernels (a constant, a view, the return, an op with regions).
-fn node(f: &Function, o: OpId, cache: &mut HashMap<String, Option<OpNest>>) -> Option<Node> {
-    let op = f.op(o);
-    if op.results.len() != 1 || !op.regions.is_empty() || matches!(op.kind.category(), Category::Terminator | Category::Source) {
-        return None;
-    }
-    let splat = |v: ValueId| -> Option<&dlc_ir::Attrs> {
-        let ValueDef::OpResult { op: d, .. } = f.value(v).def else { return None };
-        let d = f.op(d);
-        (d.kind == OpKind::Constant && AttrView::new(d.kind, &d.attrs).dense("value").is_ok_and(|x| x.is_splat() && x.ty.rank() == 0)).then_some(&d.attrs)
-    };
-    let operands: Vec<Operand<'_>> = op.operands.iter().map(|&v| splat(v).map_or(Operand::Value(f.ty(v)), Operand::Splat)).collect();
-    let out = f.ty(op.results[0]);
-    let key = format!("{}{:?}{:?}{:?}", op.kind.name(), op.attrs, operands, out);
-    let nest = cache.entry(key).or_insert_with(|| nest_of(op.kind, &op.attrs, &operands, out)).clone()?;
+/// The planning node of item `i`.
+fn node(i: usize, it: &Item<'_>, nest: &OpNest) -> Node {
     let mut reads: Vec<Read> = Vec::new();
-    for (i, (&v, operand)) in op.operands.iter().zip(&operands).enumerate() {
+    for (k, (v, operand)) in it.operands.iter().enumerate() {
         if matches!(operand, Operand::Splat(_)) {
             continue;
         }
-        match reads.iter_mut().find(|r| r.value == v) {
+        match reads.iter_mut().find(|r| r.value == *v) {
             Some(r) => {
-                r.evals = r.evals.zip(nest.evals[i]).map(|(a, b)| a.max(b));
-                r.readers = r.readers.max(nest.readers[i]);
-                r.whole &= nest.whole[i];
+                r.evals = r.evals.zip(nest.evals[k]).map(|(a, b)| a.max(b));
+                r.readers = r.readers.max(nest.readers[k]);
+                r.whole &= nest.whole[k];
             }
-            None => reads.push(Read { value: v, evals: nest.evals[i], readers: nest.readers[i], whole: nest.whole[i] }),
+            None => reads.push(Read { value: *v, evals: nest.evals[k], readers: nest.readers[k], whole: nest.whole[k] }),
         }
     }
-    Some(Node { op: o, result: op.results[0], cost: nest.cost, single: nest.single, widths: nest.widths, reads, multi: false, gone: false })
-}
-
-/// The live nodes reading `v`, by index.
-fn consumers(nodes: &[Node], v: ValueId) -> Vec<usize> {
-    (0..nodes.len()).filter(|&i| !nodes[i].gone && nodes[i].read(v).is_some()).collect()
+    Node { item: i, result: it.result, cost: nest.cost, single: nest.single, widths: nest.widths, reads, multi: false, gone: false }
 }
 
 /// Consumer `c` with producer `p`'s body in place of its read `r` of p's
 /// result: its new cost and reads.
-fn absorbed(p: &Node, c: &Node, r: &Read, keep_result: bool, f: &Function) -> (Cost, Vec<Read>) {
+fn absorbed(st: &State<'_>, p: &Node, c: &Node, r: &Read) -> (Cost, Vec<Read>) {
     let (points, per_point) = p.single.expect("a producer is one all-parallel kernel");
     let readers = r.readers as f64;
     let mut cost = c.cost;
-    if !keep_result {
-        cost.bytes -= readers * bytes(f.ty(p.result));
-    }
+    cost.bytes -= readers * st.bytes(p.result);
     let mut reads: Vec<Read> = c.reads.iter().filter(|x| x.value != p.result).cloned().collect();
     for q in &p.reads {
         let per = q.evals.map(|e| e / points.max(1.0));
@@ -201,7 +316,7 @@ fn absorbed(p: &Node, c: &Node, r: &Read, keep_result: bool, f: &Function) -> (C
                 x.whole &= r.whole && q.whole;
             }
             None => {
-                cost.bytes += readers * bytes(f.ty(q.value));
+                cost.bytes += readers * st.bytes(q.value);
                 reads.push(Read { value: q.value, evals, readers: r.readers, whole: r.whole && q.whole });
             }
         }
@@ -215,80 +330,86 @@ fn absorbed(p: &Node, c: &Node, r: &Read, keep_result: bool, f: &Function) -> (C
     (cost, reads)
 }
 
+/// Node `c` takes `p`'s body (and, for a merge, its result).
+fn absorb(st: &mut State<'_>, p: usize, c: usize, cost: Cost, reads: Vec<Read>, per_point: f64) {
+    for r in &reads {
+        let list = st.readers.entry(r.value).or_default();
+        if !list.contains(&c) {
+            list.push(c);
+        }
+    }
+    let w = st.nodes[p].widths;
+    let n = &mut st.nodes[c];
+    if let Some((_, pp)) = n.single.as_mut() {
+        *pp += per_point;
+    }
+    n.cost = cost;
+    n.reads = reads;
+    n.widths = [n.widths[0] || w[0], n.widths[1] || w[1]];
+    st.nodes[p].gone = true;
+}
+
 /// Decision 1 of the module docs for node `i`; true when taken.
-fn inline(nodes: &mut [Node], i: usize, outside: &HashSet<ValueId>, f: &Function) -> bool {
-    let p = &nodes[i];
-    if p.single.is_none() || p.multi || outside.contains(&p.result) {
+fn inline(st: &mut State<'_>, i: usize) -> bool {
+    let p = &st.nodes[i];
+    let Some((_, per_point)) = p.single else { return false };
+    if p.multi || st.outside.contains_key(&p.result) {
         return false;
     }
-    let cs = consumers(nodes, p.result);
-    if cs.is_empty() || cs.iter().any(|&c| nodes[c].read(p.result).is_none_or(|r| r.evals.is_none())) {
+    let cs = st.consumers(p.result);
+    if cs.is_empty() || cs.iter().any(|&c| st.nodes[c].read(p.result).is_none_or(|r| r.evals.is_none())) {
         return false;
     }
     let mut before = p.cost;
     let mut after = Cost::default();
     let mut new = Vec::new();
     for &c in &cs {
-        let (cost, reads) = absorbed(p, &nodes[c], nodes[c].read(p.result).expect("a consumer"), false, f);
-        before = before + nodes[c].cost;
+        let r = st.nodes[c].read(p.result).expect("a consumer");
+        let (cost, reads) = absorbed(st, p, &st.nodes[c], r);
+        let points = st.nodes[c].single.map_or(1.0, |(n, _)| n.max(1.0));
+        before = before + st.nodes[c].cost;
         after = after + cost;
-        new.push((c, cost, reads));
+        new.push((c, cost, reads, r.evals.unwrap_or(0.0) / points * per_point));
     }
     if after.time_ns() > before.time_ns() {
         return false;
     }
-    let (_, per_point) = p.single.expect("checked");
-    for (c, cost, reads) in new {
-        let evals = nodes[c].read(nodes[i].result).and_then(|r| r.evals).unwrap_or(0.0);
-        if let Some((points, pp)) = nodes[c].single.as_mut() {
-            *pp += evals / points.max(1.0) * per_point;
-        }
-        nodes[c].cost = cost;
-        nodes[c].reads = reads;
-        nodes[c].widths = [nodes[c].widths[0] || nodes[i].widths[0], nodes[c].widths[1] || nodes[i].widths[1]];
+    for (c, cost, reads, added) in new {
+        absorb(st, i, c, cost, reads, added);
     }
-    nodes[i].gone = true;
     true
 }
 
 /// Decision 2 of the module docs for node `i`; true when taken.
-fn merge(nodes: &mut [Node], i: usize, outside: &HashSet<ValueId>, f: &Function) -> bool {
-    let p = &nodes[i];
+fn merge(st: &mut State<'_>, i: usize) -> bool {
+    let p = &st.nodes[i];
     let Some((points, per_point)) = p.single else { return false };
     if p.multi {
         return false;
     }
-    let cs = consumers(nodes, p.result);
-    let absorbing: Vec<usize> = cs.iter().copied().filter(|&c| nodes[c].read(p.result).is_some_and(|r| r.evals.is_some())).collect();
+    let cs = st.consumers(p.result);
+    let absorbing: Vec<usize> = cs.iter().copied().filter(|&c| st.nodes[c].read(p.result).is_some_and(|r| r.evals.is_some())).collect();
     let &[c] = absorbing.as_slice() else { return false };
-    if !(outside.contains(&p.result) || cs.len() > 1) {
+    let elsewhere = st.outside.get(&p.result);
+    if elsewhere.is_none() && cs.len() < 2 {
         return false;
     }
-    let r = nodes[c].read(p.result).expect("a consumer").clone();
-    if !r.whole || nodes[c].single.is_none_or(|(n, _)| n != points) {
+    let r = st.nodes[c].read(p.result).expect("a consumer").clone();
+    if !r.whole || st.nodes[c].single.is_none_or(|(n, _)| n != points) {
         return false;
     }
     // Every other reader comes after the consumer, where the merged kernel goes.
-    let pos = |o: OpId| f.body_ops().iter().position(|&x| x == o);
-    let at = pos(nodes[c].op);
-    let later = |o: OpId| pos(o) > at;
-    let gone: HashSet<OpId> = nodes.iter().filter(|n| n.gone).map(|n| n.op).collect();
-    if f.body_ops().iter().any(|&o| o != nodes[c].op && !gone.contains(&o) && f.op(o).operands.contains(&p.result) && !later(o)) {
+    let at = st.nodes[c].item;
+    if cs.iter().any(|&o| o != c && st.nodes[o].item < at) || elsewhere.is_some_and(|w| w.iter().any(|&k| k <= at)) {
         return false;
     }
-    let (mut cost, reads) = absorbed(p, &nodes[c], &r, false, f);
-    cost.bytes += bytes(f.ty(p.result));
-    if cost.time_ns() > (p.cost + nodes[c].cost).time_ns() {
+    let (mut cost, reads) = absorbed(st, p, &st.nodes[c], &r);
+    cost.bytes += st.bytes(p.result);
+    if cost.time_ns() > (p.cost + st.nodes[c].cost).time_ns() {
         return false;
     }
-    if let Some((_, pp)) = nodes[c].single.as_mut() {
-        *pp += per_point;
-    }
-    nodes[c].cost = cost;
-    nodes[c].reads = reads;
-    nodes[c].widths = [nodes[c].widths[0] || nodes[i].widths[0], nodes[c].widths[1] || nodes[i].widths[1]];
-    nodes[c].multi = true;
-    nodes[i].gone = true;
+    absorb(st, i, c, cost, reads, per_point);
+    st.nodes[c].multi = true;
     true
 }
 
@@ -413,5 +534,37 @@ mod tests {
         let r = super::super::optimize(&mut f).unwrap();
         assert_eq!(r.plan.counts(), (2, 0));
         assert_eq!(r.plan.ops, plan(&f).ops);
+    }
+
+    /// Extraction judges a form by its kernels as they will be fused. Moving
+    /// the scale out of the matmul (`matmul_scale_a`) scales 1024 outputs
+    /// instead of 2048 inputs, and op by op that is cheaper; but the scale
+    /// of the input rides along in exp's kernel for one FLOP per element,
+    /// while the scale of the returned output is a kernel of its own that
+    /// reads and writes it. The input's form stays.
+    #[test]
+    fn extraction_keeps_a_form_that_fuses_over_one_that_is_cheaper_op_by_op() {
+        let body = r#"    %s = "dl.constant"() {value = dense<0.5> : tensor<f32>} : () -> tensor<f32>
+    %e = "dl.exp"(%x) : (tensor<64x32xf32>) -> tensor<64x32xf32>
+    %a = "dl.mul"(%e, %s) : (tensor<64x32xf32>, tensor<f32>) -> tensor<64x32xf32>
+    %y = "dl.matmul"(%a, %b) : (tensor<64x32xf32>, tensor<32x16xf32>) -> tensor<64x16xf32>
+    return %y : tensor<64x16xf32>"#;
+        let f = parsed(body, "%x: tensor<64x32xf32>, %b: tensor<32x16xf32>", "tensor<64x16xf32>");
+        let mut g = f.clone();
+        let r = super::super::optimize(&mut g).unwrap();
+        assert!(r.fired.contains_key("matmul_scale_a"), "{r}");
+        let kinds: Vec<OpKind> = g.body_ops().iter().map(|&o| g.op(o).kind).collect();
+        assert!(kinds.iter().position(|&k| k == OpKind::Mul) < kinds.iter().position(|&k| k == OpKind::Matmul), "the scale stays before the matmul:\n{}", dlc_ir::print_function(&g));
+        assert_eq!(r.plan.counts(), (1, 0), "exp inlines into the scale: one kernel");
+        // Op by op, the moved form would be the cheaper one.
+        let moved = r#"    %s = "dl.constant"() {value = dense<0.5> : tensor<f32>} : () -> tensor<f32>
+    %e = "dl.exp"(%x) : (tensor<64x32xf32>) -> tensor<64x32xf32>
+    %m = "dl.matmul"(%e, %b) : (tensor<64x32xf32>, tensor<32x16xf32>) -> tensor<64x16xf32>
+    %y = "dl.mul"(%m, %s) : (tensor<64x16xf32>, tensor<f32>) -> tensor<64x16xf32>
+    return %y : tensor<64x16xf32>"#;
+        let m = parsed(moved, "%x: tensor<64x32xf32>, %b: tensor<32x16xf32>", "tensor<64x16xf32>");
+        let per_op = |f: &Function| f.body_ops().iter().map(|&o| super::super::cost::ir_op_cost(f, o)).sum::<u64>();
+        assert!(per_op(&m) < per_op(&f));
+        assert!(plan(&m).after.time_ns() > plan(&f).after.time_ns());
     }
 }
