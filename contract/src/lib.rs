@@ -44,6 +44,7 @@ mod im2col;
 mod kernel;
 mod matmul;
 mod pack;
+mod pooled;
 
 pub use conv::{
     Conv2d, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight,
@@ -53,6 +54,7 @@ pub use epilogue::Epilogue;
 pub use error::ContractError;
 pub use matmul::{Transpose, View, matmul, matmul_shape};
 pub use pack::{PackedB, matmul_packed};
+pub use pooled::{MaxPool2d, conv2d_max_pool, conv2d_max_pool_scratch_len, conv2d_max_pool_shape};
 
 // Tuning knobs, public for the benchmark's sweeps only.
 #[doc(hidden)]
@@ -82,16 +84,20 @@ pub trait Element:
     const ZERO: Self;
     /// Multiplicative identity.
     const ONE: Self;
+    /// Negative infinity (max-pooling's padding).
+    const NEG_INFINITY: Self;
 }
 
 impl Element for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
 }
 
 impl Element for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
 }
 
 mod sealed {

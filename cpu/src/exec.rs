@@ -8,7 +8,7 @@ use crate::memory::{Home, arena_index, concrete};
 use crate::steps::Exec;
 use crate::{CpuError, CpuExecutable, Packed, Step, movement};
 use dlc_backends::{Tensor, eval_op};
-use dlc_contract::{Conv2d, Epilogue, Transpose, View};
+use dlc_contract::{Conv2d, Epilogue, MaxPool2d, Transpose, View};
 use dlc_ir::{AttrView, Attrs, DType, OpKind, ValueId};
 use dlc_jit::{Buffer, BufferMut};
 use ndarray::{ArrayD, IxDyn};
@@ -273,16 +273,16 @@ impl CpuExecutable {
                     _ => Err(CpuError::Unsupported(format!("matmul of {:?} and {:?}", a.data.dtype(), b.data.dtype()))),
                 }
             }
-            Exec::Conv2d { x, w, conv, bias, relu } => {
+            Exec::Conv2d { x, w, conv, bias, relu, pool } => {
                 let (x, w) = (input(env, reads, *x)?, input(env, reads, *w)?);
                 let bias = bias.map(|v| input(env, reads, v)).transpose()?;
                 let bias = bias.as_ref().map(|b| &b.data);
                 match (&x.data, &w.data, out) {
                     (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => {
-                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, f32s(scratch), *conv, bias_of(bias, Contig::f32)?, *relu)
+                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, f32s(scratch), *conv, Epilogue { bias: bias_of(bias, Contig::f32)?, relu: *relu }, *pool)
                     }
                     (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => {
-                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, f64s(scratch), *conv, bias_of(bias, Contig::f64)?, *relu)
+                        self.conv(View::new(a, x.shape), View::new(b, w.shape), o, f64s(scratch), *conv, Epilogue { bias: bias_of(bias, Contig::f64)?, relu: *relu }, *pool)
                     }
                     _ => Err(CpuError::Unsupported(format!("conv2d of {:?} and {:?}", x.data.dtype(), w.data.dtype()))),
                 }
@@ -435,6 +435,7 @@ impl CpuExecutable {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     fn conv<T: dlc_contract::Element>(
         &self,
         x: View<'_, T>,
@@ -442,17 +443,25 @@ impl CpuExecutable {
         out: &mut [T],
         scratch: Option<&mut [T]>,
         conv: Conv2d,
-        bias: Option<&[T]>,
-        relu: bool,
+        epi: Epilogue<'_, T>,
+        pool: Option<MaxPool2d>,
     ) -> Result<(), CpuError> {
-        let epi = Epilogue { bias, relu };
         let taps: usize = w.shape.iter().skip(1).product();
-        self.with_scratch(
-            out.len() * taps,
-            scratch,
-            |threads| dlc_contract::conv2d_scratch_len::<T>(x.shape, w.shape, conv, threads),
-            |s, threads| dlc_contract::conv2d(x, w, out, conv, epi, s, threads),
-        )
+        let macs = conv.out_shape(x.shape, w.shape).map_or(0, |s| s.iter().product::<usize>()) * taps;
+        match pool {
+            None => self.with_scratch(
+                macs,
+                scratch,
+                |threads| dlc_contract::conv2d_scratch_len::<T>(x.shape, w.shape, conv, threads),
+                |s, threads| dlc_contract::conv2d(x, w, out, conv, epi, s, threads),
+            ),
+            Some(pool) => self.with_scratch(
+                macs,
+                scratch,
+                |threads| dlc_contract::conv2d_max_pool_scratch_len::<T>(x.shape, w.shape, conv, pool, threads),
+                |s, threads| dlc_contract::conv2d_max_pool(x, w, out, conv, epi, pool, s, threads),
+            ),
+        }
     }
 
     /// `dx` (of shape `x_shape`) of a convolution by `w` whose output gradient is `g`.

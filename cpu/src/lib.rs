@@ -287,7 +287,15 @@ impl CpuExecutable {
                         let k = if a.len() < 2 { Dim::Static(0) } else if t.a { a[a.len() - 2] } else { a[a.len() - 1] };
                         Work::Macs(out.shape.iter().copied().chain([k]).collect())
                     }
-                    Exec::Conv2d { w, .. } => Work::Macs(out.shape.iter().copied().chain(dims(*w)?.into_iter().skip(1)).collect()),
+                    // The convolution's own output (before any pooling) times C·KH·KW.
+                    Exec::Conv2d { x, w, conv, .. } => {
+                        let (xd, wd) = (dims(*x)?, dims(*w)?);
+                        let fixed = |d: &[Dim]| d.iter().map(|d| d.as_static().unwrap_or(1) as usize).collect::<Vec<_>>();
+                        let y = conv.out_shape(&fixed(&xd), &fixed(&wd)).map_err(|e| CpuError::Malformed(e.to_string()))?;
+                        let mut shape = vec![xd[0]];
+                        shape.extend(y[1..].iter().map(|&n| Dim::Static(n as u64)));
+                        Work::Macs(shape.into_iter().chain(wd.into_iter().skip(1)).collect())
+                    }
                     // Both gradients: the output gradient's elements times C·KH·KW.
                     Exec::Conv2dGradInput { g, w, .. } => Work::Macs(dims(*g)?.into_iter().chain(dims(*w)?.into_iter().skip(1)).collect()),
                     Exec::Conv2dGradWeight { g, .. } => Work::Macs(dims(*g)?.into_iter().chain(out.shape.iter().copied().skip(1)).collect()),
@@ -309,7 +317,10 @@ impl CpuExecutable {
             .map(|s| {
                 let scratch = |routine, x: Vec<Dim>, w: Vec<Dim>, conv| Some(ConvScratch { routine, x, w, conv, threads });
                 let conv = match &s.exec {
-                    Exec::Conv2d { x, w, conv, .. } => scratch(ConvRoutine::Forward, tensor_ty(func, *x)?.shape, tensor_ty(func, *w)?.shape, *conv),
+                    Exec::Conv2d { x, w, conv, pool, .. } => {
+                        let routine = pool.map_or(ConvRoutine::Forward, ConvRoutine::ForwardPooled);
+                        scratch(routine, tensor_ty(func, *x)?.shape, tensor_ty(func, *w)?.shape, *conv)
+                    }
                     Exec::Conv2dGradInput { w, conv, .. } => scratch(ConvRoutine::GradInput, s.out.shape.clone(), tensor_ty(func, *w)?.shape, *conv),
                     Exec::Conv2dGradWeight { x, conv, .. } => scratch(ConvRoutine::GradWeight, tensor_ty(func, *x)?.shape, s.out.shape.clone(), *conv),
                     _ => None,

@@ -61,6 +61,8 @@ pub(crate) enum Size {
 pub(crate) enum ConvRoutine {
     /// `conv2d`.
     Forward,
+    /// `conv2d_max_pool` with this window.
+    ForwardPooled(dlc_contract::MaxPool2d),
     /// `conv2d_grad_input`.
     GradInput,
     /// `conv2d_grad_weight`.
@@ -87,6 +89,7 @@ impl ConvScratch {
         let threads = conv_threads(&x, &w, self.conv, self.threads);
         let len = match self.routine {
             ConvRoutine::Forward => dlc_contract::conv2d_scratch_len::<T>(&x, &w, self.conv, threads),
+            ConvRoutine::ForwardPooled(pool) => dlc_contract::conv2d_max_pool_scratch_len::<T>(&x, &w, self.conv, pool, threads),
             ConvRoutine::GradInput => dlc_contract::conv2d_grad_input_scratch_len::<T>(&x, &w, self.conv, threads),
             ConvRoutine::GradWeight => dlc_contract::conv2d_grad_weight_scratch_len::<T>(&x, &w, self.conv, threads),
         };

@@ -16,7 +16,7 @@
 
 use crate::CpuError;
 use crate::pool::PoolWindow;
-use dlc_contract::{Conv2d, Transpose};
+use dlc_contract::{Conv2d, MaxPool2d, Transpose};
 use dlc_ir::kernel::{Generic, Scalar};
 use dlc_ir::{AttrView, Attrs, Builder, DenseAttr, Dim, Function, OpId, OpKind, TensorType, Type, ValueId};
 use dlc_jit::{CompiledGeneric, CompiledKernel, Jit, Lowered};
@@ -62,7 +62,7 @@ pub(crate) enum Exec {
     /// `kernel.matmul`.
     Matmul { a: ValueId, b: ValueId, t: Transpose, bias: Option<ValueId>, relu: bool },
     /// `kernel.conv2d`.
-    Conv2d { x: ValueId, w: ValueId, conv: Conv2d, bias: Option<ValueId>, relu: bool },
+    Conv2d { x: ValueId, w: ValueId, conv: Conv2d, bias: Option<ValueId>, relu: bool, pool: Option<MaxPool2d> },
     /// `dl.conv2d_grad_input`: the input gradient of a convolution by `w`
     /// whose output gradient is `g` (the step's output shape is the input's).
     Conv2dGradInput { g: ValueId, w: ValueId, conv: Conv2d },
@@ -200,8 +200,15 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
             let conv = window(&view)?;
             let relu = view.bool("relu").map_err(mal)?;
             let bias = op.operands.get(2).copied();
-            let d = format!("conv2d{}{}", if bias.is_some() { "+bias" } else { "" }, if relu { "+relu" } else { "" });
-            (Exec::Conv2d { x: op.operands[0], w: op.operands[1], conv, bias, relu }, d)
+            let pool = match dlc_ir::registry::kernel::fused_max_pool(&view).map_err(mal)? {
+                Some(p) => {
+                    let p = AttrView::new(OpKind::MaxPool2d, &p);
+                    Some(MaxPool2d { kernel: pair(&p, "kernel")?, stride: pair(&p, "stride")?, padding: pair(&p, "padding")? })
+                }
+                None => None,
+            };
+            let d = format!("conv2d{}{}{}", if bias.is_some() { "+bias" } else { "" }, if relu { "+relu" } else { "" }, if pool.is_some() { "+maxpool" } else { "" });
+            (Exec::Conv2d { x: op.operands[0], w: op.operands[1], conv, bias, relu, pool }, d)
         }
         OpKind::Conv2dGradInput => (Exec::Conv2dGradInput { g: op.operands[0], w: op.operands[1], conv: window(&view)? }, "conv2d_grad_input".into()),
         OpKind::Conv2dGradWeight => (Exec::Conv2dGradWeight { x: op.operands[0], g: op.operands[1], conv: window(&view)? }, "conv2d_grad_weight".into()),

@@ -125,6 +125,11 @@ const CASES: &[Case] = &[
     ("matmul_relu",         "?x3xf32, 3x4xf32",          "(relu (matmul %0 %1))",                            "=>",  "(kernel.matmul{relu=true} %0 %1)"),
     ("matmul_relu",         "?x3xf32, 3x4xf32",          "(relu (neg (matmul %0 %1)))",                      "!=>", "(kernel.matmul{relu=true} %0 %1)"),
     ("conv2d_relu",         "?x2x5x5xf32, 3x2x3x3xf32",  "(relu (conv2d{stride=[2,2]} %0 %1))",              "=>",  "(kernel.conv2d{relu=true,stride=[2,2]} %0 %1)"),
+    ("conv2d_max_pool",     "?x2x6x6xf32, 3x2x3x3xf32, 3x1x1xf32", "(max_pool2d{kernel=[2,2],stride=[2,2]} (kernel.conv2d{relu=true} %0 %1 %2))", "=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0],relu=true} %0 %1 %2)"),
+    ("conv2d_max_pool",     "?x2x6x6xf32, 3x2x3x3xf32, 3x1x1xf32", "(max_pool2d{kernel=[2,2],stride=[2,2]} (add (kernel.conv2d{relu=true} %0 %1 %2) %2))", "!=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0],relu=true} %0 %1 %2)"),
+    ("conv2d_max_pool_nobias", "?x2x6x6xf32, 3x2x3x3xf32", "(max_pool2d{kernel=[2,2],stride=[2,2]} (kernel.conv2d{relu=true} %0 %1))", "=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0],relu=true} %0 %1)"),
+    ("conv2d_plain_max_pool", "?x2x7x7xf32, 3x2x3x3xf32",  "(max_pool2d{kernel=[3,3],padding=[1,1],stride=[2,2]} (conv2d %0 %1))", "=>", "(kernel.conv2d{max_pool=[3,3,2,2,1,1]} %0 %1)"),
+    ("conv2d_plain_max_pool", "?x2x7x7xf32, 3x2x3x3xf32",  "(max_pool2d{kernel=[2,2],stride=[2,2]} (neg (conv2d %0 %1)))", "!=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0]} %0 %1)"),
 ];
 
 /// Named sub-terms for the loss lines, whose terms are what `train/loss.rs`
@@ -359,6 +364,43 @@ fn fused_contractions_compute_the_same_bits() {
         Tensor::from_f32(shape, v).unwrap()
     };
     let args = [fill(&[3, 2, 6, 5], 1), fill(&[3, 2, 3, 3], 2), fill(&[3, 1, 1], 3), fill(&[3, 7], 4), fill(&[4, 7], 5), fill(&[4], 6)];
+    let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
+    for (w, g) in want.iter().zip(&got) {
+        let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+        assert!(same, "{} vs {}", w.describe(), g.describe());
+    }
+}
+
+/// `conv2d_max_pool`'s value test: a convolution with its bias and ReLU,
+/// max-pooled (tiling, overlapping and padded windows), is the composition
+/// bit for bit on the interpreter, NaN and ±inf among the inputs.
+#[test]
+fn a_pooled_convolution_computes_the_same_bits() {
+    let src = r#"func.func @f(%x: tensor<?x2x7x6xf32>, %w: tensor<3x2x3x3xf32>, %c: tensor<3x1x1xf32>) -> (tensor<?x3x2x2xf32>, tensor<?x3x4x3xf32>, tensor<?x3x4x3xf32>) {
+  %0 = "dl.conv2d"(%x, %w) : (tensor<?x2x7x6xf32>, tensor<3x2x3x3xf32>) -> tensor<?x3x5x4xf32>
+  %1 = "dl.add"(%0, %c) : (tensor<?x3x5x4xf32>, tensor<3x1x1xf32>) -> tensor<?x3x5x4xf32>
+  %2 = "dl.relu"(%1) : (tensor<?x3x5x4xf32>) -> tensor<?x3x5x4xf32>
+  %3 = "dl.max_pool2d"(%2) {kernel = [2, 2], stride = [2, 2]} : (tensor<?x3x5x4xf32>) -> tensor<?x3x2x2xf32>
+  %4 = "dl.conv2d"(%x, %w) {padding = [1, 1]} : (tensor<?x2x7x6xf32>, tensor<3x2x3x3xf32>) -> tensor<?x3x7x6xf32>
+  %5 = "dl.max_pool2d"(%4) {kernel = [3, 3], stride = [2, 2], padding = [1, 1]} : (tensor<?x3x7x6xf32>) -> tensor<?x3x4x3xf32>
+  %6 = "dl.relu"(%0) : (tensor<?x3x5x4xf32>) -> tensor<?x3x5x4xf32>
+  %7 = "dl.max_pool2d"(%6) {kernel = [2, 2], stride = [1, 1]} : (tensor<?x3x5x4xf32>) -> tensor<?x3x4x3xf32>
+  return %3, %5, %7 : tensor<?x3x2x2xf32>, tensor<?x3x4x3xf32>, tensor<?x3x4x3xf32>
+}"#;
+    let before = parse_module(src).unwrap().functions.remove(0);
+    let (after, report) = opt(src);
+    for rule in ["conv2d_max_pool", "conv2d_max_pool_nobias", "conv2d_plain_max_pool"] {
+        assert!(report.fired.contains_key(rule), "{rule} did not fire: {report}");
+    }
+    let text = print_function(&after);
+    assert!(!text.contains("dl.max_pool2d") && text.matches("max_pool = ").count() == 3, "{text}");
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0];
+    let fill = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let v = (0..n).map(|i| if (i + seed).is_multiple_of(19) { specials[(i / 19) % 4] } else { ((i * 7 + seed * 3) % 11) as f32 * 0.25 - 1.25 }).collect();
+        Tensor::from_f32(shape, v).unwrap()
+    };
+    let args = [fill(&[3, 2, 7, 6], 1), fill(&[3, 2, 3, 3], 2), fill(&[3, 1, 1], 3)];
     let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
     for (w, g) in want.iter().zip(&got) {
         let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());

@@ -302,6 +302,11 @@ const NOT_GENERATED: &[&str] = &[
     "matmul_bias_relu",
     "conv2d_bias_relu",
     "conv2d_relu",
+    // Max-pooled convolutions: `a_pooled_convolution_computes_the_same_bits`
+    // in tests/egraph.rs, and mnist_cnn's forward in tests/egraph_examples.rs.
+    "conv2d_max_pool",
+    "conv2d_max_pool_nobias",
+    "conv2d_plain_max_pool",
     // ReLU's gradient over max-pooling's: `relu_pool_grad_routes_by_the_pre_activation`
     // in tests/egraph.rs, and mnist_cnn's train step in tests/egraph_examples.rs.
     "relu_pool_grad",

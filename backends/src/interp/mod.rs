@@ -354,7 +354,15 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
         }
         K::KernelConv2d => {
             let y = contraction::conv2d(op, inputs[0], inputs[1], conv_window()?)?;
-            epilogue(op, y, inputs.get(2).copied(), a.bool("relu")?)
+            let y = epilogue(op, y, inputs.get(2).copied(), a.bool("relu")?)?;
+            match dlc_ir::registry::kernel::fused_max_pool(&a.view).map_err(|m| InterpError::malformed(op, m))? {
+                Some(p) => {
+                    let p = AttrReader { op, view: AttrView::new(K::MaxPool2d, &p) };
+                    let win = Window2d { kernel: p.pair("kernel", 1)?, stride: p.pair("stride", 1)?, padding: p.pair("padding", 0)?, dilation: [1, 1] };
+                    window::pool2d(op, &y, Pool::Max, win)
+                }
+                None => Ok(y),
+            }
         }
     }
 }

@@ -354,7 +354,41 @@ fn conv2d(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
     let out = contraction::conv2d(&ops[..2.min(ops.len())], view)?;
     let t = out[0].as_tensor().expect("conv2d gives a tensor").clone();
     bias(ops, &t, 1)?;
-    Ok(out)
+    match fused_max_pool(view)? {
+        Some(pool) => super::nn::pool(&out, &AttrView::new(OpKind::MaxPool2d, &pool)),
+        None => Ok(out),
+    }
+}
+
+/// A `kernel.conv2d`'s convolution result before any `max_pool` (what its
+/// multiply-adds and epilogue run over), from its operands' types.
+pub fn conv2d_unpooled(ops: &[Type], view: &AttrView) -> Result<Type, String> {
+    Ok(contraction::conv2d(&ops[..2.min(ops.len())], view)?.remove(0))
+}
+
+/// The `dl.max_pool2d` attributes (`kernel`, `stride`, `padding`) that a
+/// `kernel.conv2d`'s `max_pool` attribute stands for, or `None` when it
+/// has none.
+pub fn fused_max_pool(view: &AttrView) -> Result<Option<crate::Attrs>, String> {
+    use crate::Attr;
+    match view.ints("max_pool")?.as_slice() {
+        [] => Ok(None),
+        &[kh, kw, sh, sw, ph, pw] => Ok(Some(crate::Attrs::from([
+            ("kernel".to_string(), Attr::ints(&[kh, kw])),
+            ("stride".to_string(), Attr::ints(&[sh, sw])),
+            ("padding".to_string(), Attr::ints(&[ph, pw])),
+        ]))),
+        other => Err(format!("max_pool takes [kh, kw, sh, sw, ph, pw] or nothing, got {other:?}")),
+    }
+}
+
+/// `dl.max_pool2d`'s attributes as a `kernel.conv2d`'s `max_pool` value.
+pub fn max_pool_attr(pool: &AttrView) -> Result<crate::Attr, String> {
+    let (k, s, p) = (pool.ints("kernel")?, pool.ints("stride")?, pool.ints("padding")?);
+    if k.len() != 2 || s.len() != 2 || p.len() != 2 {
+        return Err(format!("a pooling window is [h, w] pairs, got {k:?}, {s:?}, {p:?}"));
+    }
+    Ok(crate::Attr::ints(&[k[0], k[1], s[0], s[1], p[0], p[1]]))
 }
 
 const RELU: AttrSpec = AttrSpec { name: "relu", kind: AttrKind::Bool, default: Default::Bool(false), doc: "apply ReLU after the bias (the fused epilogue)" };
@@ -380,7 +414,7 @@ pub const MATMUL: OpDef = OpDef {
 /// `kernel.conv2d`: `dl.conv2d` on the contraction fast path, with its epilogue.
 pub const CONV2D: OpDef = OpDef {
     name: "kernel.conv2d",
-    summary: "dl.conv2d on the contraction fast path (im2col + gemm), with an optional channel bias and ReLU epilogue.",
+    summary: "dl.conv2d on the contraction fast path (im2col + gemm), with an optional channel bias and ReLU epilogue, and optionally max-pooled before it is written.",
     example: r#"%y = "kernel.conv2d"(%x, %w, %b) {relu = true} : (tensor<?x1x28x28xf32>, tensor<32x1x3x3xf32>, tensor<32x1x1xf32>) -> tensor<?x32x26x26xf32>"#,
     category: Category::Contraction,
     operands: Arity::AtLeast(2),
@@ -389,6 +423,12 @@ pub const CONV2D: OpDef = OpDef {
         AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "zero padding [ph, pw] on each side" },
         AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "[dh, dw]" },
         RELU,
+        AttrSpec {
+            name: "max_pool",
+            kind: AttrKind::Ints,
+            default: Default::Ints(&[]),
+            doc: "[kh, kw, sh, sw, ph, pw]: the result is dl.max_pool2d (that kernel, stride and padding) of the epilogue's, which is never written; empty: no pooling",
+        },
     ],
     infer: conv2d,
     grad: Grad::No,

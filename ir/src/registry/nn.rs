@@ -39,7 +39,7 @@ const POOL_ATTRS: &[AttrSpec] = &[
     AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "[ph, pw] on each side" },
 ];
 
-fn pool(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
+pub(crate) fn pool(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     let x = float_tensor(ops, 0)?;
     if x.rank() != 4 {
         return Err(format!("pooling takes [N, C, H, W], got {x}"));

@@ -51,6 +51,15 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
         }).collect())
     };
     let n_out = out.as_tensor().map_or(1.0, elements);
+    // A fused convolution's own result, before its max-pooling.
+    let pool = if kind == OpKind::KernelConv2d { dlc_ir::registry::kernel::fused_max_pool(&AttrView::new(kind, attrs)).ok().flatten() } else { None };
+    let n_conv = match &pool {
+        Some(_) => {
+            let types: Vec<Type> = operands.iter().map(|t| (*t).clone()).collect();
+            dlc_ir::registry::kernel::conv2d_unpooled(&types, &AttrView::new(kind, attrs)).ok().as_ref().and_then(|t| t.as_tensor()).map_or(n_out, elements)
+        }
+        None => n_out,
+    };
     let n_in = operands.first().and_then(|t| t.as_tensor()).map_or(1.0, elements);
     let io = operands.iter().zip(distinct).filter(|(_, d)| **d).map(|(t, _)| bytes(t)).sum::<f64>() + bytes(out);
     let view = AttrView::new(kind, attrs);
@@ -67,7 +76,7 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
         }
         OpKind::Conv2d | OpKind::KernelConv2d => {
             let w = operands.get(1).map(|t| dims(t)).unwrap_or_default();
-            2.0 * n_out * w.iter().skip(1).product::<f64>()
+            2.0 * n_conv * w.iter().skip(1).product::<f64>()
         }
         // The convolution's multiply-adds, from the output gradient `g`:
         // each of its elements meets C·KH·KW weights (input gradient,
@@ -99,7 +108,9 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
         OpKind::KernelMatmul | OpKind::KernelConv2d => {
             let bias = if operands.len() > 2 { op_flops(OpKind::Add) } else { 0.0 };
             let relu = if view.bool("relu").unwrap_or(false) { op_flops(OpKind::Relu) } else { 0.0 };
-            n_out * (bias + relu)
+            // A fused max-pool: one maximum per tap of each window.
+            let taps = pool.as_ref().map_or(0.0, |p| AttrView::new(OpKind::MaxPool2d, p).ints("kernel").map_or(0.0, |k| k.iter().product::<i64>() as f64));
+            n_conv * (bias + relu) + n_out * taps * op_flops(OpKind::Maximum)
         }
         _ => 0.0,
     };
@@ -289,8 +300,23 @@ pub fn planned_cost(g: &Graph, roots: &[Id], choice: &Choice, cache: &mut NestCa
     Some((planned.after.time_ns() * 1000.0).round() as u128)
 }
 
+/// The classes the choice computes from `roots` (by index).
+fn reachable(g: &Graph, roots: &[Id], choice: &Choice) -> HashSet<usize> {
+    let mut seen = HashSet::new();
+    let mut todo: Vec<Id> = roots.iter().map(|&r| g.find(r)).collect();
+    while let Some(c) = todo.pop() {
+        if seen.insert(usize::from(c)) {
+            if let Some(n) = &choice.nodes[usize::from(c)] {
+                todo.extend(n.children().iter().map(|&ch| g.find(ch)));
+            }
+        }
+    }
+    seen
+}
+
 /// Where a class's tree-cheapest node is not the input's, tries the input's
-/// node instead and keeps it when the whole DAG, fused as planned
+/// node instead (with the input's nodes below it where the choice left
+/// them) and keeps it when the whole DAG, fused as planned
 /// ([`planned_cost`]), gets cheaper.
 fn refine(g: &Graph, roots: &[Id], original: &HashSet<Dl>, choice: &mut Choice) {
     let mut cache = NestCache::new();
@@ -303,14 +329,34 @@ fn refine(g: &Graph, roots: &[Id], original: &HashSet<Dl>, choice: &mut Choice) 
                 continue;
             }
             for node in class.nodes.iter().filter(|n| original.contains(*n)) {
-                let previous = choice.nodes[i].replace(node.clone());
+                // The input's node, and below it the input's nodes for the
+                // classes nothing computes yet: a fused node that duplicates
+                // work (a pooled convolution beside the convolution it pools)
+                // is undone only with what the input computed under it.
+                let computed = reachable(g, roots, choice);
+                let mut previous = vec![(i, choice.nodes[i].replace(node.clone()))];
+                let mut todo: Vec<Id> = node.children().to_vec();
+                while let Some(ch) = todo.pop() {
+                    let k = usize::from(g.find(ch));
+                    if computed.contains(&k) || previous.iter().any(|(j, _)| *j == k) || choice.nodes[k].as_ref().is_none_or(|n| original.contains(n)) {
+                        continue;
+                    }
+                    if let Some(o) = g[g.find(ch)].nodes.iter().find(|n| original.contains(*n)) {
+                        todo.extend(o.children().iter().copied());
+                        previous.push((k, choice.nodes[k].replace(o.clone())));
+                    }
+                }
                 match planned_cost(g, roots, choice, &mut cache) {
                     Some(c) if c < cost => {
                         cost = c;
                         improved = true;
                         break;
                     }
-                    _ => choice.nodes[i] = previous,
+                    _ => {
+                        for (k, p) in previous.into_iter().rev() {
+                            choice.nodes[k] = p;
+                        }
+                    }
                 }
             }
         }

@@ -174,7 +174,12 @@ pub fn op_cost(f: &Function, o: OpId) -> Cost {
             let y = out.as_ref().and_then(|t| t.as_tensor().cloned());
             let taps = |w: &TensorType| w.shape[1..].iter().map(|d| d.as_static().unwrap_or(1) as f64).product::<f64>();
             let macs = match (w, y) {
-                (Some(w), Some(y)) if matches!(op.kind, OpKind::KernelConv2d | OpKind::Conv2d) => elements(&y) * taps(&w),
+                (Some(w), Some(y)) if matches!(op.kind, OpKind::KernelConv2d | OpKind::Conv2d) => {
+                    // The convolution's own result, before a fused max-pool.
+                    let types: Vec<Type> = op.operands.iter().map(|&v| f.ty(v).clone()).collect();
+                    let conv = dlc_ir::registry::kernel::conv2d_unpooled(&types, &dlc_ir::AttrView::new(op.kind, &op.attrs)).ok();
+                    conv.as_ref().and_then(|t| t.as_tensor()).map_or(elements(&y), elements) * taps(&w)
+                }
                 (Some(w), Some(_)) if op.kind == OpKind::Conv2dGradInput => f.ty(op.operands[0]).as_tensor().map_or(0.0, elements) * taps(&w),
                 (Some(g), Some(dw)) if op.kind == OpKind::Conv2dGradWeight => elements(&g) * taps(&dw),
                 (Some(_), Some(y)) => {

@@ -1,7 +1,9 @@
 //! Fusion groupings: a contraction with its epilogue. `matmul` or `conv2d`
 //! plus a per-channel bias, then a ReLU, is one `kernel.matmul` /
 //! `kernel.conv2d` node, whose bias and ReLU run on each block of the
-//! result while it is in cache. The extractor takes the fused node when the
+//! result while it is in cache; a max-pool of such a convolution is the
+//! same node with `max_pool`, which pools each chunk of images while it is
+//! in cache and never writes the unpooled activation. The extractor takes the fused node when the
 //! cost model says the bytes it saves (the intermediate written and read
 //! back by the separate `add` and `relu`) are worth it — not when the
 //! intermediate is needed anyway (a train step reads the pre-activation in
@@ -34,7 +36,28 @@ pub const RULES: &[Rule] = &[
     Rule { name: "matmul_relu",         lhs: "(relu (matmul{*} ?a ?b))",                      rhs: Rhs::Build(|m| with_relu(m, OpKind::KernelMatmul, &["?a", "?b"])) },
     // relu(conv2d(x, w)) → kernel.conv2d(x, w) {relu}
     Rule { name: "conv2d_relu",         lhs: "(relu (conv2d{*} ?a ?b))",                      rhs: Rhs::Build(|m| with_relu(m, OpKind::KernelConv2d, &["?a", "?b"])) },
+    // max_pool2d(kernel.conv2d(x, w, c)) → kernel.conv2d(x, w, c) {max_pool}
+    Rule { name: "conv2d_max_pool",     lhs: "(max_pool2d{*} (kernel.conv2d{*} ?a ?b ?c))",   rhs: Rhs::Build(|m| with_max_pool(m, &["?a", "?b", "?c"])) },
+    // max_pool2d(kernel.conv2d(x, w)) → kernel.conv2d(x, w) {max_pool}
+    Rule { name: "conv2d_max_pool_nobias", lhs: "(max_pool2d{*} (kernel.conv2d{*} ?a ?b))",   rhs: Rhs::Build(|m| with_max_pool(m, &["?a", "?b"])) },
+    // max_pool2d(conv2d(x, w)) → kernel.conv2d(x, w) {max_pool}
+    Rule { name: "conv2d_plain_max_pool", lhs: "(max_pool2d{*} (conv2d{*} ?a ?b))",           rhs: Rhs::Build(|m| with_max_pool(m, &["?a", "?b"])) },
 ];
+
+/// `kernel.conv2d(vars)` with the matched convolution's attributes and the
+/// matched max-pool's window as `max_pool`; a convolution pooled already is
+/// left alone.
+fn with_max_pool(m: &mut Match<'_>, vars: &[&str]) -> Option<Id> {
+    let mut attrs: Attrs = m.attrs(1).clone();
+    if attrs.contains_key("max_pool") {
+        return None;
+    }
+    let pool = m.attrs(0).clone();
+    let value = dlc_ir::registry::kernel::max_pool_attr(&dlc_ir::AttrView::new(OpKind::MaxPool2d, &pool)).ok()?;
+    attrs.insert("max_pool".into(), value);
+    let children: Vec<Id> = vars.iter().map(|v| m.var(v)).collect();
+    m.add(OpKind::KernelConv2d, &attrs, &children)
+}
 
 /// `kernel(a, b, c)` with the contraction's attributes (the match's node 1).
 fn with_bias(m: &mut Match<'_>, kernel: OpKind, a: &str, b: &str) -> Option<Id> {

@@ -1,0 +1,185 @@
+//! A convolution max-pooled before it is written: `kernel.conv2d` with
+//! `max_pool` (a CNN's conv → bias → ReLU → max-pool at inference).
+//!
+//! Why: a CNN's first layer writes a large activation (the Keras CNN's
+//! 26×26×32 per image, 5.5 MB at batch 64) that a max-pool reads back
+//! once and shrinks 4×. Written and read, that round trip costs more than
+//! the convolution's own arithmetic. Here the images are convolved a chunk
+//! at a time into a buffer sized to stay in L2 ([`CHUNK_BYTES`]), by
+//! [`crate::conv2d`] itself (whichever path it takes), and pooled from
+//! there; only the pooled result reaches memory.
+//!
+//! Chunks are fixed by the shapes and each is convolved by one job, so the
+//! result is the same run to run and at any thread count. Max-pooling
+//! follows the interpreter's `dl.max_pool2d`: padding is `-inf`, a NaN in a
+//! window is the window's result, otherwise the first of equal maxima.
+
+use crate::conv::{Conv2d, conv2d, conv2d_scratch_len};
+use crate::epilogue::Epilogue;
+use crate::error::{ContractError, check_len};
+use crate::kernel::{self, SendPtr};
+use crate::matmul::View;
+use crate::Element;
+
+/// The convolution output of one chunk of images stays within this many
+/// bytes: half of Zen 4's 1 MiB L2, so the pooling reads it from cache.
+const CHUNK_BYTES: usize = 512 * 1024;
+
+/// A max-pooling window, as `dl.max_pool2d`'s attributes (each `[h, w]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool2d {
+    /// Window size (≥ 1).
+    pub kernel: [usize; 2],
+    /// Step between windows (≥ 1).
+    pub stride: [usize; 2],
+    /// `-inf` padding on each side (at most half the window).
+    pub padding: [usize; 2],
+}
+
+impl MaxPool2d {
+    /// The pooled size of a `[h, w]` plane.
+    fn out(&self, h: usize, w: usize) -> Result<[usize; 2], ContractError> {
+        let dim = |d: usize, size: usize| {
+            let padded = size + 2 * self.padding[d];
+            (self.kernel[d] >= 1 && self.stride[d] >= 1 && 2 * self.padding[d] <= self.kernel[d] && padded >= self.kernel[d]).then(|| (padded - self.kernel[d]) / self.stride[d] + 1)
+        };
+        match (dim(0, h), dim(1, w)) {
+            (Some(a), Some(b)) => Ok([a, b]),
+            _ => Err(ContractError::Shape(format!("the max-pool window {self:?} does not fit a {h}x{w} plane"))),
+        }
+    }
+}
+
+/// The geometry: images per chunk, the convolution's output shape, the
+/// pooled shape.
+struct Geo {
+    chunk: usize,
+    y: [usize; 4],
+    pooled: [usize; 4],
+}
+
+fn geo<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> Result<Geo, ContractError> {
+    let y = conv.out_shape(x, w)?;
+    let [ph, pw] = pool.out(y[2], y[3])?;
+    let img_bytes = (y[1] * y[2] * y[3] * size_of::<T>()).max(1);
+    let chunk = (CHUNK_BYTES / img_bytes).clamp(1, y[0].max(1));
+    Ok(Geo { chunk, y, pooled: [y[0], y[1], ph, pw] })
+}
+
+/// The pooled output shape `[N, O, PH, PW]`.
+pub fn conv2d_max_pool_shape(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> Result<[usize; 4], ContractError> {
+    Ok(geo::<f32>(x, w, conv, pool)?.pooled)
+}
+
+/// Scratch elements [`conv2d_max_pool`] needs for these shapes and `threads`.
+pub fn conv2d_max_pool_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d, threads: usize) -> Result<usize, ContractError> {
+    let g = geo::<T>(x, w, conv, pool)?;
+    let jobs = threads.clamp(1, g.y[0].div_ceil(g.chunk).max(1));
+    Ok(jobs * per_job::<T>(&g, x, w, conv)?)
+}
+
+/// One job's scratch: a chunk's convolution output, then the scratch of
+/// the chunk's convolution.
+fn per_job<T: Element>(g: &Geo, x: &[usize], w: &[usize], conv: Conv2d) -> Result<usize, ContractError> {
+    let chunk_x = [g.chunk, x[1], x[2], x[3]];
+    Ok(g.chunk * g.y[1] * g.y[2] * g.y[3] + conv2d_scratch_len::<T>(&chunk_x, w, conv, 1)?)
+}
+
+/// `out = max_pool2d(epilogue(conv2d(x, w)))`: `out` has the pooled shape
+/// ([`conv2d_max_pool_shape`]); `scratch` holds at least
+/// [`conv2d_max_pool_scratch_len`] elements.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_max_pool<T: Element>(
+    x: View<'_, T>,
+    w: View<'_, T>,
+    out: &mut [T],
+    conv: Conv2d,
+    epilogue: Epilogue<'_, T>,
+    pool: MaxPool2d,
+    scratch: &mut [T],
+    threads: usize,
+) -> Result<(), ContractError> {
+    x.check("x")?;
+    w.check("w")?;
+    if x.shape.len() != 4 {
+        return Err(ContractError::Shape(format!("conv2d takes input [N,C,H,W], got {:?}", x.shape)));
+    }
+    let g = geo::<T>(x.shape, w.shape, conv, pool)?;
+    let [n, o, oh, ow] = g.y;
+    let [_, _, ph, pw] = g.pooled;
+    check_len("out", n * o * ph * pw, out.len())?;
+    epilogue.check(o)?;
+    let chunks = n.div_ceil(g.chunk);
+    let jobs = threads.clamp(1, chunks.max(1));
+    let per_job = per_job::<T>(&g, x.shape, w.shape, conv)?;
+    if scratch.len() < jobs * per_job {
+        return Err(ContractError::Shape(format!("scratch holds {} elements, {} needed", scratch.len(), jobs * per_job)));
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    let x_img = x.shape[1] * x.shape[2] * x.shape[3];
+    let (y_img, p_img) = (o * oh * ow, o * ph * pw);
+    let (out_p, scr) = (SendPtr(out.as_mut_ptr()), SendPtr(scratch.as_mut_ptr()));
+    let failed = std::sync::Mutex::new(None);
+    kernel::split(jobs, chunks, |job, range| {
+        // SAFETY: each job owns its `per_job` elements of the scratch and
+        // writes only the pooled images of its own chunks.
+        let mine = unsafe { std::slice::from_raw_parts_mut(scr.at(job * per_job), per_job) };
+        let (ybuf, inner) = mine.split_at_mut(g.chunk * y_img);
+        for c in range {
+            let (n0, cnt) = (c * g.chunk, g.chunk.min(n - c * g.chunk));
+            let shape = [cnt, x.shape[1], x.shape[2], x.shape[3]];
+            let xs = View::new(&x.data[n0 * x_img..(n0 + cnt) * x_img], &shape);
+            let y = &mut ybuf[..cnt * y_img];
+            if let Err(e) = conv2d(xs, w, y, conv, epilogue, inner, 1) {
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return;
+            }
+            // SAFETY: chunk `c`'s pooled images, this job's alone.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out_p.at(n0 * p_img), cnt * p_img) };
+            for (plane, pooled) in y.chunks_exact(oh * ow).zip(dst.chunks_exact_mut(ph * pw)) {
+                max_pool_plane(plane, [oh, ow], pooled, [ph, pw], pool);
+            }
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Max-pools one `[h, w]` plane into `[ph, pw]` (see the module docs for
+/// NaN and padding).
+fn max_pool_plane<T: Element>(src: &[T], [h, w]: [usize; 2], dst: &mut [T], [ph, pw]: [usize; 2], pool: MaxPool2d) {
+    let [kh, kw] = pool.kernel;
+    let [sh, sw] = pool.stride;
+    let [pt, pl] = pool.padding;
+    for i in 0..ph {
+        let rows = (i * sh).saturating_sub(pt)..(i * sh + kh).saturating_sub(pt).min(h);
+        for j in 0..pw {
+            let cols = (j * sw).saturating_sub(pl)..(j * sw + kw).saturating_sub(pl).min(w);
+            let mut m = T::NEG_INFINITY;
+            for r in rows.clone() {
+                for &v in &src[r * w + cols.start..r * w + cols.end] {
+                    m = nan_max(m, v);
+                }
+            }
+            dst[i * pw + j] = m;
+        }
+    }
+}
+
+/// The interpreter's max: a NaN (the first seen) wins, then the greater
+/// value, the earlier one on a tie.
+#[inline(always)]
+#[allow(clippy::eq_op)]
+fn nan_max<T: Element>(m: T, v: T) -> T {
+    if m != m {
+        m
+    } else if v != v || v > m {
+        v
+    } else {
+        m
+    }
+}
