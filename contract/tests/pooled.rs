@@ -8,7 +8,7 @@ use dlc_contract::{Conv2d, Epilogue, MaxPool2d, View, conv2d, conv2d_max_pool, c
 /// Deterministic values in [-1, 1), with a NaN every `nan_every` elements.
 fn values(n: usize, seed: usize, nan_every: usize) -> Vec<f32> {
     (0..n)
-        .map(|i| if nan_every > 0 && (i * 13 + seed) % nan_every == 0 { f32::NAN } else { (((i * 7919 + seed * 104729) % 2003) as f32 / 1001.5) - 1.0 })
+        .map(|i| if nan_every > 0 && (i * 13 + seed).is_multiple_of(nan_every) { f32::NAN } else { (((i * 7919 + seed * 104729) % 2003) as f32 / 1001.5) - 1.0 })
         .collect()
 }
 

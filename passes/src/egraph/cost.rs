@@ -305,10 +305,10 @@ fn reachable(g: &Graph, roots: &[Id], choice: &Choice) -> HashSet<usize> {
     let mut seen = HashSet::new();
     let mut todo: Vec<Id> = roots.iter().map(|&r| g.find(r)).collect();
     while let Some(c) = todo.pop() {
-        if seen.insert(usize::from(c)) {
-            if let Some(n) = &choice.nodes[usize::from(c)] {
-                todo.extend(n.children().iter().map(|&ch| g.find(ch)));
-            }
+        if seen.insert(usize::from(c))
+            && let Some(n) = &choice.nodes[usize::from(c)]
+        {
+            todo.extend(n.children().iter().map(|&ch| g.find(ch)));
         }
     }
     seen
