@@ -3,7 +3,8 @@
 //! GFLOP/s per core of PERF.md's Zen 4).
 //!
 //! `cargo bench -p dlc-contract --bench contract [-- SECTION...]` with
-//! sections `peak mlp pack wide block threads conv taps group` (default: all).
+//! sections `peak mlp pack wide block threads conv taps group wino wsweep wblock`
+//! (default: all).
 //! Every figure is the median of 5 batches of ≥ 20 calls (≥ 30 ms) each;
 //! compared variants run side by side in one run, so read the ratios — the
 //! machine is shared and noisy.
@@ -481,6 +482,7 @@ fn cnn() -> [([usize; 4], [usize; 4]); 3] {
 
 /// One convolution's buffers.
 struct ConvBench {
+    conv: Conv2d,
     sx: [usize; 4],
     sw: [usize; 4],
     so: [usize; 4],
@@ -492,8 +494,13 @@ struct ConvBench {
 
 impl ConvBench {
     fn new(sx: [usize; 4], sw: [usize; 4]) -> ConvBench {
-        let so = Conv2d::default().out_shape(&sx, &sw).unwrap();
+        Self::with_padding(sx, sw, 0)
+    }
+    fn with_padding(sx: [usize; 4], sw: [usize; 4], pad: usize) -> ConvBench {
+        let conv = Conv2d { padding: [pad, pad], ..Conv2d::default() };
+        let so = conv.out_shape(&sx, &sw).unwrap();
         ConvBench {
+            conv,
             sx,
             sw,
             so,
@@ -506,43 +513,74 @@ impl ConvBench {
     fn flops(&self) -> f64 {
         2.0 * (self.so.iter().product::<usize>() * self.sw[1] * self.sw[2] * self.sw[3]) as f64
     }
-    /// The forward pass at `threads` on the direct path or im2col + gemm,
-    /// with its own scratch and output.
-    fn forward(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
-        let c = Conv2d::default();
+    /// The forward pass at `threads` on `path`, with its own scratch and output.
+    fn forward(&self, path: Path) -> impl FnMut(usize) + Send + '_ {
+        let c = self.conv;
         let (mut s, mut out) = (Vec::new(), vec![0.0; self.so.iter().product()]);
         move |th| {
-            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
+            path.set();
             let epi = Epilogue::NONE.with_bias(&self.bias).with_relu();
             s.resize(conv2d_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
             conv2d(View::new(&self.x, &self.sx), View::new(&self.w, &self.sw), &mut out, c, epi, &mut s, th).unwrap()
         }
     }
-    fn grad_input(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
-        // `direct` only sets the switch: the input gradient has one path.
-        let c = Conv2d::default();
+    fn grad_input(&self, path: Path) -> impl FnMut(usize) + Send + '_ {
+        let c = self.conv;
         let (mut s, mut dx) = (Vec::new(), vec![0.0; self.x.len()]);
         move |th| {
-            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
+            path.set();
             s.resize(conv2d_grad_input_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
             conv2d_grad_input(View::new(&self.dy, &self.so), View::new(&self.w, &self.sw), &mut dx, &self.sx, c, &mut s, th).unwrap()
         }
     }
-    fn grad_weight(&self, direct: bool) -> impl FnMut(usize) + Send + '_ {
-        let c = Conv2d::default();
+    fn grad_weight(&self, path: Path) -> impl FnMut(usize) + Send + '_ {
+        let c = self.conv;
         let (mut s, mut dw) = (Vec::new(), vec![0.0; self.w.len()]);
         move |th| {
-            dlc_contract::DIRECT.store(direct, Ordering::Relaxed);
+            path.set();
             s.resize(conv2d_grad_weight_scratch_len::<f32>(&self.sx, &self.sw, c, th).unwrap(), 0.0);
             conv2d_grad_weight(View::new(&self.x, &self.sx), View::new(&self.dy, &self.so), &mut dw, &self.sw, c, &mut s, th).unwrap()
         }
     }
 }
 
+/// Which convolution path a timed call takes: the switches are set before
+/// every call, as variants run round-robin.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// im2col + gemm: the direct and Winograd paths off.
+    Im2col,
+    /// What dlc runs by default.
+    Dispatched,
+    /// The direct kernels for any number of taps (where the machine has
+    /// AVX-512), Winograd off.
+    Direct,
+    /// Winograd with `m×m` output tiles for any channel count.
+    Wino(usize),
+}
+
+impl Path {
+    fn set(self) {
+        use dlc_contract::{DIRECT, MIN_DIRECT_TAPS, MIN_WINO_CHANNELS, WINO_TILE, WINOGRAD};
+        let (direct, min_taps, wino, tile, min_ch) = match self {
+            Path::Im2col => (false, 128, false, 0, 32),
+            Path::Dispatched => (true, 128, true, 0, 32),
+            Path::Direct => (true, 0, false, 0, 32),
+            Path::Wino(m) => (false, 128, true, m, 0),
+        };
+        DIRECT.store(direct, Ordering::Relaxed);
+        MIN_DIRECT_TAPS.store(min_taps, Ordering::Relaxed);
+        WINOGRAD.store(wino, Ordering::Relaxed);
+        WINO_TILE.store(tile, Ordering::Relaxed);
+        MIN_WINO_CHANNELS.store(min_ch, Ordering::Relaxed);
+    }
+}
+
 /// The paths the conv section compares, in its row order: "dispatched" is
-/// what dlc runs (the direct AVX-512 kernels from `MIN_DIRECT_TAPS` taps on,
-/// where the machine has them; im2col + gemm otherwise). The input
-/// gradient always runs on im2col + gemm: see `direct.rs`.
+/// what dlc runs (Winograd for 3×3 stride-1 convolutions with enough
+/// channels, the direct AVX-512 kernels from `MIN_DIRECT_TAPS` taps on,
+/// where the machine has them; im2col + gemm otherwise). The `wino`
+/// section compares the input gradient's paths.
 const CONV_ROWS: [&str; 6] = [
     "forward, im2col + gemm",
     "forward, dispatched",
@@ -565,11 +603,11 @@ fn conv(peak: f64) {
         let mut wide = vec![0.0; o * np];
         let b = &b;
         let mut variants: Vec<Variant<'_>> = vec![
-            (format!("{name} {}", CONV_ROWS[0]), Box::new(b.forward(false))),
-            (format!("    {}", CONV_ROWS[1]), Box::new(b.forward(true))),
-            (format!("    {}", CONV_ROWS[2]), Box::new(b.grad_input(false))),
-            (format!("    {}", CONV_ROWS[3]), Box::new(b.grad_weight(false))),
-            (format!("    {}", CONV_ROWS[4]), Box::new(b.grad_weight(true))),
+            (format!("{name} {}", CONV_ROWS[0]), Box::new(b.forward(Path::Im2col))),
+            (format!("    {}", CONV_ROWS[1]), Box::new(b.forward(Path::Dispatched))),
+            (format!("    {}", CONV_ROWS[2]), Box::new(b.grad_input(Path::Im2col))),
+            (format!("    {}", CONV_ROWS[3]), Box::new(b.grad_weight(Path::Im2col))),
+            (format!("    {}", CONV_ROWS[4]), Box::new(b.grad_weight(Path::Dispatched))),
         ];
         variants.push((
             format!("    bare W·cols [{o}x{taps}]·[{taps}x{np}]"),
@@ -582,7 +620,7 @@ fn conv(peak: f64) {
             acc[1] += t[1];
         }
     }
-    dlc_contract::DIRECT.store(true, Ordering::Relaxed);
+    Path::Dispatched.set();
     for (name, t) in CONV_ROWS.iter().zip(total) {
         row(&format!("all three convs, {name}"), total_flops, t, peak);
     }
@@ -600,14 +638,14 @@ fn taps(peak: f64) {
         let b = ConvBench::new([64, c, 28, 28], [32, c, 3, 3]);
         let b = &b;
         let variants: Vec<Variant<'_>> = vec![
-            (format!("taps {:>3} forward, im2col + gemm", c * 9), Box::new(b.forward(false))),
-            ("          forward, direct".to_string(), Box::new(b.forward(true))),
-            ("          grad weight, im2col + gemm".to_string(), Box::new(b.grad_weight(false))),
-            ("          grad weight, direct".to_string(), Box::new(b.grad_weight(true))),
+            (format!("taps {:>3} forward, im2col + gemm", c * 9), Box::new(b.forward(Path::Im2col))),
+            ("          forward, direct".to_string(), Box::new(b.forward(Path::Direct))),
+            ("          grad weight, im2col + gemm".to_string(), Box::new(b.grad_weight(Path::Im2col))),
+            ("          grad weight, direct".to_string(), Box::new(b.grad_weight(Path::Direct))),
         ];
         compare(b.flops(), peak, variants);
     }
-    dlc_contract::DIRECT.store(true, Ordering::Relaxed);
+    Path::Dispatched.set();
     dlc_contract::MIN_DIRECT_TAPS.store(min_taps, Ordering::Relaxed);
 }
 
@@ -620,7 +658,7 @@ fn group(peak: f64) {
             .into_iter()
             .map(|cols| {
                 dlc_contract::MIN_GROUP_COLS.store(cols, Ordering::Relaxed);
-                let mut f = b.forward(false);
+                let mut f = b.forward(Path::Im2col);
                 let g: Box<dyn FnMut(usize) + Send> = Box::new(move |th| {
                     dlc_contract::MIN_GROUP_COLS.store(cols, Ordering::Relaxed);
                     f(th)
@@ -631,6 +669,90 @@ fn group(peak: f64) {
         compare(b.flops(), peak, variants);
     }
     dlc_contract::MIN_GROUP_COLS.store(512, Ordering::Relaxed);
+}
+
+/// Prints `what`'s speed-up over each baseline row, at 1 and 2 threads.
+fn ratios(secs: &[[f64; 2]], what: usize, over: &[(usize, &str)], label: &str) {
+    let parts: Vec<String> = over.iter().map(|&(i, name)| format!("{:.2}x / {:.2}x vs {name}", secs[i][0] / secs[what][0], secs[i][1] / secs[what][1])).collect();
+    println!("  {:<46} {label}: {}", "", parts.join(", "));
+}
+
+/// Winograd F(2×2) and F(4×4) against the direct kernels and im2col +
+/// gemm on the Keras CNN's layers (batch 64): the forward pass (bias+ReLU)
+/// and the input gradient, each path forced per row; "dispatched" is what
+/// dlc runs.
+fn wino(peak: f64) {
+    header("Winograd vs direct vs im2col + gemm: Keras CNN convolutions, batch 64 (f32; GFLOP/s count the direct conv's 2·N·O·OH·OW·C·9)");
+    for (sx, sw) in cnn() {
+        let b = ConvBench::new(sx, sw);
+        let name = format!("x{sx:?} w{sw:?}");
+        let b = &b;
+        let variants: Vec<Variant<'_>> = vec![
+            (format!("{name} forward, im2col + gemm"), Box::new(b.forward(Path::Im2col))),
+            ("    forward, direct".to_string(), Box::new(b.forward(Path::Direct))),
+            ("    forward, Winograd F(2x2,3x3)".to_string(), Box::new(b.forward(Path::Wino(2)))),
+            ("    forward, Winograd F(4x4,3x3)".to_string(), Box::new(b.forward(Path::Wino(4)))),
+            ("    forward, dispatched".to_string(), Box::new(b.forward(Path::Dispatched))),
+            ("    grad input, im2col + gemm".to_string(), Box::new(b.grad_input(Path::Im2col))),
+            ("    grad input, Winograd F(2x2,3x3)".to_string(), Box::new(b.grad_input(Path::Wino(2)))),
+            ("    grad input, Winograd F(4x4,3x3)".to_string(), Box::new(b.grad_input(Path::Wino(4)))),
+            ("    grad input, dispatched".to_string(), Box::new(b.grad_input(Path::Dispatched))),
+        ];
+        let t = compare(b.flops(), peak, variants);
+        ratios(&t, 2, &[(0, "im2col"), (1, "direct")], "forward F(2x2)");
+        ratios(&t, 3, &[(0, "im2col"), (1, "direct")], "forward F(4x4)");
+        ratios(&t, 6, &[(5, "im2col")], "grad input F(2x2)");
+        ratios(&t, 7, &[(5, "im2col")], "grad input F(4x4)");
+    }
+    Path::Dispatched.set();
+}
+
+/// Where Winograd starts to pay: 3×3 convolutions at batch 64 with C = O
+/// channels on 13×13 and 28×28 maps (padding 1 on the larger), forward and
+/// input gradient; the channel threshold in `winograd.rs` is read off this.
+fn wsweep(peak: f64) {
+    header("Winograd by channels (C = O, 3x3, batch 64): forward against direct / im2col, input gradient against im2col");
+    for (hw, pad) in [(13usize, 0usize), (28, 1)] {
+        for c in [1usize, 2, 4, 8, 16, 32, 64] {
+            let b = ConvBench::with_padding([64, c, hw, hw], [c, c, 3, 3], pad);
+            let b = &b;
+            let variants: Vec<Variant<'_>> = vec![
+                (format!("{hw}x{hw} pad {pad} C=O={c:<3} fwd, im2col"), Box::new(b.forward(Path::Im2col))),
+                ("          forward, direct".to_string(), Box::new(b.forward(Path::Direct))),
+                ("          forward, F(2x2)".to_string(), Box::new(b.forward(Path::Wino(2)))),
+                ("          forward, F(4x4)".to_string(), Box::new(b.forward(Path::Wino(4)))),
+                ("          grad input, im2col".to_string(), Box::new(b.grad_input(Path::Im2col))),
+                ("          grad input, F(2x2)".to_string(), Box::new(b.grad_input(Path::Wino(2)))),
+                ("          grad input, F(4x4)".to_string(), Box::new(b.grad_input(Path::Wino(4)))),
+            ];
+            compare(b.flops(), peak, variants);
+        }
+    }
+    Path::Dispatched.set();
+}
+
+/// Winograd's block size: bytes of one block's transformed input and
+/// products (F(4×4), the CNN's two deeper layers).
+fn wblock(peak: f64) {
+    header("Winograd block size (F(4x4), forward): bytes of V and M per block");
+    for (sx, sw) in &cnn()[1..] {
+        let b = ConvBench::new(*sx, *sw);
+        let b = &b;
+        let variants: Vec<Variant<'_>> = [64usize << 10, 128 << 10, 256 << 10, 512 << 10, 1024 << 10, 2048 << 10]
+            .into_iter()
+            .map(|bytes| {
+                let mut f = b.forward(Path::Wino(4));
+                let g: Box<dyn FnMut(usize) + Send> = Box::new(move |th| {
+                    dlc_contract::WINO_BLOCK_BYTES.store(bytes, Ordering::Relaxed);
+                    f(th)
+                });
+                (format!("x{sx:?} w{sw:?} {} KiB", bytes >> 10), g)
+            })
+            .collect();
+        compare(b.flops(), peak, variants);
+    }
+    dlc_contract::WINO_BLOCK_BYTES.store(512 << 10, Ordering::Relaxed);
+    Path::Dispatched.set();
 }
 
 fn main() {
@@ -670,5 +792,14 @@ fn main() {
     }
     if want("group") {
         group(peak);
+    }
+    if want("wino") {
+        wino(peak);
+    }
+    if want("wsweep") {
+        wsweep(peak);
+    }
+    if want("wblock") {
+        wblock(peak);
     }
 }

@@ -1,7 +1,10 @@
 //! `dl.conv2d` (NCHW input, OIHW weight, stride, padding, dilation) and its
 //! two gradients, as im2col + gemm. On AVX-512 machines the f32 forward
 //! pass and weight gradient of convolutions with many taps per output take
-//! the direct kernels instead (`direct.rs`, which says where each path wins).
+//! the direct kernels instead (`direct.rs`, which says where each path
+//! wins), and 3×3 stride-1 convolutions with at least 32 channels take
+//! Winograd F(4×4, 3×3) for the forward pass and, where its tiles fit the
+//! output, the input gradient (`winograd.rs`).
 //!
 //! Why im2col: it turns the convolution into one dense product
 //! `W[O, C·KH·KW] · cols[C·KH·KW, OH·OW]` that runs at the kernel's speed,
@@ -30,6 +33,7 @@ use crate::matmul::View;
 use crate::Element;
 use crate::direct;
 use crate::im2col::{col2im, gather_wide, im2col};
+use crate::winograd::{self, Wino};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Minimum number of columns (`G·OH·OW`) one grouped product should have:
@@ -157,11 +161,26 @@ fn check_scratch(needed: usize, found: usize) -> Result<(), ContractError> {
     if found < needed { Err(ContractError::Scratch { needed, found }) } else { Ok(()) }
 }
 
-/// Whether [`conv2d`] (and [`conv2d_grad_weight`]) of these shapes take the
-/// direct kernels on this machine. For the tests and the benchmark.
+/// Whether [`conv2d_grad_weight`] of these shapes takes the direct kernels
+/// on this machine, and so does [`conv2d`] unless it takes the Winograd
+/// path ([`conv2d_is_winograd`]). For the tests and the benchmark.
 #[doc(hidden)]
 pub fn conv2d_is_direct<T: Element>(x: &[usize], w: &[usize], conv: Conv2d) -> Result<bool, ContractError> {
     Ok(direct::forward_applies::<T>(&Geo::new(x, w, conv)?))
+}
+
+/// Whether [`conv2d`] of these shapes takes the Winograd path. For the
+/// tests and the benchmark.
+#[doc(hidden)]
+pub fn conv2d_is_winograd<T: Element>(x: &[usize], w: &[usize], conv: Conv2d) -> Result<bool, ContractError> {
+    Ok(winograd::forward_applies::<T>(&Geo::new(x, w, conv)?))
+}
+
+/// Whether [`conv2d_grad_input`] of these shapes takes the Winograd path.
+/// For the tests and the benchmark.
+#[doc(hidden)]
+pub fn conv2d_grad_input_is_winograd<T: Element>(x: &[usize], w: &[usize], conv: Conv2d) -> Result<bool, ContractError> {
+    Ok(winograd::grad_input_applies::<T>(&Geo::new(x, w, conv)?))
 }
 
 /// Scratch elements [`conv2d`] needs for these shapes and `threads`.
@@ -169,9 +188,15 @@ pub fn conv2d_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, th
     let g = Geo::new(x, w, conv)?;
     let grp = g.group(size_of::<T>());
     let (jobs, _) = g.split(g.n.div_ceil(grp), threads);
-    let im2col = jobs * (g.cols_len(grp) + g.wide_len(grp));
-    // Either path's need, whichever this machine runs: the same plan on every CPU.
-    Ok(if direct::suits::<T>(&g) { im2col.max(direct::conv2d_scratch(&g, threads)) } else { im2col })
+    let mut need = jobs * (g.cols_len(grp) + g.wide_len(grp));
+    // Every path's need, whichever this machine runs: the same plan on every CPU.
+    if direct::suits::<T>(&g) {
+        need = need.max(direct::conv2d_scratch(&g, threads));
+    }
+    if winograd::forward_suits::<T>(&g) {
+        need = need.max(Wino::forward(&g).scratch(size_of::<T>(), threads));
+    }
+    Ok(need)
 }
 
 /// `out = epilogue(conv2d(x, w))`: `x` `[N,C,H,W]`, `w` `[O,C,KH,KW]`,
@@ -191,6 +216,12 @@ pub fn conv2d<T: Element>(
     let g = Geo::new(x.shape, w.shape, conv)?;
     check_len("out", g.n * g.y_img(), out.len())?;
     epilogue.check(g.o)?;
+    if winograd::forward_applies::<T>(&g) {
+        let p = Wino::forward(&g);
+        check_scratch(p.scratch(size_of::<T>(), threads), scratch.len())?;
+        winograd::run(&p, x.data, w.data, false, out, epilogue, scratch, threads);
+        return Ok(());
+    }
     if direct::forward_applies::<T>(&g) {
         check_scratch(direct::conv2d_scratch(&g, threads), scratch.len())?;
         direct::conv2d(&g, x.data, w.data, out, epilogue, scratch, threads);
@@ -252,7 +283,9 @@ pub fn conv2d_grad_input_scratch_len<T: Element>(x: &[usize], w: &[usize], conv:
     let g = Geo::new(x, w, conv)?;
     let grp = g.group(size_of::<T>());
     let (jobs, _) = g.split(g.n.div_ceil(grp), threads);
-    Ok(jobs * (g.wide_len(grp) + g.cols_len(grp)))
+    let im2col = jobs * (g.wide_len(grp) + g.cols_len(grp));
+    // As in `conv2d_scratch_len`: every path's need.
+    Ok(if winograd::grad_input_suits::<T>(&g) { im2col.max(Wino::grad_input(&g).scratch(size_of::<T>(), threads)) } else { im2col })
 }
 
 /// The gradient of [`conv2d`] with respect to its input: given `dy`
@@ -274,6 +307,12 @@ pub fn conv2d_grad_input<T: Element>(
     let g = Geo::new(x_shape, w.shape, conv)?;
     check_dy(&g, dy.shape)?;
     check_len("dx", g.n * g.x_img(), dx.len())?;
+    if winograd::grad_input_applies::<T>(&g) {
+        let p = Wino::grad_input(&g);
+        check_scratch(p.scratch(size_of::<T>(), threads), scratch.len())?;
+        winograd::run(&p, dy.data, w.data, true, dx, Epilogue::NONE, scratch, threads);
+        return Ok(());
+    }
     let grp = g.group(size_of::<T>());
     let groups = g.n.div_ceil(grp);
     let (jobs, inner) = g.split(groups, threads);

@@ -37,6 +37,10 @@
 //! on an AVX2-only EPYC VM, lost everywhere but the 13×13 layer's forward
 //! pass (weight gradient 2.3× slower) and was not kept.
 //!
+//! The forward pass of 3×3 stride-1 convolutions with enough channels now
+//! goes to Winograd first (`winograd.rs`: 1.6–1.8 against 3.0–3.2 ms on the
+//! 13×13 layer); the weight gradient stays here.
+//!
 //! Only `x86_64` with `avx512f` (detected at run time) takes this path;
 //! everything else stays on im2col + `gemm`. [`DIRECT`] turns it off, for the
 //! benchmark and for the tests that check both paths. The forward pass
@@ -81,7 +85,7 @@ fn enabled() -> bool {
 }
 
 /// True when `T` is `f32` (the only type with direct kernels).
-fn is_f32<T: 'static>() -> bool {
+pub(crate) fn is_f32<T: 'static>() -> bool {
     std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
 }
 
@@ -216,19 +220,19 @@ pub(crate) fn grad_weight_scratch(g: &Geo) -> usize {
 
 /// Reinterprets an `f32` slice of a generic element (checked by the callers
 /// through [`is_f32`]).
-fn f32s<T: 'static>(s: &[T]) -> &[f32] {
+pub(crate) fn f32s<T: 'static>(s: &[T]) -> &[f32] {
     assert!(is_f32::<T>());
     // SAFETY: `T` is `f32` (asserted), so the slice is one of f32.
     unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
 }
 
-fn f32s_mut<T: 'static>(s: &mut [T]) -> &mut [f32] {
+pub(crate) fn f32s_mut<T: 'static>(s: &mut [T]) -> &mut [f32] {
     assert!(is_f32::<T>());
     // SAFETY: as in `f32s`.
     unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
 }
 
-fn epilogue_f32<'a, T: 'static>(e: Epilogue<'a, T>) -> Epilogue<'a, f32> {
+pub(crate) fn epilogue_f32<'a, T: 'static>(e: Epilogue<'a, T>) -> Epilogue<'a, f32> {
     Epilogue { bias: e.bias.map(f32s), relu: e.relu }
 }
 

@@ -16,6 +16,8 @@
 //!   output right after the kernel wrote it, while it is still in cache;
 //! - [`PackedB`]: constant weights copied once into the layout the kernel is
 //!   fastest with;
+//! - direct AVX-512 kernels and Winograd F(4×4, 3×3) where they beat
+//!   im2col + `gemm` (measured; see `direct.rs` and `winograd.rs`);
 //! - im2col buffers from a caller-provided scratch slice, so the hot path
 //!   allocates nothing of its own (the [`conv2d_scratch_len`] family says how
 //!   much).
@@ -45,6 +47,7 @@ mod kernel;
 mod matmul;
 mod pack;
 mod pooled;
+mod winograd;
 
 pub use conv::{
     Conv2d, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight,
@@ -62,7 +65,9 @@ pub use conv::MIN_GROUP_COLS;
 #[doc(hidden)]
 pub use direct::{DIRECT, MIN_DIRECT_TAPS};
 #[doc(hidden)]
-pub use conv::conv2d_is_direct;
+pub use conv::{conv2d_grad_input_is_winograd, conv2d_is_direct, conv2d_is_winograd};
+#[doc(hidden)]
+pub use winograd::{MIN_WINO_CHANNELS, WINO_BLOCK_BYTES, WINO_TILE, WINOGRAD};
 #[doc(hidden)]
 pub use matmul::{ROW_BLOCK_BYTES, SPLIT_ROWS};
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use common::*;
 use dlc_contract::{
-    Conv2d, ContractError, DIRECT, Epilogue, MIN_DIRECT_TAPS, View, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight, conv2d_is_direct,
+    Conv2d, ContractError, DIRECT, Epilogue, MIN_DIRECT_TAPS, MIN_WINO_CHANNELS, View, WINOGRAD, conv2d_grad_input_is_winograd, conv2d_is_winograd, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight, conv2d_is_direct,
     conv2d_grad_weight_scratch_len, conv2d_scratch_len,
 };
 
@@ -44,22 +44,45 @@ fn cases() -> Vec<ConvCase> {
     ]
 }
 
-/// The f32 tests run on both paths: the direct AVX-512 kernels (where the
-/// machine has them), for every shape however few its taps, and im2col +
-/// gemm. The switches are process-wide, so every test that depends on them
-/// holds this lock.
+/// The f32 tests run on every path: Winograd F(4×4, 3×3) for every 3×3,
+/// stride-1 shape however few its channels, the direct AVX-512 kernels for
+/// every shape however few its taps (both where the machine has AVX-512),
+/// and im2col + gemm. The switches are process-wide, so every test that
+/// depends on them holds this lock.
 static PATH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn on_both_paths(f: impl Fn()) {
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Path {
+    Winograd,
+    Direct,
+    Im2col,
+}
+
+fn on_every_path(f: impl Fn(Path)) {
     let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());
-    let min_taps = MIN_DIRECT_TAPS.load(Ordering::Relaxed);
-    for direct in [true, false] {
-        DIRECT.store(direct, Ordering::Relaxed);
-        MIN_DIRECT_TAPS.store(if direct { 0 } else { min_taps }, Ordering::Relaxed);
-        f();
+    let (min_taps, min_ch) = (MIN_DIRECT_TAPS.load(Ordering::Relaxed), MIN_WINO_CHANNELS.load(Ordering::Relaxed));
+    for path in [Path::Winograd, Path::Direct, Path::Im2col] {
+        WINOGRAD.store(path == Path::Winograd, Ordering::Relaxed);
+        MIN_WINO_CHANNELS.store(if path == Path::Winograd { 0 } else { min_ch }, Ordering::Relaxed);
+        DIRECT.store(path == Path::Direct, Ordering::Relaxed);
+        MIN_DIRECT_TAPS.store(if path == Path::Direct { 0 } else { min_taps }, Ordering::Relaxed);
+        f(path);
     }
+    WINOGRAD.store(true, Ordering::Relaxed);
     DIRECT.store(true, Ordering::Relaxed);
     MIN_DIRECT_TAPS.store(min_taps, Ordering::Relaxed);
+    MIN_WINO_CHANNELS.store(min_ch, Ordering::Relaxed);
+}
+
+/// Winograd's tolerance relative to `Σ|x·w|` (`tests/winograd.rs` measures
+/// the error; its worst elements are edge outputs with few terms, whose
+/// tile still mixes the larger values around them).
+const WINO_RTOL: f64 = 1e-4;
+
+/// The relative tolerance for a result of `T` that took `path` (`wino`:
+/// whether this shape took the Winograd path).
+fn rtol<T: Float>(wino: bool) -> f64 {
+    if wino { WINO_RTOL } else { T::RTOL }
 }
 
 fn run_conv<T: Float>(cc: &ConvCase, x: &[T], w: &[T], epi: Epilogue<'_, T>, threads: usize) -> Vec<T> {
@@ -84,19 +107,20 @@ fn run_grad_weight<T: Float>(cc: &ConvCase, x: &[T], dy: &[T], threads: usize) -
     dw
 }
 
-fn forward<T: Float>() {
+fn forward<T: Float>(path: Path) {
     for (i, cc) in cases().iter().enumerate() {
         let mut r = rng(100 + i as u64);
         let x: Vec<T> = random(&mut r, cc.x.iter().product());
         let w: Vec<T> = random(&mut r, cc.w.iter().product());
-        let what = format!("{cc:?} ({})", if DIRECT.load(Ordering::Relaxed) { "direct where it applies" } else { "im2col" });
+        let wino = conv2d_is_winograd::<T>(&cc.x, &cc.w, cc.conv()).unwrap();
+        let what = format!("{cc:?} ({path:?} where it applies; Winograd: {wino})");
         assert_eq!(cc.conv().out_shape(&cc.x, &cc.w).unwrap(), cc.out(), "{what}: shape");
         let want = naive_conv(cc, &x, &w);
         let got = run_conv(cc, &x, &w, Epilogue::NONE, 1);
-        assert_close(&format!("{what} vs naive"), &got, &want);
+        assert_close_rtol(&format!("{what} vs naive"), &got, &want, rtol::<T>(wino));
         let (shape, interp) = interp_conv(&x, &cc.x, &w, &cc.w, cc.stride, cc.pad, cc.dil);
         assert_eq!(shape, cc.out());
-        assert_close_to(&format!("{what} vs interpreter"), &got, &interp, &want);
+        assert_close_to_rtol(&format!("{what} vs interpreter"), &got, &interp, &want, rtol::<T>(wino));
         let two = run_conv(cc, &x, &w, Epilogue::NONE, 2);
         assert_bits_eq(&format!("{what}: 1 vs 2 threads"), &got, &two);
         assert_bits_eq(&format!("{what}: run to run"), &two, &run_conv(cc, &x, &w, Epilogue::NONE, 2));
@@ -112,19 +136,19 @@ fn forward<T: Float>() {
         }
         for threads in [1, 2] {
             let got = run_conv(cc, &x, &w, Epilogue::NONE.with_bias(&bias).with_relu(), threads);
-            assert_close(&format!("{what} bias+relu, {threads} threads"), &got, &want_epi);
+            assert_close_rtol(&format!("{what} bias+relu, {threads} threads"), &got, &want_epi, rtol::<T>(wino));
         }
     }
 }
 
 #[test]
 fn conv2d_f32() {
-    on_both_paths(forward::<f32>);
+    on_every_path(forward::<f32>);
 }
 
 #[test]
 fn conv2d_f64() {
-    forward::<f64>();
+    forward::<f64>(Path::Im2col);
 }
 
 /// `dx` from the interpreter: the transposed convolution, written as the
@@ -188,18 +212,19 @@ fn interp_grad_weight<T: Float>(cc: &ConvCase, x: &[T], dy: &[T]) -> Vec<T> {
     dw
 }
 
-fn gradients<T: Float>() {
+fn gradients<T: Float>(path: Path) {
     for (i, cc) in cases().iter().enumerate() {
         let mut r = rng(200 + i as u64);
         let x: Vec<T> = random(&mut r, cc.x.iter().product());
         let w: Vec<T> = random(&mut r, cc.w.iter().product());
         let dy: Vec<T> = random(&mut r, cc.out().iter().product());
-        let what = format!("{cc:?} ({})", if DIRECT.load(Ordering::Relaxed) { "direct where it applies" } else { "im2col" });
+        let wino = conv2d_grad_input_is_winograd::<T>(&cc.x, &cc.w, cc.conv()).unwrap();
+        let what = format!("{cc:?} ({path:?} where it applies; Winograd dx: {wino})");
 
         let want = naive_conv_grad_input(cc, &dy, &w);
         let got = run_grad_input(cc, &dy, &w, 1);
-        assert_close(&format!("{what} dx vs naive"), &got, &want);
-        assert_close_to(&format!("{what} dx vs interpreter"), &got, &interp_grad_input(cc, &dy, &w), &want);
+        assert_close_rtol(&format!("{what} dx vs naive"), &got, &want, rtol::<T>(wino));
+        assert_close_to_rtol(&format!("{what} dx vs interpreter"), &got, &interp_grad_input(cc, &dy, &w), &want, rtol::<T>(wino));
         let two = run_grad_input(cc, &dy, &w, 2);
         assert_bits_eq(&format!("{what} dx: 1 vs 2 threads"), &got, &two);
         assert_bits_eq(&format!("{what} dx: run to run"), &two, &run_grad_input(cc, &dy, &w, 2));
@@ -218,12 +243,12 @@ fn gradients<T: Float>() {
 
 #[test]
 fn conv2d_gradients_f32() {
-    on_both_paths(gradients::<f32>);
+    on_every_path(gradients::<f32>);
 }
 
 #[test]
 fn conv2d_gradients_f64() {
-    gradients::<f64>();
+    gradients::<f64>(Path::Im2col);
 }
 
 /// The gradients are the adjoints of the forward map:
@@ -282,9 +307,10 @@ fn bad_calls_are_errors() {
 
 /// The direct kernels are only tested where they run: on a machine with
 /// AVX-512 the default threshold keeps a 9-tap convolution on im2col and
-/// sends a 288-tap one direct, and `DIRECT` turns the path off; elsewhere
+/// sends a 288-tap one direct (its forward pass goes to Winograd first:
+/// see `tests/winograd.rs`), and `DIRECT` turns the path off; elsewhere
 /// nothing goes direct. Scratch sizes never depend on the machine: they
-/// cover either path.
+/// cover every path.
 #[test]
 fn the_direct_path_is_taken_where_it_applies() {
     let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());

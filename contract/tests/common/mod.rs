@@ -85,10 +85,16 @@ impl Ref {
 /// covers it (and `Σ|a·b|` grows with K, so the tolerance scales with K),
 /// while any indexing bug gives an error of the size of the values.
 pub fn assert_close<T: Float>(what: &str, got: &[T], want: &[Ref]) {
+    assert_close_rtol(what, got, want, T::RTOL);
+}
+
+/// [`assert_close`] with another relative tolerance (a path with a larger
+/// rounding error, such as Winograd's).
+pub fn assert_close_rtol<T: Float>(what: &str, got: &[T], want: &[Ref], rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, r)) in got.iter().zip(want).enumerate() {
         let g: f64 = (*g).into();
-        let tol = T::RTOL * (r.scale + r.value.abs() + 1e-30);
+        let tol = rtol * (r.scale + r.value.abs() + 1e-30);
         assert!((g - r.value).abs() <= tol, "{what} ({}): element {i}: got {g}, want {} (tol {tol:e})", T::NAME, r.value);
     }
 }
@@ -96,8 +102,13 @@ pub fn assert_close<T: Float>(what: &str, got: &[T], want: &[Ref]) {
 /// Checks `got` against another result of the same computation with a
 /// relative tolerance against `scale` (the references' magnitudes).
 pub fn assert_close_to<T: Float>(what: &str, got: &[T], other: &[T], refs: &[Ref]) {
+    assert_close_to_rtol(what, got, other, refs, T::RTOL);
+}
+
+/// [`assert_close_to`] with another relative tolerance.
+pub fn assert_close_to_rtol<T: Float>(what: &str, got: &[T], other: &[T], refs: &[Ref], rtol: f64) {
     let as_refs: Vec<Ref> = other.iter().zip(refs).map(|(&o, r)| Ref { value: o.into(), scale: 2.0 * r.scale }).collect();
-    assert_close(what, got, &as_refs);
+    assert_close_rtol(what, got, &as_refs, rtol);
 }
 
 pub fn assert_bits_eq<T: Float>(what: &str, a: &[T], b: &[T]) {
