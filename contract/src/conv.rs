@@ -55,11 +55,16 @@ pub struct Conv2d {
     pub padding: [usize; 2],
     /// Spacing between kernel taps (≥ 1).
     pub dilation: [usize; 2],
+    /// Whether the Winograd path may serve it where it applies
+    /// (`winograd.rs`): faster, with a larger rounding error than a direct
+    /// sum's. dlc's CPU backend allows it for inference and keeps direct
+    /// sums in a training step, whose trajectory should follow PyTorch's.
+    pub winograd: bool,
 }
 
 impl Default for Conv2d {
     fn default() -> Self {
-        Conv2d { stride: [1, 1], padding: [0, 0], dilation: [1, 1] }
+        Conv2d { stride: [1, 1], padding: [0, 0], dilation: [1, 1], winograd: true }
     }
 }
 

@@ -49,7 +49,7 @@ fn pool(k: usize, s: usize, p: usize) -> MaxPool2d {
 }
 
 fn cases() -> Vec<Case> {
-    let c = |stride: usize, padding: usize| Conv2d { stride: [stride, stride], padding: [padding, padding], dilation: [1, 1] };
+    let c = |stride: usize, padding: usize| Conv2d { stride: [stride, stride], padding: [padding, padding], ..Conv2d::default() };
     vec![
         // The Keras CNN's first layer: many chunks of a few images.
         Case { x: [13, 1, 28, 28], w: [32, 1, 3, 3], conv: c(1, 0), pool: pool(2, 2, 0) },

@@ -138,7 +138,14 @@ fn pair(view: &AttrView, name: &str) -> Result<[usize; 2], CpuError> {
 
 /// A convolution's stride, padding and dilation.
 fn window(view: &AttrView) -> Result<Conv2d, CpuError> {
-    Ok(Conv2d { stride: pair(view, "stride")?, padding: pair(view, "padding")?, dilation: pair(view, "dilation")? })
+    Ok(Conv2d { stride: pair(view, "stride")?, padding: pair(view, "padding")?, dilation: pair(view, "dilation")?, winograd: true })
+}
+
+/// True when `f` differentiates a convolution: a training step, whose
+/// convolutions keep direct sums (see `Conv2d::winograd`) so that its
+/// trajectory follows PyTorch's.
+fn trains_a_convolution(f: &Function) -> bool {
+    f.body_ops().iter().any(|&o| matches!(f.op(o).kind, OpKind::Conv2dGradInput | OpKind::Conv2dGradWeight))
 }
 
 /// Compiles top-level op `o` of `f`; also returns its description.
@@ -197,7 +204,7 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
             (Exec::Matmul { a: op.operands[0], b: op.operands[1], t, bias, relu }, d)
         }
         OpKind::KernelConv2d => {
-            let conv = window(&view)?;
+            let conv = Conv2d { winograd: !trains_a_convolution(f), ..window(&view)? };
             let relu = view.bool("relu").map_err(mal)?;
             let bias = op.operands.get(2).copied();
             let pool = match dlc_ir::registry::kernel::fused_max_pool(&view).map_err(mal)? {
@@ -210,7 +217,7 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
             let d = format!("conv2d{}{}{}", if bias.is_some() { "+bias" } else { "" }, if relu { "+relu" } else { "" }, if pool.is_some() { "+maxpool" } else { "" });
             (Exec::Conv2d { x: op.operands[0], w: op.operands[1], conv, bias, relu, pool }, d)
         }
-        OpKind::Conv2dGradInput => (Exec::Conv2dGradInput { g: op.operands[0], w: op.operands[1], conv: window(&view)? }, "conv2d_grad_input".into()),
+        OpKind::Conv2dGradInput => (Exec::Conv2dGradInput { g: op.operands[0], w: op.operands[1], conv: Conv2d { winograd: false, ..window(&view)? } }, "conv2d_grad_input".into()),
         OpKind::Conv2dGradWeight => (Exec::Conv2dGradWeight { x: op.operands[0], g: op.operands[1], conv: window(&view)? }, "conv2d_grad_weight".into()),
         OpKind::MaxPool2dGrad => {
             let win = PoolWindow { kernel: pair(&view, "kernel")?, stride: pair(&view, "stride")?, padding: pair(&view, "padding")? };

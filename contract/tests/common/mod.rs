@@ -200,7 +200,7 @@ impl ConvCase {
     }
 
     pub fn conv(&self) -> dlc_contract::Conv2d {
-        dlc_contract::Conv2d { stride: self.stride, padding: self.pad, dilation: self.dil }
+        dlc_contract::Conv2d { winograd: true, stride: self.stride, padding: self.pad, dilation: self.dil }
     }
 
     /// Calls `f(n, c, ih, iw, o, kh, kw, oh, ow)` for every product term of the
