@@ -755,6 +755,39 @@ fn wblock(peak: f64) {
     Path::Dispatched.set();
 }
 
+/// The Keras CNN's pooled layers (conv → bias → ReLU → 2×2 max-pool),
+/// batch 64: `conv2d_max_pool` against the convolution alone (whose output
+/// a separate pooling pass would then read back).
+fn pooled(peak: f64) {
+    use dlc_contract::{MaxPool2d, conv2d_max_pool, conv2d_max_pool_scratch_len};
+    header("Keras CNN pooled layers, batch 64 (f32): conv2d_max_pool against conv2d alone (dispatched paths)");
+    let pool = MaxPool2d { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
+    for (sx, sw) in cnn().into_iter().take(2) {
+        let b = ConvBench::new(sx, sw);
+        let c = Conv2d::default();
+        let flops = 2.0 * (b.so.iter().product::<usize>() * sw[1] * sw[2] * sw[3]) as f64;
+        let [n, o, oh, ow] = b.so;
+        let bias = rand_vec(o, 9);
+        let (x, w, bias) = (&b.x, &b.w, &bias);
+        let variants: Vec<Variant<'_>> = vec![
+            ("conv2d + bias + relu".to_string(), Box::new(move |th: usize| {
+                let mut out = vec![0.0f32; n * o * oh * ow];
+                let mut s = vec![0.0f32; conv2d_scratch_len::<f32>(&sx, &sw, c, th).unwrap()];
+                conv2d(View::new(x, &sx), View::new(w, &sw), &mut out, c, Epilogue::NONE.with_bias(bias).with_relu(), &mut s, th).unwrap();
+                black_box(&out);
+            })),
+            ("conv2d_max_pool".to_string(), Box::new(move |th: usize| {
+                let mut out = vec![0.0f32; n * o * (oh / 2) * (ow / 2)];
+                let mut s = vec![0.0f32; conv2d_max_pool_scratch_len::<f32>(&sx, &sw, c, pool, th).unwrap()];
+                conv2d_max_pool(View::new(x, &sx), View::new(w, &sw), &mut out, c, Epilogue::NONE.with_bias(bias).with_relu(), pool, &mut s, th).unwrap();
+                black_box(&out);
+            })),
+        ];
+        println!("x{sx:?} w{sw:?}");
+        compare(flops, peak, variants);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
@@ -795,6 +828,9 @@ fn main() {
     }
     if want("wino") {
         wino(peak);
+    }
+    if want("pooled") {
+        pooled(peak);
     }
     if want("wsweep") {
         wsweep(peak);
