@@ -561,7 +561,8 @@ enum Path {
 
 impl Path {
     fn set(self) {
-        use dlc_contract::{DIRECT, MIN_DIRECT_TAPS, MIN_WINO_CHANNELS, WINO_TILE, WINOGRAD};
+        use dlc_contract::{DIRECT, MIN_DIRECT_TAPS, MIN_WINO_CHANNELS, MONO, WINO_TILE, WINOGRAD};
+        MONO.store(matches!(self, Path::Dispatched), Ordering::Relaxed);
         let (direct, min_taps, wino, tile, min_ch) = match self {
             Path::Im2col => (false, 128, false, 0, 32),
             Path::Dispatched => (true, 128, true, 0, 32),

@@ -2,9 +2,10 @@
 //! two gradients, as im2col + gemm. On AVX-512 machines the f32 forward
 //! pass and weight gradient of convolutions with many taps per output take
 //! the direct kernels instead (`direct.rs`, which says where each path
-//! wins), and 3×3 stride-1 convolutions with at least 32 channels take
+//! wins), 3×3 stride-1 convolutions with at least 32 channels take
 //! Winograd F(4×4, 3×3) for the forward pass and, where its tiles fit the
-//! output, the input gradient (`winograd.rs`).
+//! output, the input gradient (`winograd.rs`), and a 3×3 stride-1
+//! convolution of a one-channel image takes its own kernel (`mono.rs`).
 //!
 //! Why im2col: it turns the convolution into one dense product
 //! `W[O, C·KH·KW] · cols[C·KH·KW, OH·OW]` that runs at the kernel's speed,
@@ -32,6 +33,7 @@ use crate::kernel::{self, Operand, SendPtr};
 use crate::matmul::View;
 use crate::Element;
 use crate::direct;
+use crate::mono;
 use crate::im2col::{col2im, gather_wide, im2col};
 use crate::winograd::{self, Wino};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,7 +95,7 @@ pub(crate) struct Geo {
 }
 
 impl Geo {
-    fn new(x: &[usize], w: &[usize], conv: Conv2d) -> Result<Geo, ContractError> {
+    pub(crate) fn new(x: &[usize], w: &[usize], conv: Conv2d) -> Result<Geo, ContractError> {
         let (&[n, c, h, wd], &[o, wc, kh, kw]) = (x, w) else {
             return Err(ContractError::Shape(format!("conv2d takes input [N,C,H,W] and weight [O,C,KH,KW], got {x:?} and {w:?}")));
         };
@@ -174,6 +176,13 @@ pub fn conv2d_is_direct<T: Element>(x: &[usize], w: &[usize], conv: Conv2d) -> R
     Ok(direct::forward_applies::<T>(&Geo::new(x, w, conv)?))
 }
 
+/// Whether [`conv2d`] of these shapes takes the one-channel path
+/// (`mono.rs`). For the tests and the benchmark.
+#[doc(hidden)]
+pub fn conv2d_is_mono<T: Element>(x: &[usize], w: &[usize], conv: Conv2d) -> Result<bool, ContractError> {
+    Ok(mono::applies::<T>(&Geo::new(x, w, conv)?))
+}
+
 /// Whether [`conv2d`] of these shapes takes the Winograd path. For the
 /// tests and the benchmark.
 #[doc(hidden)]
@@ -201,6 +210,9 @@ pub fn conv2d_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, th
     if winograd::forward_suits::<T>(&g) {
         need = need.max(Wino::forward(&g).scratch(size_of::<T>(), threads));
     }
+    if mono::suits::<T>(&g) {
+        need = need.max(mono::scratch(&g, threads));
+    }
     Ok(need)
 }
 
@@ -225,6 +237,11 @@ pub fn conv2d<T: Element>(
         let p = Wino::forward(&g);
         check_scratch(p.scratch(size_of::<T>(), threads), scratch.len())?;
         winograd::run(&p, x.data, w.data, false, out, epilogue, scratch, threads);
+        return Ok(());
+    }
+    if mono::applies::<T>(&g) {
+        check_scratch(mono::scratch(&g, threads), scratch.len())?;
+        mono::conv2d(&g, x.data, w.data, out, epilogue, scratch, threads);
         return Ok(());
     }
     if direct::forward_applies::<T>(&g) {

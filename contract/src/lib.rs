@@ -46,6 +46,7 @@ mod im2col;
 mod kernel;
 mod matmul;
 mod pack;
+mod mono;
 mod pooled;
 mod winograd;
 
@@ -58,6 +59,8 @@ pub use error::ContractError;
 pub use matmul::{Transpose, View, matmul, matmul_shape};
 pub use pack::{PackedB, matmul_packed};
 pub use pooled::{MaxPool2d, conv2d_max_pool, conv2d_max_pool_scratch_len, conv2d_max_pool_shape};
+#[doc(hidden)]
+pub use pooled::conv2d_max_pool_is_mono;
 
 // Tuning knobs, public for the benchmark's sweeps only.
 #[doc(hidden)]
@@ -65,7 +68,9 @@ pub use conv::MIN_GROUP_COLS;
 #[doc(hidden)]
 pub use direct::{DIRECT, MIN_DIRECT_TAPS};
 #[doc(hidden)]
-pub use conv::{conv2d_grad_input_is_winograd, conv2d_is_direct, conv2d_is_winograd};
+pub use mono::MONO;
+#[doc(hidden)]
+pub use conv::{conv2d_grad_input_is_winograd, conv2d_is_direct, conv2d_is_mono, conv2d_is_winograd};
 #[doc(hidden)]
 pub use winograd::{MIN_WINO_CHANNELS, WINO_BLOCK_BYTES, WINO_TILE, WINOGRAD};
 #[doc(hidden)]

@@ -8,13 +8,16 @@
 //! [`crate::conv2d`] itself (whichever path it takes), and pooled from
 //! there; only the pooled result reaches memory.
 //!
+//! A one-channel 3×3 convolution with a 2×2, stride-2 window skips the
+//! chunks: `mono.rs` pools each pair of output rows in registers.
+//!
 //! Measured (`cargo bench -p dlc-contract --bench contract -- pooled`,
-//! batch 64, 1 thread, Zen 4): the first layer 0.88 ms pooled against
-//! 0.64–0.69 ms for the convolution alone, whose 5.5 MB output the
-//! separate pooling kernel then read in about 0.35 ms; the 13×13 layer
-//! 1.88–1.98 ms against 1.66–1.76 ms (on the Winograd path, whose weight
-//! transform each chunk repeats). The gain is the round trip, not more:
-//! the first layer's im2col + `gemm` over 9 taps is the larger cost.
+//! batch 64, 1 thread, Zen 4): the first layer 0.51 ms pooled in registers
+//! against 0.44 ms for its convolution alone (whose 5.5 MB output a
+//! separate pooling kernel then read in about 0.35 ms), and 0.79–0.88 ms
+//! through the chunks; the 13×13 layer 1.88–2.25 ms against 1.66–2.00 ms
+//! for the convolution alone (on the Winograd path, whose weight transform
+//! each chunk repeats). The gain is the round trip, not more.
 //!
 //! Chunks are fixed by the shapes and each is convolved by one job, so the
 //! result is the same run to run and at any thread count. Max-pooling
@@ -63,6 +66,8 @@ struct Geo {
     chunk: usize,
     y: [usize; 4],
     pooled: [usize; 4],
+    /// The convolution's own geometry.
+    geo: crate::conv::Geo,
 }
 
 fn geo<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> Result<Geo, ContractError> {
@@ -70,7 +75,14 @@ fn geo<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> R
     let [ph, pw] = pool.out(y[2], y[3])?;
     let img_bytes = (y[1] * y[2] * y[3] * size_of::<T>()).max(1);
     let chunk = (CHUNK_BYTES / img_bytes).clamp(1, y[0].max(1));
-    Ok(Geo { chunk, y, pooled: [y[0], y[1], ph, pw] })
+    Ok(Geo { chunk, y, pooled: [y[0], y[1], ph, pw], geo: crate::conv::Geo::new(x, w, conv)? })
+}
+
+/// Whether [`conv2d_max_pool`] of these shapes pools in the one-channel
+/// kernel's registers (`mono.rs`) on this machine. For the tests.
+#[doc(hidden)]
+pub fn conv2d_max_pool_is_mono<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> Result<bool, ContractError> {
+    Ok(crate::mono::pooled_applies::<T>(&geo::<T>(x, w, conv, pool)?.geo, &pool))
 }
 
 /// The pooled output shape `[N, O, PH, PW]`.
@@ -82,7 +94,9 @@ pub fn conv2d_max_pool_shape(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPo
 pub fn conv2d_max_pool_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d, threads: usize) -> Result<usize, ContractError> {
     let g = geo::<T>(x, w, conv, pool)?;
     let jobs = threads.clamp(1, g.y[0].div_ceil(g.chunk).max(1));
-    Ok(jobs * per_job::<T>(&g, x, w, conv)?)
+    // The chunked path's need covers the one-channel kernel's padded plane
+    // per job (`mono.rs`), whichever this machine runs.
+    Ok((jobs * per_job::<T>(&g, x, w, conv)?).max(crate::mono::scratch(&g.geo, threads)))
 }
 
 /// One job's scratch: a chunk's convolution output, then the scratch of
@@ -116,6 +130,14 @@ pub fn conv2d_max_pool<T: Element>(
     let [_, _, ph, pw] = g.pooled;
     check_len("out", n * o * ph * pw, out.len())?;
     epilogue.check(o)?;
+    if crate::mono::pooled_applies::<T>(&g.geo, &pool) {
+        let need = crate::mono::scratch(&g.geo, threads);
+        if scratch.len() < need {
+            return Err(ContractError::Shape(format!("scratch holds {} elements, {} needed", scratch.len(), need)));
+        }
+        crate::mono::conv2d_pooled(&g.geo, x.data, w.data, out, epilogue, scratch, threads);
+        return Ok(());
+    }
     let chunks = n.div_ceil(g.chunk);
     let jobs = threads.clamp(1, chunks.max(1));
     let per_job = per_job::<T>(&g, x.shape, w.shape, conv)?;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use common::*;
 use dlc_contract::{
-    Conv2d, ContractError, DIRECT, Epilogue, MIN_DIRECT_TAPS, MIN_WINO_CHANNELS, View, WINOGRAD, conv2d_grad_input_is_winograd, conv2d_is_winograd, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight, conv2d_is_direct,
+    Conv2d, ContractError, DIRECT, Epilogue, MIN_DIRECT_TAPS, MIN_WINO_CHANNELS, MONO, View, WINOGRAD, conv2d_is_mono, conv2d_grad_input_is_winograd, conv2d_is_winograd, conv2d, conv2d_grad_input, conv2d_grad_input_scratch_len, conv2d_grad_weight, conv2d_is_direct,
     conv2d_grad_weight_scratch_len, conv2d_scratch_len,
 };
 
@@ -41,6 +41,11 @@ fn cases() -> Vec<ConvCase> {
         case([2, 2, 7, 7], [5, 2, 5, 5], [1, 1], [2, 2], [1, 1]),
         // Enough images that the direct weight gradient runs in groups.
         case([12, 2, 40, 40], [3, 2, 3, 3], [1, 1], [0, 0], [1, 1]),
+        // One input channel (the mono path): a 26-wide row (16 + 10 lanes),
+        // a padded 39-wide row (two segments), a narrow padded one.
+        case([3, 1, 28, 28], [32, 1, 3, 3], [1, 1], [0, 0], [1, 1]),
+        case([2, 1, 11, 37], [5, 1, 3, 3], [1, 1], [1, 2], [1, 1]),
+        case([1, 1, 5, 20], [3, 1, 3, 3], [1, 1], [1, 1], [1, 1]),
     ]
 }
 
@@ -55,13 +60,15 @@ static PATH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 enum Path {
     Winograd,
     Direct,
+    Mono,
     Im2col,
 }
 
 fn on_every_path(f: impl Fn(Path)) {
     let _guard = PATH.lock().unwrap_or_else(|e| e.into_inner());
     let (min_taps, min_ch) = (MIN_DIRECT_TAPS.load(Ordering::Relaxed), MIN_WINO_CHANNELS.load(Ordering::Relaxed));
-    for path in [Path::Winograd, Path::Direct, Path::Im2col] {
+    for path in [Path::Winograd, Path::Direct, Path::Mono, Path::Im2col] {
+        MONO.store(path == Path::Mono, Ordering::Relaxed);
         WINOGRAD.store(path == Path::Winograd, Ordering::Relaxed);
         MIN_WINO_CHANNELS.store(if path == Path::Winograd { 0 } else { min_ch }, Ordering::Relaxed);
         DIRECT.store(path == Path::Direct, Ordering::Relaxed);
@@ -70,6 +77,7 @@ fn on_every_path(f: impl Fn(Path)) {
     }
     WINOGRAD.store(true, Ordering::Relaxed);
     DIRECT.store(true, Ordering::Relaxed);
+    MONO.store(true, Ordering::Relaxed);
     MIN_DIRECT_TAPS.store(min_taps, Ordering::Relaxed);
     MIN_WINO_CHANNELS.store(min_ch, Ordering::Relaxed);
 }
@@ -335,4 +343,14 @@ fn the_direct_path_is_taken_where_it_applies() {
     assert!(!direct(big, false).0, "DIRECT off keeps im2col");
     assert_eq!(direct(big, true).1, direct(big, false).1, "the scratch covers either path");
     assert!(!conv2d_is_direct::<f64>(&big.0, &big.1, c).unwrap(), "f64 has no direct kernels");
+    // The one-channel path: the CNN's first layer, where the machine has AVX-512.
+    assert_eq!(conv2d_is_mono::<f32>(&small.0, &small.1, c).unwrap(), avx512);
+    assert!(!conv2d_is_mono::<f32>(&big.0, &big.1, c).unwrap(), "32 input channels");
+    assert!(!conv2d_is_mono::<f64>(&small.0, &small.1, c).unwrap(), "f64");
+    let strided = Conv2d { stride: [2, 2], ..c };
+    assert!(!conv2d_is_mono::<f32>(&small.0, &small.1, strided).unwrap(), "stride 2");
+    MONO.store(false, Ordering::Relaxed);
+    let off = (conv2d_is_mono::<f32>(&small.0, &small.1, c).unwrap(), conv2d_scratch_len::<f32>(&small.0, &small.1, c, 1).unwrap());
+    MONO.store(true, Ordering::Relaxed);
+    assert_eq!(off, (false, conv2d_scratch_len::<f32>(&small.0, &small.1, c, 1).unwrap()), "MONO off keeps im2col, same scratch");
 }

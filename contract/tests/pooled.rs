@@ -3,7 +3,7 @@
 //! batches that split into several chunks or none, with and without the
 //! epilogue, NaN among the inputs; bit-identical at any thread count.
 
-use dlc_contract::{Conv2d, Epilogue, MaxPool2d, View, conv2d, conv2d_max_pool, conv2d_max_pool_scratch_len, conv2d_max_pool_shape, conv2d_scratch_len};
+use dlc_contract::{Conv2d, Epilogue, MaxPool2d, View, conv2d, conv2d_max_pool, conv2d_max_pool_is_mono, conv2d_max_pool_scratch_len, conv2d_max_pool_shape, conv2d_scratch_len};
 
 /// Deterministic values in [-1, 1), with a NaN every `nan_every` elements.
 fn values(n: usize, seed: usize, nan_every: usize) -> Vec<f32> {
@@ -59,6 +59,9 @@ fn cases() -> Vec<Case> {
         Case { x: [5, 3, 11, 9], w: [7, 3, 3, 3], conv: c(2, 1), pool: pool(3, 2, 1) },
         Case { x: [2, 2, 8, 8], w: [5, 2, 1, 1], conv: c(1, 0), pool: pool(3, 1, 1) },
         Case { x: [1, 4, 6, 7], w: [3, 4, 2, 2], conv: c(1, 0), pool: pool(2, 1, 0) },
+        // One channel, padded, odd sizes (the last row and column are not
+        // pooled), wider than one 16-lane step, NaN among the inputs.
+        Case { x: [3, 1, 13, 41], w: [4, 1, 3, 3], conv: c(1, 1), pool: pool(2, 2, 0) },
     ]
 }
 
@@ -73,7 +76,7 @@ fn run_pooled(case: &Case, x: &[f32], w: &[f32], epi: Epilogue<'_, f32>, threads
 #[test]
 fn a_pooled_convolution_is_the_convolution_then_the_pool() {
     for (k, case) in cases().iter().enumerate() {
-        let x = values(case.x.iter().product(), k, if k == 2 { 97 } else { 0 });
+        let x = values(case.x.iter().product(), k, if k == 2 || k == 5 { 97 } else { 0 });
         let w = values(case.w.iter().product(), k + 50, 0);
         let bias = values(case.w[0], k + 100, 0);
         for epi in [Epilogue::NONE, Epilogue::NONE.with_bias(&bias).with_relu()] {
@@ -94,6 +97,22 @@ fn a_pooled_convolution_is_the_convolution_then_the_pool() {
             }
         }
     }
+}
+
+/// Where the machine has AVX-512, a one-channel 3×3 convolution with a
+/// 2×2/2 window (cases 0 and 5 above) pools in the kernel's registers;
+/// other windows and channel counts go through the chunks.
+#[test]
+fn one_channel_convolutions_pool_in_registers() {
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    let taken: Vec<bool> = cases().iter().map(|c| conv2d_max_pool_is_mono::<f32>(&c.x, &c.w, c.conv, c.pool).unwrap()).collect();
+    assert_eq!(taken, vec![avx512, false, false, false, false, avx512]);
+    let c = &cases()[0];
+    assert!(!conv2d_max_pool_is_mono::<f64>(&c.x, &c.w, c.conv, c.pool).unwrap(), "f64");
+    assert!(!conv2d_max_pool_is_mono::<f32>(&c.x, &c.w, c.conv, pool(3, 2, 1)).unwrap(), "a 3x3 window");
 }
 
 #[test]

@@ -1,0 +1,298 @@
+//! A 3×3 convolution of a one-channel image (a CNN's first layer on
+//! grayscale input), f32 on AVX-512: vectors of 16 output positions along
+//! a row.
+//!
+//! Why: with 9 taps per output, im2col + `gemm` multiplies `[O, 9] · [9, P]`
+//! matrices too shallow for its micro-kernel (the Keras CNN's first layer
+//! ran at about 40 GFLOP/s, 0.6 ms), and the direct kernels' tile of
+//! positions × channels sums too few products to pay for writing itself out
+//! (2.1× slower, `direct.rs`). Here one output row segment of up to 32
+//! positions keeps its 9 shifted input vectors per half in registers, and
+//! every output channel is 9 multiply-adds per vector from them, written
+//! straight into the NCHW row with its epilogue: the image is read once per
+//! row, nothing is copied but the padding, nothing is transposed.
+//!
+//! Measured (`cargo bench -p dlc-contract --bench contract -- conv`, batch
+//! 64, 1 thread, the Keras CNN's first layer with bias and ReLU): 0.48 ms
+//! against 0.81 ms for im2col + `gemm` in the same run (a busy moment of
+//! the shared machine; 0.64 ms in a quiet one). What is left is mostly
+//! writing the 5.5 MB output, which the pooled convolution
+//! (`pooled.rs`) keeps in cache.
+//!
+//! Sums run in tap order from zero (fused multiply-adds); the bias is added
+//! to the rounded sum and ReLU applied after (`x < 0 → 0`, so NaN and -0
+//! pass), as on the other paths. Each image is computed by one job, so
+//! results are the same at any thread count. Stride and dilation 1; any
+//! zero padding. Only `x86_64` with `avx512f` (detected at run time) takes
+//! this path; [`MONO`] turns it off.
+
+use crate::conv::Geo;
+use crate::direct::{epilogue_f32, f32s, f32s_mut, is_f32};
+use crate::epilogue::Epilogue;
+use crate::kernel::{self, SendPtr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Use this path where it applies. Public for the benchmark and the tests
+/// only.
+#[doc(hidden)]
+pub static MONO: AtomicBool = AtomicBool::new(true);
+
+/// Taps of the kernel this path serves.
+const TAPS: usize = 9;
+
+/// f32 lanes per AVX-512 vector.
+const L: usize = 16;
+
+/// Whether this path suits the convolution, on any machine: f32, one input
+/// channel, a 3×3 kernel, stride and dilation 1.
+pub(crate) fn suits<T: 'static>(g: &Geo) -> bool {
+    is_f32::<T>() && g.c == 1 && g.kh == 3 && g.kw == 3 && g.conv.stride == [1, 1] && g.conv.dilation == [1, 1] && g.n * g.o * g.p() > 0
+}
+
+/// Whether it serves the convolution here.
+pub(crate) fn applies<T: 'static>(g: &Geo) -> bool {
+    suits::<T>(g) && enabled()
+}
+
+fn enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        MONO.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The padded plane's `[h, w]`.
+fn padded(g: &Geo) -> (usize, usize) {
+    (g.h + 2 * g.conv.padding[0], g.w + 2 * g.conv.padding[1])
+}
+
+fn jobs(g: &Geo, threads: usize) -> usize {
+    kernel::useful_threads(threads, g.n * g.o * g.p() * TAPS).clamp(1, g.n.max(1))
+}
+
+/// Scratch elements: one padded plane per job, when there is padding.
+pub(crate) fn scratch(g: &Geo, threads: usize) -> usize {
+    if g.conv.padding == [0, 0] {
+        return 0;
+    }
+    let (ph, pw) = padded(g);
+    jobs(g, threads) * ph * pw
+}
+
+/// `out = epilogue(conv2d(x, w))` on this path (see [`applies`]).
+pub(crate) fn conv2d<T: 'static>(g: &Geo, x: &[T], w: &[T], out: &mut [T], epi: Epilogue<'_, T>, scratch: &mut [T], threads: usize) {
+    let (x, w, out, scratch, epi) = (f32s(x), f32s(w), f32s_mut(out), f32s_mut(scratch), epilogue_f32(epi));
+    let jobs = jobs(g, threads);
+    let (ph, pw) = padded(g);
+    let pad = g.conv.padding != [0, 0];
+    let per_job = if pad { ph * pw } else { 0 };
+    let (out_p, scr) = (SendPtr(out.as_mut_ptr()), SendPtr(scratch.as_mut_ptr()));
+    let (x_img, y_img) = (g.x_img(), g.y_img());
+    kernel::split(jobs, g.n, |job, range| {
+        // SAFETY: each job owns its padded plane and writes only the output
+        // images of its own range.
+        let plane = unsafe { std::slice::from_raw_parts_mut(scr.at(job * per_job), per_job) };
+        for img in range {
+            let src = &x[img * x_img..][..x_img];
+            let src: &[f32] = if pad {
+                plane.fill(0.0);
+                let [pt, pl] = g.conv.padding;
+                for r in 0..g.h {
+                    plane[(r + pt) * pw + pl..][..g.w].copy_from_slice(&src[r * g.w..][..g.w]);
+                }
+                plane
+            } else {
+                src
+            };
+            let y = unsafe { std::slice::from_raw_parts_mut(out_p.at(img * y_img), y_img) };
+            // SAFETY: `src` holds the `ph × pw` plane the output's `oh × ow`
+            // positions read with the 3×3 kernel (oh = ph - 2, ow = pw - 2);
+            // `y` holds `o` planes of `oh × ow`; `w` holds `o × 9` weights.
+            unsafe { image(src, pw, w, g.o, g.oh, g.ow, epi, y) };
+        }
+    });
+}
+
+/// Whether [`conv2d_pooled`] serves this convolution and window here: the
+/// path applies and the pool is 2×2, stride 2, unpadded.
+pub(crate) fn pooled_applies<T: 'static>(g: &Geo, pool: &crate::MaxPool2d) -> bool {
+    applies::<T>(g) && pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0]
+}
+
+/// `out = max_pool2d(epilogue(conv2d(x, w)))` with a 2×2, stride-2 window
+/// (see [`pooled_applies`]), `out` `[N, O, OH/2, OW/2]`: each pair of
+/// output rows is computed in registers and pooled there, so the
+/// convolution's output is never stored. The window's taps are compared
+/// column by column, then across (a NaN wins, then the greater value);
+/// among equal values that can pick `+0` where a row-major scan picks
+/// `-0`, the only difference.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_pooled<T: 'static>(g: &Geo, x: &[T], w: &[T], out: &mut [T], epi: Epilogue<'_, T>, scratch: &mut [T], threads: usize) {
+    let (x, w, out, scratch, epi) = (f32s(x), f32s(w), f32s_mut(out), f32s_mut(scratch), epilogue_f32(epi));
+    let jobs = jobs(g, threads);
+    let (ph, pw) = padded(g);
+    let pad = g.conv.padding != [0, 0];
+    let per_job = if pad { ph * pw } else { 0 };
+    let (out_p, scr) = (SendPtr(out.as_mut_ptr()), SendPtr(scratch.as_mut_ptr()));
+    let (qh, qw) = (g.oh / 2, g.ow / 2);
+    let (x_img, q_img) = (g.x_img(), g.o * qh * qw);
+    kernel::split(jobs, g.n, |job, range| {
+        // SAFETY: as in `conv2d`.
+        let plane = unsafe { std::slice::from_raw_parts_mut(scr.at(job * per_job), per_job) };
+        for img in range {
+            let src = &x[img * x_img..][..x_img];
+            let src: &[f32] = if pad {
+                plane.fill(0.0);
+                let [pt, pl] = g.conv.padding;
+                for r in 0..g.h {
+                    plane[(r + pt) * pw + pl..][..g.w].copy_from_slice(&src[r * g.w..][..g.w]);
+                }
+                plane
+            } else {
+                src
+            };
+            let q = unsafe { std::slice::from_raw_parts_mut(out_p.at(img * q_img), q_img) };
+            // SAFETY: as in `conv2d`; `q` holds `o` planes of `qh × qw`.
+            unsafe { image_pooled(src, pw, w, g.o, (qh, qw), epi, q) };
+        }
+    });
+}
+
+/// One image of [`conv2d_pooled`].
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn image_pooled(src: &[f32], pw: usize, w: &[f32], o: usize, (qh, qw): (usize, usize), epi: Epilogue<'_, f32>, q: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let (sp, wp, qp) = (src.as_ptr(), w.as_ptr(), q.as_mut_ptr());
+        let zero = _mm512_setzero_ps();
+        // Even lanes, then odd ones.
+        let split = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
+        // Written out below rather than as closures: a closure does not
+        // inherit `target_feature`, and one taking vectors was not inlined
+        // (the pooled kernel ran 3x slower).
+        for py in 0..qh {
+            let mut qx = 0;
+            while qx < qw {
+                // Pooled columns qx..qx + n: convolution columns 2·qx.. of
+                // rows 2·py and 2·py + 1, from input rows 2·py..2·py + 4.
+                let n = (qw - qx).min(L / 2);
+                let m = if 2 * n >= L { 0xffff } else { ((1u32 << (2 * n)) - 1) as __mmask16 };
+                // SAFETY (whole block): masked loads read `2n + 2 ≤ pw - 2qx`
+                // columns of rows inside the plane; the store writes `n`
+                // pooled outputs of row `py`.
+                unsafe {
+                    let mut xs = [zero; 12];
+                    for r in 0..4 {
+                        for j in 0..3 {
+                            xs[r * 3 + j] = _mm512_maskz_loadu_ps(m, sp.wrapping_add((2 * py + r) * pw + 2 * qx + j));
+                        }
+                    }
+                    for c in 0..o {
+                        let wc = wp.wrapping_add(c * TAPS);
+                        let (mut a0, mut a1) = (zero, zero);
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                let wv = _mm512_set1_ps(*wc.add(i * 3 + j));
+                                a0 = _mm512_fmadd_ps(wv, xs[i * 3 + j], a0);
+                                a1 = _mm512_fmadd_ps(wv, xs[(i + 1) * 3 + j], a1);
+                            }
+                        }
+                        if let Some(b) = epi.bias {
+                            let bv = _mm512_set1_ps(b[c]);
+                            a0 = _mm512_add_ps(a0, bv);
+                            a1 = _mm512_add_ps(a1, bv);
+                        }
+                        if epi.relu {
+                            a0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a0, zero), a0, zero);
+                            a1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a1, zero), a1, zero);
+                        }
+                        // The running maximum: a NaN, or a greater value, wins.
+                        let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a1, a0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a1, a1);
+                        let v = _mm512_mask_blend_ps(take, a0, a1);
+                        // Even columns in lanes 0..8, odd ones in 8..16; then
+                        // the halves swapped, so lane k meets its pair.
+                        let even = _mm512_permutexvar_ps(split, v);
+                        let odd = _mm512_shuffle_f32x4::<0b01_00_11_10>(even, even);
+                        let keep = ((1u32 << n) - 1) as __mmask16;
+                        let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(odd, even) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(odd, odd);
+                        _mm512_mask_storeu_ps(qp.wrapping_add((c * qh + py) * qw + qx), keep, _mm512_mask_blend_ps(take, even, odd));
+                    }
+                }
+                qx += L / 2;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (src, pw, w, o, qh, qw, epi, q);
+        unreachable!("this path runs only on x86_64");
+    }
+}
+
+/// One image: `y[o, oy, ox] = epi(Σ_{i,j} w[o, i, j] · src[oy + i, ox + j])`.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn image(src: &[f32], pw: usize, w: &[f32], o: usize, oh: usize, ow: usize, epi: Epilogue<'_, f32>, y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let (sp, wp, yp) = (src.as_ptr(), w.as_ptr(), y.as_mut_ptr());
+        let zero = _mm512_setzero_ps();
+        let lanes = |n: usize| -> __mmask16 { if n >= L { 0xffff } else { ((1u32 << n) - 1) as __mmask16 } };
+        for oy in 0..oh {
+            let mut seg = 0;
+            while seg < ow {
+                let (n0, n1) = ((ow - seg).min(L), (ow - seg).saturating_sub(L).min(L));
+                let (m0, m1) = (lanes(n0), lanes(n1));
+                // SAFETY (whole segment): masked loads read only lanes inside
+                // the row (`seg + j + lane < ow + 2 = pw`), masked stores write
+                // only the segment's positions of row `oy`.
+                unsafe {
+                    let mut x0 = [zero; TAPS];
+                    let mut x1 = [zero; TAPS];
+                    for i in 0..3 {
+                        for j in 0..3 {
+                            let at = sp.wrapping_add((oy + i) * pw + j + seg);
+                            x0[i * 3 + j] = _mm512_maskz_loadu_ps(m0, at);
+                            x1[i * 3 + j] = _mm512_maskz_loadu_ps(m1, at.wrapping_add(L));
+                        }
+                    }
+                    for c in 0..o {
+                        let wc = wp.wrapping_add(c * TAPS);
+                        let (mut a0, mut a1) = (zero, zero);
+                        for t in 0..TAPS {
+                            let wv = _mm512_set1_ps(*wc.add(t));
+                            a0 = _mm512_fmadd_ps(wv, x0[t], a0);
+                            a1 = _mm512_fmadd_ps(wv, x1[t], a1);
+                        }
+                        if let Some(b) = epi.bias {
+                            let bv = _mm512_set1_ps(b[c]);
+                            a0 = _mm512_add_ps(a0, bv);
+                            a1 = _mm512_add_ps(a1, bv);
+                        }
+                        if epi.relu {
+                            a0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a0, zero), a0, zero);
+                            a1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a1, zero), a1, zero);
+                        }
+                        let out = yp.wrapping_add((c * oh + oy) * ow + seg);
+                        _mm512_mask_storeu_ps(out, m0, a0);
+                        if n1 > 0 {
+                            _mm512_mask_storeu_ps(out.wrapping_add(L), m1, a1);
+                        }
+                    }
+                }
+                seg += 2 * L;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (src, pw, w, o, oh, ow, epi, y);
+        unreachable!("this path runs only on x86_64");
+    }
+}
