@@ -382,8 +382,15 @@ pub fn conv2d_grad_weight_scratch_len<T: Element>(x: &[usize], w: &[usize], conv
     let grp = g.group(size_of::<T>());
     let (jobs, _) = g.split(g.n.div_ceil(grp), threads);
     let im2col = jobs * (g.cols_len(grp) + g.wide_len(grp)) + (jobs - 1) * g.o * g.taps();
-    // As in `conv2d_scratch_len`: either path's need.
-    Ok(if direct::suits::<T>(&g) { im2col.max(direct::grad_weight_scratch(&g)) } else { im2col })
+    // As in `conv2d_scratch_len`: every path's need.
+    let mut need = im2col;
+    if direct::suits::<T>(&g) {
+        need = need.max(direct::grad_weight_scratch(&g));
+    }
+    if mono::suits::<T>(&g) {
+        need = need.max(mono::grad_weight_scratch(&g));
+    }
+    Ok(need)
 }
 
 /// The gradient of [`conv2d`] with respect to its weight: given the input
@@ -406,6 +413,11 @@ pub fn conv2d_grad_weight<T: Element>(
     check_dy(&g, dy.shape)?;
     let (p, taps) = (g.p(), g.taps());
     check_len("dw", g.o * taps, dw.len())?;
+    if mono::applies::<T>(&g) {
+        check_scratch(mono::grad_weight_scratch(&g), scratch.len())?;
+        mono::conv2d_grad_weight(&g, x.data, dy.data, dw, scratch, threads);
+        return Ok(());
+    }
     if direct::grad_weight_applies::<T>(&g) {
         check_scratch(direct::grad_weight_scratch(&g), scratch.len())?;
         direct::conv2d_grad_weight(&g, x.data, dy.data, dw, scratch, threads);
