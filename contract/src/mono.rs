@@ -89,15 +89,16 @@ pub(crate) fn scratch(g: &Geo, threads: usize) -> usize {
     jobs(g, threads) * ph * pw
 }
 
-/// `out = epilogue(conv2d(x, w))` on this path (see [`applies`]).
-pub(crate) fn conv2d<T: 'static>(g: &Geo, x: &[T], w: &[T], out: &mut [T], epi: Epilogue<'_, T>, scratch: &mut [T], threads: usize) {
-    let (x, w, out, scratch, epi) = (f32s(x), f32s(w), f32s_mut(out), f32s_mut(scratch), epilogue_f32(epi));
+/// Runs `each(src, out)` for every image over the jobs: `src` the image's
+/// plane, padded into the job's scratch when the convolution pads, `out`
+/// the image's `out_img` elements of `out`.
+fn per_image(g: &Geo, x: &[f32], out: &mut [f32], out_img: usize, scratch: &mut [f32], threads: usize, each: impl Fn(&[f32], &mut [f32]) + Sync) {
     let jobs = jobs(g, threads);
     let (ph, pw) = padded(g);
     let pad = g.conv.padding != [0, 0];
     let per_job = if pad { ph * pw } else { 0 };
     let (out_p, scr) = (SendPtr(out.as_mut_ptr()), SendPtr(scratch.as_mut_ptr()));
-    let (x_img, y_img) = (g.x_img(), g.y_img());
+    let x_img = g.x_img();
     kernel::split(jobs, g.n, |job, range| {
         // SAFETY: each job owns its padded plane and writes only the output
         // images of its own range.
@@ -114,13 +115,19 @@ pub(crate) fn conv2d<T: 'static>(g: &Geo, x: &[T], w: &[T], out: &mut [T], epi: 
             } else {
                 src
             };
-            let y = unsafe { std::slice::from_raw_parts_mut(out_p.at(img * y_img), y_img) };
-            // SAFETY: `src` holds the `ph × pw` plane the output's `oh × ow`
-            // positions read with the 3×3 kernel (oh = ph - 2, ow = pw - 2);
-            // `y` holds `o` planes of `oh × ow`; `w` holds `o × 9` weights.
-            unsafe { image(src, pw, w, g.o, g.oh, g.ow, epi, y) };
+            each(src, unsafe { std::slice::from_raw_parts_mut(out_p.at(img * out_img), out_img) });
         }
     });
+}
+
+/// `out = epilogue(conv2d(x, w))` on this path (see [`applies`]).
+pub(crate) fn conv2d<T: 'static>(g: &Geo, x: &[T], w: &[T], out: &mut [T], epi: Epilogue<'_, T>, scratch: &mut [T], threads: usize) {
+    let (x, w, out, scratch, epi) = (f32s(x), f32s(w), f32s_mut(out), f32s_mut(scratch), epilogue_f32(epi));
+    let pw = padded(g).1;
+    // SAFETY: `src` holds the `ph × pw` plane the output's `oh × ow`
+    // positions read with the 3×3 kernel (oh = ph - 2, ow = pw - 2); `y`
+    // holds `o` planes of `oh × ow`; `w` holds `o × 9` weights.
+    per_image(g, x, out, g.y_img(), scratch, threads, |src, y| unsafe { image(src, pw, w, g.o, g.oh, g.ow, epi, y) });
 }
 
 /// Whether [`conv2d_pooled`] serves this convolution and window here: the
@@ -139,33 +146,9 @@ pub(crate) fn pooled_applies<T: 'static>(g: &Geo, pool: &crate::MaxPool2d) -> bo
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d_pooled<T: 'static>(g: &Geo, x: &[T], w: &[T], out: &mut [T], epi: Epilogue<'_, T>, scratch: &mut [T], threads: usize) {
     let (x, w, out, scratch, epi) = (f32s(x), f32s(w), f32s_mut(out), f32s_mut(scratch), epilogue_f32(epi));
-    let jobs = jobs(g, threads);
-    let (ph, pw) = padded(g);
-    let pad = g.conv.padding != [0, 0];
-    let per_job = if pad { ph * pw } else { 0 };
-    let (out_p, scr) = (SendPtr(out.as_mut_ptr()), SendPtr(scratch.as_mut_ptr()));
-    let (qh, qw) = (g.oh / 2, g.ow / 2);
-    let (x_img, q_img) = (g.x_img(), g.o * qh * qw);
-    kernel::split(jobs, g.n, |job, range| {
-        // SAFETY: as in `conv2d`.
-        let plane = unsafe { std::slice::from_raw_parts_mut(scr.at(job * per_job), per_job) };
-        for img in range {
-            let src = &x[img * x_img..][..x_img];
-            let src: &[f32] = if pad {
-                plane.fill(0.0);
-                let [pt, pl] = g.conv.padding;
-                for r in 0..g.h {
-                    plane[(r + pt) * pw + pl..][..g.w].copy_from_slice(&src[r * g.w..][..g.w]);
-                }
-                plane
-            } else {
-                src
-            };
-            let q = unsafe { std::slice::from_raw_parts_mut(out_p.at(img * q_img), q_img) };
-            // SAFETY: as in `conv2d`; `q` holds `o` planes of `qh × qw`.
-            unsafe { image_pooled(src, pw, w, g.o, (qh, qw), epi, q) };
-        }
-    });
+    let (pw, (qh, qw)) = (padded(g).1, (g.oh / 2, g.ow / 2));
+    // SAFETY: as in `conv2d`; `q` holds `o` planes of `qh × qw`.
+    per_image(g, x, out, g.o * qh * qw, scratch, threads, |src, q| unsafe { image_pooled(src, pw, w, g.o, (qh, qw), epi, q) });
 }
 
 /// One image of [`conv2d_pooled`].

@@ -191,53 +191,12 @@ pub fn extract(g: &Graph, roots: &[Id], original: &HashSet<Dl>) -> Choice {
     choice
 }
 
-/// The cost of the DAG the choice computes from `roots` (each class once),
-/// or `None` when the choice is cyclic.
-pub fn dag_cost(g: &Graph, roots: &[Id], choice: &Choice) -> Option<u128> {
-    let mut state = vec![0u8; choice.nodes.len()]; // 0 new, 1 on the stack, 2 done
-    let mut total = 0u128;
-    // Iterative DFS: (class, children visited).
-    for &r in roots {
-        let mut stack = vec![(g.find(r), false)];
-        while let Some((c, expanded)) = stack.pop() {
-            let i = usize::from(c);
-            if expanded {
-                state[i] = 2;
-                total += u128::from(node_cost(g, c, choice.nodes[i].as_ref()?));
-                continue;
-            }
-            match state[i] {
-                2 => continue,
-                1 => return None,
-                _ => {}
-            }
-            state[i] = 1;
-            stack.push((c, true));
-            for &ch in choice.nodes[i].as_ref()?.children() {
-                let ch = g.find(ch);
-                match state[usize::from(ch)] {
-                    1 => return None,
-                    0 => stack.push((ch, false)),
-                    _ => {}
-                }
-            }
-        }
-    }
-    Some(total)
-}
-
-/// E-nodes' lowering summaries, by class and node: what [`planned_cost`]
-/// reads, built once per extraction.
-pub type NestCache = HashMap<(Id, Dl), Option<OpNest>>;
-
-/// The estimated time of the DAG the choice computes from `roots`, in
-/// picoseconds, with its ops' kernels fused as the fusion plan
-/// ([`super::plan`]) would fuse them: an intermediate that a fused kernel
-/// keeps in registers costs no bytes. `None` when the choice is cyclic.
-pub fn planned_cost(g: &Graph, roots: &[Id], choice: &Choice, cache: &mut NestCache) -> Option<u128> {
-    // Post-order (operands first), each class once.
+/// The classes the choice computes from `roots`, each once, operands
+/// before their users; `None` when the choice is cyclic.
+fn post_order(g: &Graph, roots: &[Id], choice: &Choice) -> Option<Vec<Id>> {
     let mut state = vec![0u8; choice.nodes.len()]; // 0 new, 1 on the stack, 2 done
     let mut order: Vec<Id> = Vec::new();
+    // Iterative DFS: (class, children visited).
     for &r in roots {
         let mut stack = vec![(g.find(r), false)];
         while let Some((c, expanded)) = stack.pop() {
@@ -264,6 +223,19 @@ pub fn planned_cost(g: &Graph, roots: &[Id], choice: &Choice, cache: &mut NestCa
             }
         }
     }
+    Some(order)
+}
+
+/// E-nodes' lowering summaries, by class and node: what [`planned_cost`]
+/// reads, built once per extraction.
+pub type NestCache = HashMap<(Id, Dl), Option<OpNest>>;
+
+/// The estimated time of the DAG the choice computes from `roots`, in
+/// picoseconds, with its ops' kernels fused as the fusion plan
+/// ([`super::plan`]) would fuse them: an intermediate that a fused kernel
+/// keeps in registers costs no bytes. `None` when the choice is cyclic.
+pub fn planned_cost(g: &Graph, roots: &[Id], choice: &Choice, cache: &mut NestCache) -> Option<u128> {
+    let order = post_order(g, roots, choice)?;
     let mut graph = plan::Graph::default();
     let mut keys: Vec<(Id, Dl)> = Vec::new();
     for &c in &order {
