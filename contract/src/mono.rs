@@ -191,15 +191,7 @@ unsafe fn image_pooled(src: &[f32], pw: usize, w: &[f32], o: usize, (qh, qw): (u
                                 a1 = _mm512_fmadd_ps(wv, xs[(i + 1) * 3 + j], a1);
                             }
                         }
-                        if let Some(b) = epi.bias {
-                            let bv = _mm512_set1_ps(b[c]);
-                            a0 = _mm512_add_ps(a0, bv);
-                            a1 = _mm512_add_ps(a1, bv);
-                        }
-                        if epi.relu {
-                            a0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a0, zero), a0, zero);
-                            a1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a1, zero), a1, zero);
-                        }
+                        let (a0, a1) = epilogue2(a0, a1, epi, c);
                         // The running maximum: a NaN, or a greater value, wins.
                         let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a1, a0) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a1, a1);
                         let v = _mm512_mask_blend_ps(take, a0, a1);
@@ -311,6 +303,27 @@ unsafe fn grad_weight_channel(planes: &[f32], (ph, pw): (usize, usize), dy: &[f3
     }
 }
 
+/// Channel `c`'s epilogue on two vectors: the bias added to the rounded
+/// sums, then ReLU (`x < 0 → 0`, so NaN and -0 pass).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn epilogue2(a0: std::arch::x86_64::__m512, a1: std::arch::x86_64::__m512, epi: Epilogue<'_, f32>, c: usize) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
+    use std::arch::x86_64::*;
+    let (mut a0, mut a1) = (a0, a1);
+    if let Some(b) = epi.bias {
+        let bv = _mm512_set1_ps(b[c]);
+        a0 = _mm512_add_ps(a0, bv);
+        a1 = _mm512_add_ps(a1, bv);
+    }
+    if epi.relu {
+        let zero = _mm512_setzero_ps();
+        a0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a0, zero), a0, zero);
+        a1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a1, zero), a1, zero);
+    }
+    (a0, a1)
+}
+
 /// One image: `y[o, oy, ox] = epi(Σ_{i,j} w[o, i, j] · src[oy + i, ox + j])`.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
 #[allow(clippy::too_many_arguments)]
@@ -347,15 +360,7 @@ unsafe fn image(src: &[f32], pw: usize, w: &[f32], o: usize, oh: usize, ow: usiz
                             a0 = _mm512_fmadd_ps(wv, x0[t], a0);
                             a1 = _mm512_fmadd_ps(wv, x1[t], a1);
                         }
-                        if let Some(b) = epi.bias {
-                            let bv = _mm512_set1_ps(b[c]);
-                            a0 = _mm512_add_ps(a0, bv);
-                            a1 = _mm512_add_ps(a1, bv);
-                        }
-                        if epi.relu {
-                            a0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a0, zero), a0, zero);
-                            a1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a1, zero), a1, zero);
-                        }
+                        let (a0, a1) = epilogue2(a0, a1, epi, c);
                         let out = yp.wrapping_add((c * oh + oy) * ow + seg);
                         _mm512_mask_storeu_ps(out, m0, a0);
                         if n1 > 0 {
