@@ -303,7 +303,7 @@ impl CpuExecutable {
                     _ => Err(CpuError::Unsupported(format!("conv2d_grad_weight of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
                 }
             }
-            Exec::MaxPool2dGrad { x, g, win } => {
+            Exec::MaxPool2dGrad { x, g, win, relu } => {
                 let (x, g) = (input(env, reads, *x)?, input(env, reads, *g)?);
                 let (&[n, c, h, w], &[gn, gc, oh, ow]) = (x.shape, g.shape) else {
                     return Err(CpuError::Malformed(format!("max_pool2d_grad takes [N, C, H, W] and [N, C, OH, OW], got {:?} and {:?}", x.shape, g.shape)));
@@ -314,8 +314,8 @@ impl CpuExecutable {
                 // One compare per input element and one write per output element.
                 let cost = 2 * x.shape.iter().product::<usize>();
                 match (&x.data, &g.data, out) {
-                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => self.run_planes(o, h * w, cost, |p, o| crate::pool::max_pool2d_grad(a, b, p, o, [h, w], [oh, ow], *win)),
-                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => self.run_planes(o, h * w, cost, |p, o| crate::pool::max_pool2d_grad(a, b, p, o, [h, w], [oh, ow], *win)),
+                    (Contig::F32(a), Contig::F32(b), BufferMut::F32(o)) => self.run_planes(o, h * w, cost, |p, o| crate::pool::max_pool2d_grad(a, b, p, o, [h, w], [oh, ow], *win, *relu)),
+                    (Contig::F64(a), Contig::F64(b), BufferMut::F64(o)) => self.run_planes(o, h * w, cost, |p, o| crate::pool::max_pool2d_grad(a, b, p, o, [h, w], [oh, ow], *win, *relu)),
                     _ => Err(CpuError::Unsupported(format!("max_pool2d_grad of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
                 }
             }

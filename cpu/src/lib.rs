@@ -76,6 +76,9 @@ mod parallel;
 mod pool;
 pub mod steps;
 
+#[doc(hidden)]
+pub use pool::POOL_SIMD;
+
 pub use memory::{MemoryPlan, PlannedBuffer};
 
 use arena::Arena;

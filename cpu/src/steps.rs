@@ -71,7 +71,7 @@ pub(crate) enum Exec {
     Conv2dGradWeight { x: ValueId, g: ValueId, conv: Conv2d },
     /// `dl.max_pool2d_grad`: max-pooling's input gradient, from the pooled
     /// input `x` and the output gradient `g` (`pool.rs`).
-    MaxPool2dGrad { x: ValueId, g: ValueId, win: PoolWindow },
+    MaxPool2dGrad { x: ValueId, g: ValueId, win: PoolWindow, relu: bool },
     /// `dl.reshape`: a view.
     Reshape { input: ValueId, attrs: Attrs },
     /// One op through the interpreter's `eval_op` (`dl.concat`: block copies).
@@ -221,7 +221,8 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
         OpKind::Conv2dGradWeight => (Exec::Conv2dGradWeight { x: op.operands[0], g: op.operands[1], conv: window(&view)? }, "conv2d_grad_weight".into()),
         OpKind::MaxPool2dGrad => {
             let win = PoolWindow { kernel: pair(&view, "kernel")?, stride: pair(&view, "stride")?, padding: pair(&view, "padding")? };
-            (Exec::MaxPool2dGrad { x: op.operands[0], g: op.operands[1], win }, "max_pool2d_grad".into())
+            let relu = view.bool("relu").map_err(mal)?;
+            (Exec::MaxPool2dGrad { x: op.operands[0], g: op.operands[1], win, relu }, if relu { "max_pool2d_grad+relu" } else { "max_pool2d_grad" }.into())
         }
         OpKind::Reshape => (Exec::Reshape { input: op.operands[0], attrs: op.attrs.clone() }, "reshape".into()),
         OpKind::Concat => (Exec::Interp { kind: OpKind::Concat, attrs: op.attrs.clone(), inputs: op.operands.clone() }, "concat".into()),

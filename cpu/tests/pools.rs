@@ -82,18 +82,47 @@ fn pools_match_the_interpreter() {
     assert_eq!(cases, windows.len() * 2 * 2 * 2);
 }
 
-fn pool_grad_fn(dtype: &str, c: usize, h: usize, w: usize, k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> Function {
+/// `dl.max_pool2d_grad`, with `relu` fused (`fused`), or composed as
+/// autodiff writes it before the e-graph fuses it: `select(x > 0,
+/// max_pool2d_grad(x, g), 0)` (`composed`), the oracle for the fused op.
+fn pool_grad_fn(dtype: &str, [c, h, w]: [usize; 3], k: [usize; 2], s: [usize; 2], p: [usize; 2], relu: Relu) -> Function {
     let oh = (h + 2 * p[0] - k[0]) / s[0] + 1;
     let ow = (w + 2 * p[1] - k[1]) / s[1] + 1;
     let (x, g) = (format!("tensor<?x{c}x{h}x{w}x{dtype}>"), format!("tensor<?x{c}x{oh}x{ow}x{dtype}>"));
-    one_op("pool_grad", &format!("%x: {x}, %g: {g}"), &x, &format!(r#"%y = "dl.max_pool2d_grad"(%x, %g) {{{}}} : ({x}, {g}) -> {x}"#, window(k, s, p)))
+    let attrs = window(k, s, p);
+    let body = match relu {
+        Relu::No => format!(r#"%y = "dl.max_pool2d_grad"(%x, %g) {{{attrs}}} : ({x}, {g}) -> {x}"#),
+        Relu::Fused => format!(r#"%y = "dl.max_pool2d_grad"(%x, %g) {{{attrs}, relu = true}} : ({x}, {g}) -> {x}"#),
+        Relu::Composed => {
+            let mask = x.replace(dtype, "i1");
+            format!(
+                r#"%d = "dl.max_pool2d_grad"(%x, %g) {{{attrs}}} : ({x}, {g}) -> {x}
+    %z = "dl.constant"() {{value = dense<0.0> : tensor<{dtype}>}} : () -> tensor<{dtype}>
+    %m = "dl.cmp"(%x, %z) {{predicate = "gt"}} : ({x}, tensor<{dtype}>) -> {mask}
+    %y = "dl.select"(%m, %d, %z) : ({mask}, {x}, tensor<{dtype}>) -> {x}"#
+            )
+        }
+    };
+    one_op("pool_grad", &format!("%x: {x}, %g: {g}"), &x, &body)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Relu {
+    No,
+    Fused,
+    Composed,
 }
 
 /// Max-pooling's gradient (`dl.max_pool2d_grad`, the CPU's own routine)
 /// against the interpreter, bit for bit: both add each window's share in
 /// window order in the tensor's type. Tiling windows (which write every
 /// element once) and overlapping or padded ones (which add), inputs full of
-/// ties, NaN and ±inf, f32 and f64, batch 1 and 5, 1 and 2 threads.
+/// ties, NaN and ±inf, f32 and f64, batch 1 and 5, 1 and 2 threads; with
+/// and without ReLU's mask fused (checked against the interpreter's
+/// composition of the unfused op, a compare and a select, and the
+/// interpreter's fused op against that too); the 2×2 window on planes with
+/// several vectors of windows, a partial one, and a column and row no
+/// window covers, with its AVX-512 path on and off.
 #[test]
 fn max_pool_gradient_matches_the_interpreter() {
     let windows: &[([usize; 2], [usize; 2], [usize; 2])] = &[
@@ -107,32 +136,42 @@ fn max_pool_gradient_matches_the_interpreter() {
     ];
     let mut cases = 0;
     for (i, &(k, s, p)) in windows.iter().enumerate() {
-        let (c, h, w) = (3, 9, 7);
-        let (oh, ow) = ((h + 2 * p[0] - k[0]) / s[0] + 1, (w + 2 * p[1] - k[1]) / s[1] + 1);
-        for dtype in ["f32", "f64"] {
-            let f = pool_grad_fn(dtype, c, h, w, k, s, p);
-            let mut lowered = f.clone();
-            dlc_passes::to_kernels(&mut lowered).unwrap();
-            for threads in [1, 2] {
-                let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap().with_min_parallel_cost(0);
-                for n in [1, 5] {
-                    let seed = i as u64 * 31 + n as u64;
-                    let (mut x, mut g) = (input(n, c, h, w, seed), input(n, c, oh, ow, seed + 1000));
-                    if dtype == "f64" {
-                        (x, g) = (Tensor::from_f64(x.shape(), x.to_f64_vec()).unwrap(), Tensor::from_f64(g.shape(), g.to_f64_vec()).unwrap());
+        let planes: &[[usize; 3]] = if k == [2, 2] { &[[3, 9, 7], [2, 27, 71]] } else { &[[3, 9, 7]] };
+        for &[c, h, w] in planes {
+            let (oh, ow) = ((h + 2 * p[0] - k[0]) / s[0] + 1, (w + 2 * p[1] - k[1]) / s[1] + 1);
+            for dtype in ["f32", "f64"] {
+                for relu in [Relu::No, Relu::Fused] {
+                    let f = pool_grad_fn(dtype, [c, h, w], k, s, p, relu);
+                    let oracle = if relu == Relu::Fused { pool_grad_fn(dtype, [c, h, w], k, s, p, Relu::Composed) } else { f.clone() };
+                    let mut lowered = f.clone();
+                    dlc_passes::to_kernels(&mut lowered).unwrap();
+                    for (threads, simd) in [(1, true), (2, true), (1, false)] {
+                        dlc_cpu::POOL_SIMD.store(simd, std::sync::atomic::Ordering::Relaxed);
+                        let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap().with_min_parallel_cost(0);
+                        for n in [1, 5] {
+                            let seed = i as u64 * 31 + n as u64 + w as u64;
+                            let (mut x, mut g) = (input(n, c, h, w, seed), input(n, c, oh, ow, seed + 1000));
+                            if dtype == "f64" {
+                                (x, g) = (Tensor::from_f64(x.shape(), x.to_f64_vec()).unwrap(), Tensor::from_f64(g.shape(), g.to_f64_vec()).unwrap());
+                            }
+                            let want = dlc_backends::run(&oracle, &[&x, &g]).unwrap().remove(0);
+                            let interp = dlc_backends::run(&f, &[&x, &g]).unwrap().remove(0);
+                            let got = exe.run(&[&x, &g]).unwrap().remove(0);
+                            let what = format!("max_pool2d_grad {dtype} {c}x{h}x{w} kernel {k:?} stride {s:?} padding {p:?} {relu:?}, batch {n}, {threads} thread(s), simd {simd}");
+                            for (name, got) in [("cpu", &got), ("interpreter", &interp)] {
+                                assert_eq!(got.shape(), want.shape(), "{name} {what}");
+                                assert_eq!(got.dtype(), want.dtype(), "{name} {what}");
+                                for (j, (a, b)) in got.to_f64_vec().iter().zip(&want.to_f64_vec()).enumerate() {
+                                    assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{name} {what}: element {j}: {a} vs {b}");
+                                }
+                            }
+                            cases += 1;
+                        }
                     }
-                    let want = dlc_backends::run(&f, &[&x, &g]).unwrap().remove(0);
-                    let got = exe.run(&[&x, &g]).unwrap().remove(0);
-                    let what = format!("max_pool2d_grad {dtype} kernel {k:?} stride {s:?} padding {p:?}, batch {n}, {threads} thread(s)");
-                    assert_eq!(got.shape(), want.shape(), "{what}");
-                    assert_eq!(got.dtype(), want.dtype(), "{what}");
-                    for (j, (a, b)) in got.to_f64_vec().iter().zip(&want.to_f64_vec()).enumerate() {
-                        assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{what}: element {j}: {a} vs {b}");
-                    }
-                    cases += 1;
                 }
             }
         }
     }
-    assert_eq!(cases, windows.len() * 2 * 2 * 2);
+    dlc_cpu::POOL_SIMD.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(cases, (windows.len() + 1) * 2 * 2 * 3 * 2);
 }

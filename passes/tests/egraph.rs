@@ -130,6 +130,13 @@ const CASES: &[Case] = &[
     ("conv2d_max_pool_nobias", "?x2x6x6xf32, 3x2x3x3xf32", "(max_pool2d{kernel=[2,2],stride=[2,2]} (kernel.conv2d{relu=true} %0 %1))", "=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0],relu=true} %0 %1)"),
     ("conv2d_plain_max_pool", "?x2x7x7xf32, 3x2x3x3xf32",  "(max_pool2d{kernel=[3,3],padding=[1,1],stride=[2,2]} (conv2d %0 %1))", "=>", "(kernel.conv2d{max_pool=[3,3,2,2,1,1]} %0 %1)"),
     ("conv2d_plain_max_pool", "?x2x7x7xf32, 3x2x3x3xf32",  "(max_pool2d{kernel=[2,2],stride=[2,2]} (neg (conv2d %0 %1)))", "!=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0]} %0 %1)"),
+    ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
+    ("pool_grad_relu",      "?x2x4x4xf32, ?x2x4x4xf32", "(select (cmp{predicate=\"gt\"} %0 constant{value=dense<-0.0>:tensor<f32>}) (max_pool2d_grad{kernel=[3,3],padding=[1,1],stride=[1,1]} %0 %1) $zero)", "=>", "(max_pool2d_grad{kernel=[3,3],padding=[1,1],relu=true,stride=[1,1]} %0 %1)"),
+    // a mask that is not `x > 0`, an else-value that is not +0, or a mask by another tensor: not the fused op
+    ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 constant{value=dense<0.5>:tensor<f32>}) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "!=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
+    ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"ge\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "!=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
+    ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) constant{value=dense<-0.0>:tensor<f32>})", "!=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
+    ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32, ?x2x4x4xf32", "(select (cmp{predicate=\"gt\"} %2 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "!=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
 ];
 
 /// Named sub-terms for the loss lines, whose terms are what `train/loss.rs`
@@ -408,11 +415,12 @@ fn a_pooled_convolution_computes_the_same_bits() {
     }
 }
 
-/// `relu_pool_grad`'s value test (random graphs build no pooling): ReLU's
-/// gradient over max-pooling's, as autodiff writes `max_pool2d(relu(z))`,
-/// gives the same bits when the pooling gradient routes by `z`: inputs full
-/// of ties, zeros of both signs, negatives, NaN and ±inf, over tiling and
-/// overlapping windows.
+/// `relu_pool_grad`'s and `pool_grad_relu`'s value test (random graphs
+/// build no pooling): ReLU's gradient over max-pooling's, as autodiff
+/// writes `max_pool2d(relu(z))`, gives the same bits when the pooling
+/// gradient routes by `z`, and when it is then one `max_pool2d_grad
+/// {relu}`: inputs full of ties, zeros of both signs, negatives, NaN and
+/// ±inf, over tiling and overlapping windows.
 #[test]
 fn relu_pool_grad_routes_by_the_pre_activation() {
     // A tiling window pools 5x6 to 2x3; the overlapping one keeps 5x6.
@@ -430,9 +438,9 @@ fn relu_pool_grad_routes_by_the_pre_activation() {
         );
         let before = parse_module(&src).unwrap_or_else(|e| panic!("{e}\n{src}")).functions.remove(0);
         let (after, report) = opt(&src);
-        assert!(report.fired.contains_key("relu_pool_grad"), "{report}");
+        assert!(report.fired.contains_key("relu_pool_grad") && report.fired.contains_key("pool_grad_relu"), "{report}");
         let text = print_function(&after);
-        assert!(!text.contains("dl.relu"), "the gradient still computes relu(z):\n{text}");
+        assert!(!text.contains("dl.relu") && !text.contains("dl.select") && text.contains("relu = true"), "the gradient is not one fused max_pool2d_grad:\n{text}");
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0];
         let fill = |shape: &[usize], seed: usize| {
             let n: usize = shape.iter().product();

@@ -327,7 +327,7 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
         K::MaxPool2d => pool(Pool::Max),
         K::MaxPool2dGrad => {
             let win = Window2d { kernel: a.pair("kernel", 1)?, stride: a.pair("stride", 1)?, padding: a.pair("padding", 0)?, dilation: [1, 1] };
-            window::max_pool2d_grad(op, inputs[0], inputs[1], win)
+            window::max_pool2d_grad(op, inputs[0], inputs[1], win, a.bool("relu")?)
         }
         K::AvgPool2d => pool(Pool::Avg),
         K::Softmax => normalize::normalize(op, x()?, a.axis("axis", x()?.rank())?, Norm::Softmax),

@@ -70,7 +70,7 @@ pub fn pool2d(op: &str, x: &Tensor, pool: Pool, win: Window2d) -> Result<Tensor,
     }
 }
 
-fn max_pool2d_grad_real<T: Real>(op: &str, x: &ArrayD<T>, g: &ArrayD<T>, win: Window2d) -> Result<ArrayD<T>, InterpError> {
+fn max_pool2d_grad_real<T: Real>(op: &str, x: &ArrayD<T>, g: &ArrayD<T>, win: Window2d, relu: bool) -> Result<ArrayD<T>, InterpError> {
     let (Ok(x), Ok(g)) = (x.view().into_dimensionality::<Ix4>(), g.view().into_dimensionality::<Ix4>()) else {
         return Err(InterpError::malformed(op, format!("needs x [N, C, H, W] and g [N, C, OH, OW], got {:?} and {:?}", x.shape(), g.shape())));
     };
@@ -110,16 +110,24 @@ fn max_pool2d_grad_real<T: Real>(op: &str, x: &ArrayD<T>, g: &ArrayD<T>, win: Wi
             }
         }
     }
+    if relu {
+        // ReLU's gradient after the pooling's, as `select(x > 0, dx, 0)`.
+        ndarray::Zip::from(&mut dx).and(&x).for_each(|d, &v| {
+            if v.partial_cmp(&T::ZERO) != Some(std::cmp::Ordering::Greater) {
+                *d = T::ZERO;
+            }
+        });
+    }
     Ok(dx.into_dyn())
 }
 
 /// `dl.max_pool2d_grad`: each window's `g` added at the input element
 /// PyTorch's max_pool2d takes as the window's argmax (see the op's registry
-/// entry), in window order.
-pub fn max_pool2d_grad(op: &str, x: &Tensor, g: &Tensor, win: Window2d) -> Result<Tensor, InterpError> {
+/// entry), in window order; with `relu`, zero where `x > 0` does not hold.
+pub fn max_pool2d_grad(op: &str, x: &Tensor, g: &Tensor, win: Window2d, relu: bool) -> Result<Tensor, InterpError> {
     match (x, g) {
-        (Tensor::F32(a), Tensor::F32(b)) => Ok(Tensor::F32(max_pool2d_grad_real(op, a, b, win)?)),
-        (Tensor::F64(a), Tensor::F64(b)) => Ok(Tensor::F64(max_pool2d_grad_real(op, a, b, win)?)),
+        (Tensor::F32(a), Tensor::F32(b)) => Ok(Tensor::F32(max_pool2d_grad_real(op, a, b, win, relu)?)),
+        (Tensor::F64(a), Tensor::F64(b)) => Ok(Tensor::F64(max_pool2d_grad_real(op, a, b, win, relu)?)),
         _ => Err(InterpError::unsupported(op, format!("needs two float tensors of one dtype, got {} and {}", x.describe(), g.describe()))),
     }
 }

@@ -39,6 +39,15 @@ const POOL_ATTRS: &[AttrSpec] = &[
     AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "[ph, pw] on each side" },
 ];
 
+/// The pooling window, and `relu`: max-pooling's gradient fused with the
+/// ReLU gradient before it (`dl.max_pool2d_grad`'s summary).
+const POOL_GRAD_ATTRS: &[AttrSpec] = &[
+    POOL_ATTRS[0],
+    POOL_ATTRS[1],
+    POOL_ATTRS[2],
+    AttrSpec { name: "relu", kind: AttrKind::Bool, default: Default::Bool(false), doc: "zero the result where x is not positive (the gradient of max_pool2d(relu(x)))" },
+];
+
 pub(crate) fn pool(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
     let x = float_tensor(ops, 0)?;
     if x.rank() != 4 {
@@ -112,11 +121,11 @@ fn pool_grad(ops: &[Type], a: &AttrView) -> Result<Vec<Type>, String> {
 /// `dl.max_pool2d_grad`.
 pub const MAX_POOL2D_GRAD: OpDef = OpDef {
     name: "dl.max_pool2d_grad",
-    summary: "The gradient of dl.max_pool2d(x) given its output gradient g: each window's g is added at the input element PyTorch saves as the window's argmax. Taps are visited in row-major window order, padding skipped; starting from the first tap with -inf, a tap that is greater than the maximum so far, or NaN, becomes the argmax (ties go to the first maximum, a NaN window to its last NaN). Not differentiable.",
+    summary: "The gradient of dl.max_pool2d(x) given its output gradient g: each window's g is added at the input element PyTorch saves as the window's argmax. Taps are visited in row-major window order, padding skipped; starting from the first tap with -inf, a tap that is greater than the maximum so far, or NaN, becomes the argmax (ties go to the first maximum, a NaN window to its last NaN). With relu, the result is 0 wherever x > 0 does not hold (select(x > 0, dx, 0), as ReLU's gradient masks it): the gradient of max_pool2d(relu(x)), which routes by x itself because relu keeps the order of positive values. Not differentiable.",
     example: r#"%dx = "dl.max_pool2d_grad"(%x, %g) {kernel = [2, 2], stride = [2, 2]} : (tensor<?x32x26x26xf32>, tensor<?x32x13x13xf32>) -> tensor<?x32x26x26xf32>"#,
     category: Category::Window,
     operands: Arity::Exact(2),
-    attrs: POOL_ATTRS,
+    attrs: POOL_GRAD_ATTRS,
     infer: pool_grad,
     grad: Grad::No,
     commutative: false,

@@ -8,7 +8,9 @@
 //! back by the separate `add` and `relu`) are worth it — not when the
 //! intermediate is needed anyway (a train step reads the pre-activation in
 //! ReLU's gradient), where computing the contraction twice would cost more.
-//! `fuse-kernels` then finds these epilogues fused already.
+//! `fuse-kernels` then finds these epilogues fused already. In a train
+//! step, max-pooling's gradient takes the ReLU gradient's mask the same way
+//! (`dl.max_pool2d_grad {relu}`).
 //!
 //! Exact: the kernel ops are defined as the composition (the contraction's
 //! result rounded, plus the bias rounded, then ReLU), so the values are the
@@ -42,7 +44,29 @@ pub const RULES: &[Rule] = &[
     Rule { name: "conv2d_max_pool_nobias", lhs: "(max_pool2d{*} (kernel.conv2d{*} ?a ?b))",   rhs: Rhs::Build(|m| with_max_pool(m, &["?a", "?b"])) },
     // max_pool2d(conv2d(x, w)) → kernel.conv2d(x, w) {max_pool}
     Rule { name: "conv2d_plain_max_pool", lhs: "(max_pool2d{*} (conv2d{*} ?a ?b))",           rhs: Rhs::Build(|m| with_max_pool(m, &["?a", "?b"])) },
+    // select(x > 0, max_pool2d_grad(x, g), 0) → max_pool2d_grad(x, g) {relu}
+    Rule { name: "pool_grad_relu",      lhs: "(select (cmp{predicate=\"gt\"} ?x ?c) (max_pool2d_grad{*} ?x ?g) ?e)", rhs: Rhs::Build(pool_grad_relu) },
 ];
+
+/// ReLU's gradient mask after max-pooling's gradient, routed by the same
+/// `x` (as `relu_pool_grad` leaves autodiff's `pool(relu(x))`), as the
+/// pooling gradient's `relu`: the routine zeroes a window's gradient whose
+/// maximum is not positive as it writes it, so the masked copy is never
+/// read and written again. Only a mask `x > 0` with a `+0` else-value is
+/// the fused op's definition; a gradient masked already is left alone.
+fn pool_grad_relu(m: &mut Match<'_>) -> Option<Id> {
+    let zero = |v: Option<f64>| v.is_some_and(|v| v == 0.0 && v.is_sign_positive());
+    if m.splat("?c") != Some(0.0) || !zero(m.splat("?e")) {
+        return None;
+    }
+    let mut attrs: Attrs = m.attrs(2).clone();
+    if attrs.get("relu") == Some(&Attr::Bool(true)) {
+        return None;
+    }
+    attrs.insert("relu".into(), Attr::Bool(true));
+    let (x, g) = (m.var("?x"), m.var("?g"));
+    m.add(OpKind::MaxPool2dGrad, &attrs, &[x, g])
+}
 
 /// `kernel.conv2d(vars)` with the matched convolution's attributes and the
 /// matched max-pool's window as `max_pool`; a convolution pooled already is
