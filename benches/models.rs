@@ -199,7 +199,7 @@ fn print_profile(title: &str, rounds: &[dlc::cpu::StepTimes]) {
     }
     single.sort_by(|a, b| b.0.total_cmp(&a.0));
     println!("  slowest single steps (step number: time):");
-    for (ms, i, name) in single.iter().take(8) {
+    for (ms, i, name) in single.iter().take(12) {
         println!("    #{i:<4} {ms:>8.3} ms  {name}");
     }
 }
@@ -215,18 +215,18 @@ fn main() {
     println!("dlc (jit backend) and the references, all at {threads} thread(s)");
     let dlc = dlc_times(threads);
     let refs = reference(threads, compile);
-    println!("\n{:<16} {:>10} {:>9} {:>12} {:>12} {:>14} {:>12}", "workload", "dlc ms", "GFLOP/s", "torch ms", "compile ms", "onnxruntime ms", "best ratio");
+    println!("\n{:<16} {:>10} {:>9} {:>12} {:>12} {:>12} {:>14} {:>12}", "workload", "dlc ms", "GFLOP/s", "torch ms", "torch NHWC", "compile ms", "onnxruntime ms", "best ratio");
     for (w, &ms) in &dlc {
         let model = w.split('_').next().unwrap_or("mlp");
         let batch: f64 = w.split('_').nth(1).and_then(|b| b.trim_start_matches('b').parse().ok()).unwrap_or(1.0);
         let mult = if w.ends_with("train") { 3.0 } else { 1.0 };
         let gflops = forward_flops(model) * batch * mult / (ms * 1e6);
         let get = |fw: &str| refs.as_ref().ok().and_then(|r| r.iter().find(|(rw, rf, _)| rw == w && rf == fw).map(|r| r.2));
-        let (t, c, o) = (get("torch"), get("torch.compile"), get("onnxruntime"));
-        let best = [t, c, o].into_iter().flatten().fold(f64::INFINITY, f64::min);
+        let (t, nhwc, c, o) = (get("torch"), get("torch.channels_last"), get("torch.compile"), get("onnxruntime"));
+        let best = [t, nhwc, c, o].into_iter().flatten().fold(f64::INFINITY, f64::min);
         let show = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
         let ratio = if best.is_finite() { format!("{:.2}x", best / ms) } else { "-".into() };
-        println!("{w:<16} {ms:>10.3} {gflops:>9.1} {:>12} {:>12} {:>14} {ratio:>12}", show(t), show(c), show(o));
+        println!("{w:<16} {ms:>10.3} {gflops:>9.1} {:>12} {:>12} {:>12} {:>14} {ratio:>12}", show(t), show(nhwc), show(c), show(o));
     }
     if let Err(e) = &refs {
         println!("reference side skipped ({e}); install it with `pip install torch numpy onnx onnxruntime`");

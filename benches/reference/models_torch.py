@@ -1,7 +1,8 @@
 """Reference side of the model benchmark: PyTorch eager, torch.compile and
 onnxruntime on the MLP (784-256-128-10) and the Keras MNIST CNN, inference
 (softmax probabilities) and an Adam train step (zero_grad, forward, cross-entropy,
-backward, step), as in shared/PERF.md. Prints one JSON line per measurement:
+backward, step), as in shared/PERF.md; the CNN under eager also channels-last
+("torch.channels_last"). Prints one JSON line per measurement:
 {"workload", "framework", "threads", "ms"} — medians of 3 runs of >= 20 calls.
 
 Run by `cargo bench --bench models`; needs `pip install torch numpy onnx onnxruntime`.
@@ -64,19 +65,28 @@ def main():
         torch.manual_seed(0)
         x = torch.randn(batch, *shape)
         y = torch.randint(0, 10, (batch,))
-        variants = [("torch", None)] + ([] if a.no_compile else [("torch.compile", torch.compile)])
-        for fw, wrap in variants:
+        variants = [("torch", None, False)]
+        if len(shape) == 3:
+            # PERF.md's CNN eager figures are fastest channels-last (NHWC).
+            variants.append(("torch.channels_last", None, True))
+        if not a.no_compile:
+            variants.append(("torch.compile", torch.compile, False))
+        for fw, wrap, nhwc in variants:
             m = make()
+            xv = x
+            if nhwc:
+                m = m.to(memory_format=torch.channels_last)
+                xv = x.contiguous(memory_format=torch.channels_last)
             opt = torch.optim.Adam(m.parameters(), lr=1e-3)
             f = wrap(m) if wrap else m
 
             def infer():
                 with torch.no_grad():
-                    F.softmax(f(x), dim=1)
+                    F.softmax(f(xv), dim=1)
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                F.cross_entropy(f(x), y).backward()
+                F.cross_entropy(f(xv), y).backward()
                 opt.step()
 
             emit(f"{name}_b{batch}_infer", fw, a.threads, median_ms(infer))

@@ -14,6 +14,7 @@ use dlc_contract::{
     conv2d_grad_weight_scratch_len, conv2d_scratch_len, matmul, matmul_packed,
 };
 use std::hint::black_box;
+use dlc_contract::TRANSPOSE_B;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -291,21 +292,29 @@ fn mlp(peak: f64) {
 }
 
 fn pack(peak: f64) {
-    header("MLP layers (f32), Linear = bias + ReLU: unpacked [out,in] vs PackedB, fused epilogue vs a separate pass");
+    header("MLP layers (f32), Linear = bias + ReLU: an [out,in] weight read strided by gemm, as dispatched (transposed per call where TRANSPOSE_B's rule says), PackedB; fused epilogue vs a separate pass");
     for (m, k, n) in mlp_layers() {
         let l = Layer::new(m, k, n);
         let packed = PackedB::new(View::new(&l.w_oi, &[n, k]), true).unwrap();
         let name = l.name();
         let epi = Epilogue::NONE.with_bias(&l.bias).with_relu();
-        let (mut o1, mut o2, mut o3) = (l.out.clone(), l.out.clone(), l.out.clone());
+        let (mut o1, mut o2, mut o3, mut o4) = (l.out.clone(), l.out.clone(), l.out.clone(), l.out.clone());
         let l = &l;
         let s = compare(
             l.flops(),
             peak,
             vec![
                 (
-                    format!("{name} unpacked [out,in], fused"),
-                    Box::new(|th| matmul(View::new(&l.x, &[m, k]), View::new(&l.w_oi, &[n, k]), &mut o1, Transpose::new(false, true), epi, th).unwrap()),
+                    format!("{name} [out,in] strided in gemm, fused"),
+                    Box::new(|th| {
+                        TRANSPOSE_B.store(false, Ordering::Relaxed);
+                        matmul(View::new(&l.x, &[m, k]), View::new(&l.w_oi, &[n, k]), &mut o1, Transpose::new(false, true), epi, th).unwrap();
+                        TRANSPOSE_B.store(true, Ordering::Relaxed);
+                    }),
+                ),
+                (
+                    format!("{name} [out,in] as dispatched, fused"),
+                    Box::new(|th| matmul(View::new(&l.x, &[m, k]), View::new(&l.w_oi, &[n, k]), &mut o4, Transpose::new(false, true), epi, th).unwrap()),
                 ),
                 (format!("{name} PackedB, fused"), Box::new(|th| matmul_packed(View::new(&l.x, &[m, k]), &packed, &mut o2, false, epi, th).unwrap())),
                 (
@@ -320,12 +329,14 @@ fn pack(peak: f64) {
             ],
         );
         println!(
-            "  {:<46} packing gain {:.2}x / {:.2}x, fusion gain {:.2}x / {:.2}x",
+            "  {:<46} dispatch gain {:.2}x / {:.2}x, packing gain {:.2}x / {:.2}x, fusion gain {:.2}x / {:.2}x",
             "",
             s[0][0] / s[1][0],
             s[0][1] / s[1][1],
-            s[2][0] / s[1][0],
-            s[2][1] / s[1][1]
+            s[0][0] / s[2][0],
+            s[0][1] / s[2][1],
+            s[3][0] / s[2][0],
+            s[3][1] / s[2][1]
         );
     }
     let l = Layer::new(1, 784, 256);

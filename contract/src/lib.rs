@@ -74,7 +74,7 @@ pub use conv::{conv2d_grad_input_is_winograd, conv2d_is_direct, conv2d_is_mono, 
 #[doc(hidden)]
 pub use winograd::{MIN_WINO_CHANNELS, WINO_BLOCK_BYTES, WINO_TILE, WINOGRAD};
 #[doc(hidden)]
-pub use matmul::{ROW_BLOCK_BYTES, SPLIT_ROWS};
+pub use matmul::{ROW_BLOCK_BYTES, SPLIT_ROWS, TRANSPOSE_B};
 
 /// The element types the fast path serves: `f32` and `f64`, the float dtypes
 /// of `dl.matmul` and `dl.conv2d` (both have `gemm` kernels). Sealed: other

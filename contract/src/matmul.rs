@@ -2,7 +2,10 @@
 //! two dims, leading (batch) dims broadcast NumPy-style.
 //!
 //! Each 2-D product is one strided `gemm` call: a transpose flag only swaps
-//! the operand's strides, so no operand is ever copied. When `b` has no real
+//! the operand's strides. The one copy: a transposed `b` without batch dims
+//! (PyTorch's `[out, in]` weight) small enough to stay cached is transposed
+//! first, into a buffer the calling thread keeps, where that measured
+//! faster (`transposes_b`). When `b` has no real
 //! batch (a weight) and `a` is not transposed, `a`'s batch dims fold into `m`
 //! and the whole op is a single `[batch·m, k]·[k, n]` product — the shape a
 //! `Linear` layer over a sequence produces.
@@ -76,6 +79,30 @@ const MAX_BLOCKED_B_BYTES: usize = 1 << 20;
 /// benchmark only.
 #[doc(hidden)]
 pub static SPLIT_ROWS: AtomicBool = AtomicBool::new(true);
+
+/// Transpose a `[n, k]` weight (`transpose_b`) into `[k, n]` before the
+/// product, where it pays (`transposes_b`). Tunable for the benchmark only.
+#[doc(hidden)]
+pub static TRANSPOSE_B: AtomicBool = AtomicBool::new(true);
+
+thread_local! {
+    /// The transposed `b` of the calling thread's current product, kept
+    /// between calls so a train step's weights reuse one allocation.
+    static TRANSPOSED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether a `transpose_b` product runs faster on `b` transposed first:
+/// `gemm` re-packs a `[n, k]` operand for every block of rows it computes,
+/// while a `[k, n]` one is read in place in row blocks (`ROW_BLOCK_BYTES`).
+/// Measured (`cargo bench -p dlc-contract --bench contract -- pack`, Zen 4,
+/// transposition included, 1 / 2 threads): 64×784·784×256 1.06–1.11x /
+/// 1.16x, 64×256·256×128 1.50–1.54x / 1.87x, 256×784·784×256 1.04–1.05x /
+/// 1.09x, 256×256·256×128 1.12–1.14x / 1.28x; the 10-wide output layer
+/// gains nothing (1.00–1.02x), hence `n ≥ 32`. Only a `b` that row blocks
+/// keep cached: for a bigger one `gemm`'s own packing is amortized anyway.
+fn transposes_b<T>(g: &Geometry<'_>) -> bool {
+    g.n >= 32 && g.k * g.n * size_of::<T>() <= MAX_BLOCKED_B_BYTES
+}
 
 /// The checked geometry of one `dl.matmul`, allocation-free: batch offsets
 /// are decoded from the operand shapes on the fly.
@@ -202,6 +229,29 @@ pub fn matmul<T: Element>(
 /// Runs a checked matmul. Shared with [`PackedB`](crate::PackedB), whose
 /// data is just a better-laid-out `b`.
 pub(crate) fn run<T: Element>(g: &Geometry<'_>, a: &[T], b: &[T], out: &mut [T], epi: Epilogue<'_, T>, threads: usize) {
+    if g.t.b && g.b_volume() == 1 && transposes_b::<T>(g) && TRANSPOSE_B.load(Ordering::Relaxed) {
+        let done = TRANSPOSED.with(|cell| {
+            let Ok(mut store) = cell.try_borrow_mut() else { return false };
+            let (k, n) = (g.k, g.n);
+            // u64 words, so any `Element` fits aligned, and a cache line's
+            // worth more to start the matrix on a 64-byte boundary.
+            let words = (k * n * size_of::<T>()).div_ceil(8) + 8;
+            if store.len() < words {
+                store.resize(words, 0);
+            }
+            let skip = store.as_ptr().align_offset(64).min(8);
+            // SAFETY: the words from `skip` hold at least k·n elements of
+            // `T` (an f32 or f64, aligned to at most 8 bytes), and the
+            // buffer is borrowed mutably for as long as the slice lives.
+            let bt = unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().add(skip).cast::<T>(), k * n) };
+            crate::pack::transpose(b, n, k, bt, threads);
+            run(&Geometry { t: Transpose { a: g.t.a, b: false }, ..*g }, a, bt, out, epi, threads);
+            true
+        });
+        if done {
+            return;
+        }
+    }
     let (mut batch, mut m) = (g.batch, g.m);
     // A weight without batch dims: fold a's batch into its rows.
     if g.b_volume() == 1 && !g.t.a {

@@ -204,7 +204,7 @@ fn relu_keeps_nan_like_the_interpreter() {
 fn packed<T: Float>() {
     let mut seed = 5000;
     for &(ba, bb) in &[(&[][..], &[][..]), (&[3][..], &[][..]), (&[2][..], &[2][..]), (&[][..], &[3][..]), (&[2, 1][..], &[3][..])] {
-        for &(m, k, n) in &[(1, 1, 1), (3, 7, 65), (65, 65, 3), (7, 3, 7), (64, 65, 10)] {
+        for &(m, k, n) in &[(1, 1, 1), (3, 7, 65), (65, 65, 3), (7, 3, 7), (64, 65, 10), (5, 24, 40)] {
             for &(ta, tb) in &FLAGS {
                 seed += 1;
                 let mut r = rng(seed);
@@ -215,6 +215,14 @@ fn packed<T: Float>() {
                 let pb = PackedB::new(View::new(&b, &sb), tb).unwrap();
                 assert_eq!(pb.shape(), &stored(bb, k, n, false)[..]);
                 assert_eq!(pb.data().as_ptr() as usize % 64, 0, "packed data is 64-byte aligned");
+                // Packing only moves elements: `op(b)` exactly (8×8 register
+                // tiles and their scalar edges for f32 on AVX machines).
+                let (rows, cols) = if tb { (n, k) } else { (k, n) };
+                let want_packed: Vec<T> = b
+                    .chunks_exact(rows * cols)
+                    .flat_map(|mat| (0..rows * cols).map(move |i| if tb { mat[(i % rows) * cols + i / rows] } else { mat[i] }))
+                    .collect();
+                assert_bits_eq(&format!("packed {sb:?} (transposed: {tb})"), pb.data(), &want_packed);
                 let (shape, want) = naive_matmul(&a, &sa, &b, &sb, ta, tb);
                 let (_, interp) = interp_matmul(&a, &sa, &b, &sb, ta, tb);
                 for threads in [1, 2] {
