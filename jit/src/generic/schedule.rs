@@ -109,6 +109,18 @@ pub(crate) struct Schedule {
     pub acc_live: bool,
     /// The innermost loop.
     pub inner: Inner,
+    /// Per input: its map indexes its last (contiguous) dim with twice the
+    /// innermost loop's index, and nothing else of it moves along that dim
+    /// (a 2×2 stride-2 pooling tap): its run-time stride is two elements,
+    /// so a vector of it is two vector loads and one shuffle (the even
+    /// elements) rather than a load per lane. Unpadded inputs only.
+    pub pairs: Vec<bool>,
+}
+
+/// Whether `map` moves along dim `k` by two elements of its last dim alone.
+fn by_pairs(map: &AffineMap, k: usize) -> bool {
+    let users: Vec<(usize, i64)> = map.results.iter().enumerate().map(|(j, e)| (j, e.coefficient(k))).filter(|&(_, c)| c != 0).collect();
+    matches!(users.as_slice(), [(j, 2)] if *j + 1 == map.results.len())
 }
 
 /// How `map` moves along dim `k`.
@@ -184,7 +196,8 @@ impl Schedule {
             (None, true, IterKind::Reduction) if contiguous => widened_term(spec, &plan, fma).map_or(Inner::Scalar, Inner::ReduceWiden),
             _ => Inner::Scalar,
         };
-        Schedule { plan, live, steps, checks, mergeable, trailing, prefill, acc_live, inner }
+        let pairs = spec.inputs().iter().map(|i| i.pad.is_none() && i.dtype.is_float() && by_pairs(&i.map, k)).collect();
+        Schedule { plan, live, steps, checks, mergeable, trailing, prefill, acc_live, inner, pairs }
     }
 
     /// Lanes of the innermost loop's vectors, 1 when it runs scalar.
@@ -261,6 +274,25 @@ mod tests {
         assert_eq!((0..3).map(|k| step_of(&m, k)).collect::<Vec<_>>(), vec![Step::Runtime, Step::One, Step::Runtime]);
         let m = map("(d0, d1) -> (d0, 0)");
         assert_eq!(step_of(&m, 1), Step::Zero);
+    }
+
+    #[test]
+    fn stride_two_taps_are_read_as_pairs() {
+        // A 2×2 stride-2 max-pool's taps (d3 the output column).
+        let mut g = GenericBuilder::new(&[P, P, P, P], DType::F32).unwrap();
+        let even = g.input(DType::F32, map("(d0, d1, d2, d3) -> (d0, d1, d2 * 2, d3 * 2)"), None).unwrap();
+        let odd = g.input(DType::F32, map("(d0, d1, d2, d3) -> (d0, d1, d2 * 2 + 1, d3 * 2 + 1)"), None).unwrap();
+        // Not pairs: stride 3, a column index also used elsewhere, a padded tap.
+        let three = g.input(DType::F32, map("(d0, d1, d2, d3) -> (d0, d1, d2, d3 * 3)"), None).unwrap();
+        let twice = g.input(DType::F32, map("(d0, d1, d2, d3) -> (d0, d3, d2, d3 * 2)"), None).unwrap();
+        let padded = g.input(DType::F32, map("(d0, d1, d2, d3) -> (d0, d1, d2, d3 * 2)"), Some(0.0)).unwrap();
+        let mut m = g.op(OpKind::Maximum, &[even, odd], Attrs::new()).unwrap();
+        for x in [three, twice, padded] {
+            m = g.op(OpKind::Maximum, &[m, x], Attrs::new()).unwrap();
+        }
+        let spec = g.finish(m, map("(d0, d1, d2, d3) -> (d0, d1, d2, d3)"), None).unwrap();
+        let s = Schedule::new(&spec, true);
+        assert_eq!(s.pairs, vec![true, true, false, false, false]);
     }
 
     #[test]
