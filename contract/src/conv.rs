@@ -236,7 +236,7 @@ pub fn conv2d<T: Element>(
     if winograd::forward_applies::<T>(&g) {
         let p = Wino::forward(&g);
         check_scratch(p.scratch(size_of::<T>(), threads), scratch.len())?;
-        winograd::run(&p, x.data, w.data, false, out, epilogue, scratch, threads);
+        winograd::run(&p, x.data, w.data, false, out, epilogue, false, scratch, threads);
         return Ok(());
     }
     if mono::applies::<T>(&g) {
@@ -332,7 +332,7 @@ pub fn conv2d_grad_input<T: Element>(
     if winograd::grad_input_applies::<T>(&g) {
         let p = Wino::grad_input(&g);
         check_scratch(p.scratch(size_of::<T>(), threads), scratch.len())?;
-        winograd::run(&p, dy.data, w.data, true, dx, Epilogue::NONE, scratch, threads);
+        winograd::run(&p, dy.data, w.data, true, dx, Epilogue::NONE, false, scratch, threads);
         return Ok(());
     }
     let grp = g.group(size_of::<T>());

@@ -60,7 +60,7 @@ pub use matmul::{Transpose, View, matmul, matmul_shape};
 pub use pack::{PackedB, matmul_packed};
 pub use pooled::{MaxPool2d, conv2d_max_pool, conv2d_max_pool_scratch_len, conv2d_max_pool_shape};
 #[doc(hidden)]
-pub use pooled::conv2d_max_pool_is_mono;
+pub use pooled::{conv2d_max_pool_is_mono, conv2d_max_pool_is_winograd};
 
 // Tuning knobs, public for the benchmark's sweeps only.
 #[doc(hidden)]

@@ -8,16 +8,19 @@
 //! [`crate::conv2d`] itself (whichever path it takes), and pooled from
 //! there; only the pooled result reaches memory.
 //!
-//! A one-channel 3×3 convolution with a 2×2, stride-2 window skips the
-//! chunks: `mono.rs` pools each pair of output rows in registers.
+//! Two paths skip the chunks for a 2×2, stride-2 window: a one-channel 3×3
+//! convolution (`mono.rs` pools each pair of output rows in registers),
+//! and one on the Winograd path, whose output transform pools each of its
+//! even-sized tiles as it leaves the registers (`winograd::run`'s `pool`).
 //!
 //! Measured (`cargo bench -p dlc-contract --bench contract -- pooled`,
 //! batch 64, 1 thread, Zen 4): the first layer 0.51 ms pooled in registers
 //! against 0.44 ms for its convolution alone (whose 5.5 MB output a
 //! separate pooling kernel then read in about 0.35 ms), and 0.79–0.88 ms
-//! through the chunks; the 13×13 layer 1.88–2.25 ms against 1.66–2.00 ms
-//! for the convolution alone (on the Winograd path, whose weight transform
-//! each chunk repeats). The gain is the round trip, not more.
+//! through the chunks; the 13×13 layer 1.64 ms pooled in the Winograd
+//! tiles against 1.86 ms for the convolution alone in the same run (through
+//! the chunks it had been 1.88–2.25 against 1.66–2.00 ms: each chunk
+//! repeated the weight transform).
 //!
 //! Chunks are fixed by the shapes and each is convolved by one job, so the
 //! result is the same run to run and at any thread count. Max-pooling
@@ -30,6 +33,7 @@ use crate::error::{ContractError, check_len};
 use crate::kernel::{self, SendPtr};
 use crate::matmul::View;
 use crate::Element;
+use crate::winograd::{self, Wino};
 
 /// The convolution output of one chunk of images stays within this many
 /// bytes: half of Zen 4's 1 MiB L2, so the pooling reads it from cache.
@@ -94,9 +98,25 @@ pub fn conv2d_max_pool_shape(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPo
 pub fn conv2d_max_pool_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d, threads: usize) -> Result<usize, ContractError> {
     let g = geo::<T>(x, w, conv, pool)?;
     let jobs = threads.clamp(1, g.y[0].div_ceil(g.chunk).max(1));
-    // The chunked path's need covers the one-channel kernel's padded plane
-    // per job (`mono.rs`), whichever this machine runs.
-    Ok((jobs * per_job::<T>(&g, x, w, conv)?).max(crate::mono::scratch(&g.geo, threads)))
+    let chunks = jobs * per_job::<T>(&g, x, w, conv)?;
+    // Every path's need, as in `conv2d_scratch_len`: the same on every machine.
+    let wino = if winograd_suits::<T>(&g.geo, &pool) { Wino::forward(&g.geo).scratch(size_of::<T>(), threads) } else { 0 };
+    Ok(chunks.max(crate::mono::scratch(&g.geo, threads)).max(wino))
+}
+
+/// Whether the Winograd path can pool its output tiles itself, on any
+/// machine: a forward pass it suits, and 2×2 windows at stride 2 without
+/// padding (which never straddle its even-sized tiles).
+fn winograd_suits<T: 'static>(g: &crate::conv::Geo, pool: &MaxPool2d) -> bool {
+    pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0] && winograd::forward_suits::<T>(g)
+}
+
+/// Whether [`conv2d_max_pool`] of these shapes pools inside the Winograd
+/// output transform here. For the tests and the benchmark.
+#[doc(hidden)]
+pub fn conv2d_max_pool_is_winograd<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> Result<bool, ContractError> {
+    let g = geo::<T>(x, w, conv, pool)?;
+    Ok(winograd_suits::<T>(&g.geo, &pool) && winograd::forward_applies::<T>(&g.geo))
 }
 
 /// One job's scratch: a chunk's convolution output, then the scratch of
@@ -136,6 +156,15 @@ pub fn conv2d_max_pool<T: Element>(
             return Err(ContractError::Shape(format!("scratch holds {} elements, {} needed", scratch.len(), need)));
         }
         crate::mono::conv2d_pooled(&g.geo, x.data, w.data, out, epilogue, scratch, threads);
+        return Ok(());
+    }
+    if winograd_suits::<T>(&g.geo, &pool) && winograd::forward_applies::<T>(&g.geo) {
+        let p = Wino::forward(&g.geo);
+        let need = p.scratch(size_of::<T>(), threads);
+        if scratch.len() < need {
+            return Err(ContractError::Shape(format!("scratch holds {} elements, {} needed", scratch.len(), need)));
+        }
+        winograd::run(&p, x.data, w.data, false, out, epilogue, true, scratch, threads);
         return Ok(());
     }
     let chunks = n.div_ceil(g.chunk);

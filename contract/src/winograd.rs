@@ -271,9 +271,13 @@ pub(crate) fn grad_input_applies<T: 'static>(g: &Geo) -> bool {
 
 /// `out = epilogue(conv)` of problem `p`. `x` holds the `n` input images
 /// `[ci, h, w]`; `w` is `[co, ci, 3, 3]`, or with `flip` the weight of the
-/// transposed problem, `[ci, co, 3, 3]`, read rotated by 180°.
+/// transposed problem, `[ci, co, 3, 3]`, read rotated by 180°. With
+/// `pool`, `out` is that max-pooled by 2×2 windows at stride 2 (`[n, co,
+/// oh/2, ow/2]`, as `dl.max_pool2d` rounds): the output transform pools
+/// each tile as it leaves the registers, since the windows never straddle
+/// the (even-sized) tiles, and the unpooled result is never stored.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run<T: 'static>(p: &Wino, x: &[T], w: &[T], flip: bool, out: &mut [T], epi: Epilogue<'_, T>, scratch: &mut [T], threads: usize) {
+pub(crate) fn run<T: 'static>(p: &Wino, x: &[T], w: &[T], flip: bool, out: &mut [T], epi: Epilogue<'_, T>, pool: bool, scratch: &mut [T], threads: usize) {
     let (x, w, out, scratch, epi) = (f32s(x), f32s(w), f32s_mut(out), f32s_mut(scratch), epilogue_f32(epi));
     let elem = size_of::<f32>();
     let jobs = p.jobs(elem, threads);
@@ -305,7 +309,7 @@ pub(crate) fn run<T: 'static>(p: &Wino, x: &[T], w: &[T], flip: bool, out: &mut 
                     let rhs = Operand { ptr: vbuf.add(k * vs), rs: tb as isize, cs: 1 };
                     kernel::gemm((co, cnt, ci), mbuf.add(k * ms), tb, false, lhs, rhs, 1);
                 }
-                output_transform(p, mbuf, t0, cnt, tb, out_p.at(0), epi);
+                output_transform(p, mbuf, t0, cnt, tb, out_p.at(0), epi, pool);
             }
         }
     });
@@ -426,14 +430,16 @@ unsafe fn input_transform(p: &Wino, x: *const f32, t0: usize, cnt: usize, tb: us
 /// AVX-512F must be available; `mbuf` holds `M` (`α²·co·tb`, columns
 /// `< cnt` written); `out` the problem's `n` output images (fewer than 2³¹
 /// elements), of which these tiles' elements are this caller's alone.
+/// With `pool`, the 2×2 stride-2 maxima of each tile (see [`run`]).
 #[cfg(target_arch = "x86_64")]
-unsafe fn output_transform(p: &Wino, mbuf: *const f32, t0: usize, cnt: usize, tb: usize, out: *mut f32, epi: Epilogue<'_, f32>) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform(p: &Wino, mbuf: *const f32, t0: usize, cnt: usize, tb: usize, out: *mut f32, epi: Epilogue<'_, f32>, pool: bool) {
     // SAFETY: forwarded.
     unsafe {
         if p.m == 2 {
-            avx512::output::<2, 4>(p, mbuf, t0, cnt, tb, out, epi)
+            avx512::output::<2, 4>(p, mbuf, t0, cnt, tb, out, epi, pool)
         } else {
-            avx512::output::<4, 6>(p, mbuf, t0, cnt, tb, out, epi)
+            avx512::output::<4, 6>(p, mbuf, t0, cnt, tb, out, epi, pool)
         }
     }
 }
@@ -444,7 +450,8 @@ unsafe fn input_transform(_: &Wino, _: *const f32, _: usize, _: usize, _: usize,
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn output_transform(_: &Wino, _: *const f32, _: usize, _: usize, _: usize, _: *mut f32, _: Epilogue<'_, f32>) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform(_: &Wino, _: *const f32, _: usize, _: usize, _: usize, _: *mut f32, _: Epilogue<'_, f32>, _: bool) {
     unreachable!("the Winograd path runs only on x86_64");
 }
 
@@ -553,10 +560,15 @@ mod avx512 {
     }
 
     /// See [`super::output_transform`].
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output<const M: usize, const A: usize>(p: &Wino, mbuf: *const f32, t0: usize, cnt: usize, tb: usize, out: *mut f32, epi: Epilogue<'_, f32>) {
+    pub(super) unsafe fn output<const M: usize, const A: usize>(p: &Wino, mbuf: *const f32, t0: usize, cnt: usize, tb: usize, out: *mut f32, epi: Epilogue<'_, f32>, pool: bool) {
         let per_img = p.th() * p.tw();
-        let (plane, ms) = (p.oh * p.ow, p.m_stride(tb));
+        // What the tile writes: its `M × M` elements, or their `M/2 × M/2`
+        // 2×2 maxima, into planes of `oh × ow` or `oh/2 × ow/2`.
+        let (s, n) = if pool { (2, M / 2) } else { (1, M) };
+        let (oh, ow) = (p.oh / s, p.ow / s);
+        let (plane, ms) = (oh * ow, p.m_stride(tb));
         let zero = _mm512_setzero_ps();
         let mut g0 = 0;
         while g0 < cnt {
@@ -565,10 +577,10 @@ mod avx512 {
             for (l, ix) in idx.iter_mut().enumerate().take(LANES.min(cnt - g0)) {
                 let t = t0 + g0 + l;
                 let (img, r) = (t / per_img, t % per_img);
-                let (y, x) = ((r / p.tw()) * M, (r % p.tw()) * M);
-                *ix = (img * p.co * plane + y * p.ow + x) as i32;
-                (0..M.min(p.oh - y)).for_each(|i| ln.rows[i] |= 1 << l);
-                (0..M.min(p.ow - x)).for_each(|j| ln.cols[j] |= 1 << l);
+                let (y, x) = ((r / p.tw()) * n, (r % p.tw()) * n);
+                *ix = (img * p.co * plane + y * ow + x) as i32;
+                (0..n.min(oh.saturating_sub(y))).for_each(|i| ln.rows[i] |= 1 << l);
+                (0..n.min(ow.saturating_sub(x))).for_each(|j| ln.cols[j] |= 1 << l);
             }
             // SAFETY: `idx` holds 16 i32.
             ln.idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
@@ -588,7 +600,7 @@ mod avx512 {
                     }
                 }
                 let bias = epi.bias.map(|b| _mm512_set1_ps(b[o]));
-                let base = out.wrapping_add(o * plane);
+                let mut ys = [[zero; 4]; 4];
                 for (k, row) in tmp.iter().enumerate().take(M) {
                     let y = at::<M>(*row);
                     for (j, &yj) in y.iter().enumerate().take(M) {
@@ -601,10 +613,27 @@ mod avx512 {
                         if epi.relu {
                             e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(e, zero), zero);
                         }
+                        ys[k][j] = e;
+                    }
+                }
+                let base = out.wrapping_add(o * plane);
+                for k in 0..n {
+                    for j in 0..n {
+                        let e = if pool {
+                            // The window's taps in row-major order; a tap
+                            // replaces the maximum when greater or NaN.
+                            let taps = [ys[2 * k][2 * j + 1], ys[2 * k + 1][2 * j], ys[2 * k + 1][2 * j + 1]];
+                            taps.into_iter().fold(ys[2 * k][2 * j], |m, v| {
+                                let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, m) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                                _mm512_mask_blend_ps(take, m, v)
+                            })
+                        } else {
+                            ys[k][j]
+                        };
                         let mask = ln.rows[k] & ln.cols[j];
                         // SAFETY: the lanes in `mask` write their tile's
                         // elements inside the plane.
-                        unsafe { _mm512_mask_i32scatter_ps::<4>(base.wrapping_add(k * p.ow + j), mask, ln.idx, e) };
+                        unsafe { _mm512_mask_i32scatter_ps::<4>(base.wrapping_add(k * ow + j), mask, ln.idx, e) };
                     }
                 }
             }

@@ -3,7 +3,7 @@
 //! batches that split into several chunks or none, with and without the
 //! epilogue, NaN among the inputs; bit-identical at any thread count.
 
-use dlc_contract::{Conv2d, Epilogue, MaxPool2d, View, conv2d, conv2d_max_pool, conv2d_max_pool_is_mono, conv2d_max_pool_scratch_len, conv2d_max_pool_shape, conv2d_scratch_len};
+use dlc_contract::{Conv2d, Epilogue, MaxPool2d, View, conv2d, conv2d_max_pool, conv2d_max_pool_is_mono, conv2d_max_pool_is_winograd, conv2d_max_pool_scratch_len, conv2d_max_pool_shape, conv2d_scratch_len};
 
 /// Deterministic values in [-1, 1), with a NaN every `nan_every` elements.
 fn values(n: usize, seed: usize, nan_every: usize) -> Vec<f32> {
@@ -37,6 +37,7 @@ fn reference_pool(y: &[f32], [n, c, h, w]: [usize; 4], pool: MaxPool2d) -> Vec<f
     r
 }
 
+#[derive(Debug)]
 struct Case {
     x: [usize; 4],
     w: [usize; 4],
@@ -62,21 +63,31 @@ fn cases() -> Vec<Case> {
         // One channel, padded, odd sizes (the last row and column are not
         // pooled), wider than one 16-lane step, NaN among the inputs.
         Case { x: [3, 1, 13, 41], w: [4, 1, 3, 3], conv: c(1, 1), pool: pool(2, 2, 0) },
+        // Winograd-sized (32 channels and more), pooled in its output
+        // tiles on AVX-512: a padded 14×14 output (its last tiles half
+        // outside), an 8×8 one (whole tiles), NaN among the inputs.
+        Case { x: [4, 32, 14, 14], w: [32, 32, 3, 3], conv: c(1, 1), pool: pool(2, 2, 0) },
+        Case { x: [3, 32, 10, 10], w: [33, 32, 3, 3], conv: c(1, 0), pool: pool(2, 2, 0) },
     ]
 }
 
+/// The pooled result; the elements just past it must stay untouched (the
+/// kernels write through raw pointers and masked scatters).
 fn run_pooled(case: &Case, x: &[f32], w: &[f32], epi: Epilogue<'_, f32>, threads: usize) -> Vec<f32> {
     let shape = conv2d_max_pool_shape(&case.x, &case.w, case.conv, case.pool).unwrap();
-    let mut out = vec![0.0f32; shape.iter().product()];
+    let len = shape.iter().product();
+    let mut out = vec![-7.5f32; len + 256];
     let mut scratch = vec![0.0f32; conv2d_max_pool_scratch_len::<f32>(&case.x, &case.w, case.conv, case.pool, threads).unwrap()];
-    conv2d_max_pool(View::new(x, &case.x), View::new(w, &case.w), &mut out, case.conv, epi, case.pool, &mut scratch, threads).unwrap();
+    conv2d_max_pool(View::new(x, &case.x), View::new(w, &case.w), &mut out[..len], case.conv, epi, case.pool, &mut scratch, threads).unwrap();
+    assert!(out[len..].iter().all(|&v| v == -7.5), "{case:?}: written past the result");
+    out.truncate(len);
     out
 }
 
 #[test]
 fn a_pooled_convolution_is_the_convolution_then_the_pool() {
     for (k, case) in cases().iter().enumerate() {
-        let x = values(case.x.iter().product(), k, if k == 2 || k == 5 { 97 } else { 0 });
+        let x = values(case.x.iter().product(), k, if [2, 5, 7].contains(&k) { 97 } else { 0 });
         let w = values(case.w.iter().product(), k + 50, 0);
         let bias = values(case.w[0], k + 100, 0);
         for epi in [Epilogue::NONE, Epilogue::NONE.with_bias(&bias).with_relu()] {
@@ -100,8 +111,9 @@ fn a_pooled_convolution_is_the_convolution_then_the_pool() {
 }
 
 /// Where the machine has AVX-512, a one-channel 3×3 convolution with a
-/// 2×2/2 window (cases 0 and 5 above) pools in the kernel's registers;
-/// other windows and channel counts go through the chunks.
+/// 2×2/2 window (cases 0 and 5 above) pools in the kernel's registers, and
+/// a Winograd-sized one (cases 1, 6 and 7) in the output transform; other
+/// windows and channel counts go through the chunks.
 #[test]
 fn one_channel_convolutions_pool_in_registers() {
     #[cfg(target_arch = "x86_64")]
@@ -109,7 +121,11 @@ fn one_channel_convolutions_pool_in_registers() {
     #[cfg(not(target_arch = "x86_64"))]
     let avx512 = false;
     let taken: Vec<bool> = cases().iter().map(|c| conv2d_max_pool_is_mono::<f32>(&c.x, &c.w, c.conv, c.pool).unwrap()).collect();
-    assert_eq!(taken, vec![avx512, false, false, false, false, avx512]);
+    assert_eq!(taken, vec![avx512, false, false, false, false, avx512, false, false]);
+    // The 32-channel 3×3 cases with a 2×2/2 window pool inside the
+    // Winograd output transform (the 13×13 layer's too).
+    let wino: Vec<bool> = cases().iter().map(|c| conv2d_max_pool_is_winograd::<f32>(&c.x, &c.w, c.conv, c.pool).unwrap()).collect();
+    assert_eq!(wino, vec![false, avx512, false, false, false, false, avx512, avx512]);
     let c = &cases()[0];
     assert!(!conv2d_max_pool_is_mono::<f64>(&c.x, &c.w, c.conv, c.pool).unwrap(), "f64");
     assert!(!conv2d_max_pool_is_mono::<f32>(&c.x, &c.w, c.conv, pool(3, 2, 1)).unwrap(), "a 3x3 window");
