@@ -155,7 +155,7 @@ fn compile_times() {
 /// `matmul+bias+relu`, …), largest first.
 fn profile(threads: usize) {
     let rounds = 5;
-    for (file, shape, batch) in [("mnist_cnn.dl", vec![1usize, 28, 28], 64usize), ("mlp.dl", vec![784], 64), ("digits_mlp.dl", vec![64], 32)] {
+    for (file, shape, batch) in [("mnist_cnn.dl", vec![1usize, 28, 28], 64usize), ("mlp.dl", vec![784], 64), ("mlp.dl", vec![784], 256), ("digits_mlp.dl", vec![64], 32)] {
         let (model, input, x, y) = setup(file, &shape, batch, threads);
         // The forward pass as Model::forward runs it: parameters bound.
         let k = dlc::program::kernel_level(model.program().forward().expect("a forward")).expect("lowers");
