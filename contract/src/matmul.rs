@@ -87,7 +87,9 @@ pub static TRANSPOSE_B: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     /// The transposed `b` of the calling thread's current product, kept
-    /// between calls so a train step's weights reuse one allocation.
+    /// between calls so a train step's weights reuse one allocation (it
+    /// grows to the largest such `b`, at most `MAX_BLOCKED_B_BYTES`, and
+    /// lives as long as the thread).
     static TRANSPOSED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -230,12 +232,11 @@ pub fn matmul<T: Element>(
 /// data is just a better-laid-out `b`.
 pub(crate) fn run<T: Element>(g: &Geometry<'_>, a: &[T], b: &[T], out: &mut [T], epi: Epilogue<'_, T>, threads: usize) {
     if g.t.b && g.b_volume() == 1 && transposes_b::<T>(g) && TRANSPOSE_B.load(Ordering::Relaxed) {
-        let done = TRANSPOSED.with(|cell| {
-            let Ok(mut store) = cell.try_borrow_mut() else { return false };
-            let (k, n) = (g.k, g.n);
-            // u64 words, so any `Element` fits aligned, and a cache line's
-            // worth more to start the matrix on a 64-byte boundary.
-            let words = (k * n * size_of::<T>()).div_ceil(8) + 8;
+        let (k, n) = (g.k, g.n);
+        // u64 words, so any `Element` fits aligned, and a cache line's
+        // worth more to start the matrix on a 64-byte boundary.
+        let words = (k * n * size_of::<T>()).div_ceil(8) + 8;
+        let mut transposed = |store: &mut Vec<u64>| {
             if store.len() < words {
                 store.resize(words, 0);
             }
@@ -246,11 +247,16 @@ pub(crate) fn run<T: Element>(g: &Geometry<'_>, a: &[T], b: &[T], out: &mut [T],
             let bt = unsafe { std::slice::from_raw_parts_mut(store.as_mut_ptr().add(skip).cast::<T>(), k * n) };
             crate::pack::transpose(b, n, k, bt, threads);
             run(&Geometry { t: Transpose { a: g.t.a, b: false }, ..*g }, a, bt, out, epi, threads);
-            true
+        };
+        TRANSPOSED.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut store) => transposed(&mut store),
+            // A product started while this thread's buffer is in use (a
+            // pool worker that took another job while it waited): a buffer
+            // of its own, so the path, and so the bits, do not depend on
+            // scheduling.
+            Err(_) => transposed(&mut Vec::new()),
         });
-        if done {
-            return;
-        }
+        return;
     }
     let (mut batch, mut m) = (g.batch, g.m);
     // A weight without batch dims: fold a's batch into its rows.

@@ -126,6 +126,7 @@ pub(crate) fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, dst: &m
 /// `dst` points to `rows · cols` elements, whose columns `rs` nothing else
 /// accesses meanwhile; `src` holds `rows · cols`.
 unsafe fn transpose_rows<T: Element>(src: &[T], rows: usize, cols: usize, dst: SendPtr<T>, rs: std::ops::Range<usize>) {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let (mut r8, mut c8) = (rs.start, 0);
     #[cfg(target_arch = "x86_64")]
     if crate::direct::is_f32::<T>() && std::arch::is_x86_feature_detected!("avx") {

@@ -50,9 +50,9 @@ pub const RULES: &[Rule] = &[
 
 /// ReLU's gradient mask after max-pooling's gradient, routed by the same
 /// `x` (as `relu_pool_grad` leaves autodiff's `pool(relu(x))`), as the
-/// pooling gradient's `relu`: the routine zeroes a window's gradient whose
-/// maximum is not positive as it writes it, so the masked copy is never
-/// read and written again. Only a mask `x > 0` with a `+0` else-value is
+/// pooling gradient's `relu`: the CPU routine masks each plane while it is
+/// in cache (its 2×2 AVX-512 path as it writes each window), so the
+/// gradient is not written, read back and written again masked. Only a mask `x > 0` with a `+0` else-value is
 /// the fused op's definition; a gradient masked already is left alone.
 fn pool_grad_relu(m: &mut Match<'_>) -> Option<Id> {
     let zero = |v: Option<f64>| v.is_some_and(|v| v == 0.0 && v.is_sign_positive());
