@@ -107,6 +107,7 @@ pub(crate) fn input<'a>(env: &'a [Option<Val<'_>>], reads: &Reads<'a>, v: ValueI
                 Buffer::F32(s) => Contig::F32(Cow::Borrowed(s)),
                 Buffer::F64(s) => Contig::F64(Cow::Borrowed(s)),
                 Buffer::I1(s) => Contig::I1(Cow::Borrowed(s)),
+                Buffer::I64(s) => Contig::I64(Cow::Borrowed(s)),
             };
             Ok(In { data, shape })
         }
@@ -126,6 +127,7 @@ pub(crate) fn tensor_of<'a>(val: &'a Val<'_>, reads: &Reads<'_>) -> Result<Cow<'
             Buffer::F32(s) => Tensor::F32(array(shape, s.to_vec())?),
             Buffer::F64(s) => Tensor::F64(array(shape, s.to_vec())?),
             Buffer::I1(s) => Tensor::I1(array(shape, s.to_vec())?),
+            Buffer::I64(s) => Tensor::I64(array(shape, s.to_vec())?),
         })),
     }
 }
@@ -623,6 +625,8 @@ pub(crate) enum Contig<'a> {
     F32(Cow<'a, [f32]>),
     F64(Cow<'a, [f64]>),
     I1(Cow<'a, [bool]>),
+    /// Read by structured kernels only (an argmax compared with labels).
+    I64(Cow<'a, [i64]>),
 }
 
 impl<'a> Contig<'a> {
@@ -631,6 +635,7 @@ impl<'a> Contig<'a> {
             Tensor::F32(a) => Ok(Contig::F32(contiguous(a))),
             Tensor::F64(a) => Ok(Contig::F64(contiguous(a))),
             Tensor::I1(a) => Ok(Contig::I1(contiguous(a))),
+            Tensor::I64(a) => Ok(Contig::I64(contiguous(a))),
             other => Err(CpuError::Unsupported(format!("a kernel input of {}", other.describe()))),
         }
     }
@@ -640,6 +645,7 @@ impl<'a> Contig<'a> {
             Contig::F32(s) => Buffer::F32(s),
             Contig::F64(s) => Buffer::F64(s),
             Contig::I1(s) => Buffer::I1(s),
+            Contig::I64(s) => Buffer::I64(s),
         }
     }
 

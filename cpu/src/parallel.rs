@@ -318,6 +318,7 @@ fn sub<'a>(b: Buffer<'a>, r: Range<usize>) -> Option<Buffer<'a>> {
         Buffer::F32(s) => Buffer::F32(s.get(r)?),
         Buffer::F64(s) => Buffer::F64(s.get(r)?),
         Buffer::I1(s) => Buffer::I1(s.get(r)?),
+        Buffer::I64(s) => Buffer::I64(s.get(r)?),
     })
 }
 

@@ -13,7 +13,7 @@ use crate::lanes::Fx;
 use crate::math;
 use crate::plan::Plan;
 use crate::dag::{Dag, Node, NodeId};
-use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{FuncRef, InstBuilder, Type, Value, types};
 use cranelift_frontend::FunctionBuilder;
 use dlc_ir::{AttrView, Attrs, DType, OpKind};
@@ -36,6 +36,8 @@ pub(crate) fn value_type(d: DType, vector: Option<Type>) -> Type {
     match (d, vector) {
         (DType::I1, Some(v)) => v.as_int(),
         (DType::I1, None) => types::I8,
+        // Read only in scalar loops (plan.rs).
+        (DType::I64, _) => types::I64,
         (DType::F64, None) => types::F64,
         (_, Some(v)) => v,
         _ => types::F32,
@@ -97,7 +99,7 @@ impl Body<'_> {
 
     /// An emitter at the float type of the first float among `dtypes`.
     fn fx<'b, 'f>(&self, b: &'b mut FunctionBuilder<'f>, vector: Option<Type>, dtypes: &[DType]) -> Fx<'b, 'f> {
-        let float = dtypes.iter().copied().find(|d| *d != DType::I1).unwrap_or(DType::F32);
+        let float = dtypes.iter().copied().find(|d| !matches!(d, DType::I1 | DType::I64)).unwrap_or(DType::F32);
         Fx { b, ty: value_type(float, vector), fma: self.fma }
     }
 
@@ -159,7 +161,12 @@ impl Body<'_> {
             K::Minimum => extremum(&mut fx, FloatCC::LessThan, x[0], x[1]),
             K::Cmp => {
                 let p = view.str("predicate").map_err(attr_err)?;
-                if arg_types[0] == DType::I1 { mask_cmp(&mut fx, &p, x[0], x[1])? } else { fx.fcmp(float_cc(&p)?, x[0], x[1]) }
+                match arg_types[0] {
+                    DType::I1 => mask_cmp(&mut fx, &p, x[0], x[1])?,
+                    // Scalar only: a 0/1 i8, as a scalar float compare gives.
+                    DType::I64 => fx.b.ins().icmp(int_cc(&p)?, x[0], x[1]),
+                    _ => fx.fcmp(float_cc(&p)?, x[0], x[1]),
+                }
             }
             K::Select => fx.select(x[0], x[1], x[2]),
             // KernelBuilder admits only the elementwise categories.
@@ -239,6 +246,19 @@ pub(crate) fn extremum(fx: &mut Fx<'_, '_>, cc: FloatCC, a: Value, b: Value) -> 
 }
 
 /// Predicates of `dl.cmp` on floats: ordered, except `ne` (true on NaN), as IEEE and the interpreter.
+/// `dl.cmp`'s predicate on signed integers.
+fn int_cc(p: &str) -> Result<IntCC, JitError> {
+    Ok(match p {
+        "eq" => IntCC::Equal,
+        "ne" => IntCC::NotEqual,
+        "lt" => IntCC::SignedLessThan,
+        "le" => IntCC::SignedLessThanOrEqual,
+        "gt" => IntCC::SignedGreaterThan,
+        "ge" => IntCC::SignedGreaterThanOrEqual,
+        other => return Err(JitError::Registry { op: "dl.cmp", message: format!("unknown predicate \"{other}\"") }),
+    })
+}
+
 fn float_cc(p: &str) -> Result<FloatCC, JitError> {
     Ok(match p {
         "eq" => FloatCC::Equal,
@@ -286,6 +306,10 @@ fn mask_cmp(fx: &mut Fx<'_, '_>, p: &str, a: Value, b: Value) -> Result<Value, J
 fn cast(fx: &mut Fx<'_, '_>, v: Value, from: DType, to: DType) -> Value {
     match (from, to) {
         _ if from == to => v,
+        // i64 (scalar only): nonzero is true; to a float rounding to nearest.
+        (DType::I64, DType::I1) => fx.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0),
+        (DType::I64, DType::F64) => fx.b.ins().fcvt_from_sint(types::F64, v),
+        (DType::I64, _) => fx.b.ins().fcvt_from_sint(types::F32, v),
         (DType::I1, _) => {
             let (one, zero) = (fx.c(1.0), fx.c(0.0));
             fx.select(v, one, zero)

@@ -49,9 +49,17 @@ pub(crate) struct Dag {
     pub types: Vec<DType>,
 }
 
-/// True for the element types the JIT handles; integers are future work.
+/// True for the element types the JIT computes with; integers are future
+/// work, but for i64 inputs of a structured kernel (`supported_input`).
 pub(crate) fn supported(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F64 | DType::I1)
+}
+
+/// True for the element types a structured kernel reads: also i64, which
+/// its body may only compare (`dl.cmp`, to i1) or cast to a float or i1,
+/// in scalar loops (an accuracy count: an argmax against the labels).
+pub(crate) fn supported_input(d: DType) -> bool {
+    supported(d) || d == DType::I64
 }
 
 /// `d` if the JIT handles it, else the error naming `what` needed it.
@@ -95,6 +103,9 @@ impl Dag {
                 JitError::InvalidSpec(format!("'{}' uses node {} before it is defined", kind.name(), a.0))
             })?;
             operands.push(Type::Tensor(TensorType::new(Vec::new(), *t)));
+        }
+        if args.iter().any(|a| self.types[a.0 as usize] == DType::I64) && !matches!(kind, OpKind::Cmp | OpKind::Cast) {
+            return Err(JitError::unsupported(kind.name(), "an i64 operand (i64 values are only compared or cast)"));
         }
         let out = kind.infer(&operands, &attrs).map_err(|message| JitError::Registry { op: kind.name(), message })?;
         let dtype = match out.as_slice() {

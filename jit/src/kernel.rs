@@ -15,6 +15,8 @@ pub enum Buffer<'a> {
     F64(&'a [f64]),
     /// i1 elements.
     I1(&'a [bool]),
+    /// i64 elements (inputs of structured kernels only: an argmax, a label).
+    I64(&'a [i64]),
 }
 
 /// The output buffer.
@@ -35,6 +37,7 @@ impl Buffer<'_> {
             Buffer::F32(_) => DType::F32,
             Buffer::F64(_) => DType::F64,
             Buffer::I1(_) => DType::I1,
+            Buffer::I64(_) => DType::I64,
         }
     }
 
@@ -44,6 +47,7 @@ impl Buffer<'_> {
             Buffer::F32(s) => s.len(),
             Buffer::F64(s) => s.len(),
             Buffer::I1(s) => s.len(),
+            Buffer::I64(s) => s.len(),
         }
     }
 
@@ -57,6 +61,7 @@ impl Buffer<'_> {
             Buffer::F32(s) => s.as_ptr().cast(),
             Buffer::F64(s) => s.as_ptr().cast(),
             Buffer::I1(s) => s.as_ptr().cast(),
+            Buffer::I64(s) => s.as_ptr().cast(),
         }
     }
 }
@@ -183,6 +188,12 @@ impl<'a> From<&'a [f64]> for Buffer<'a> {
 impl<'a> From<&'a [bool]> for Buffer<'a> {
     fn from(s: &'a [bool]) -> Self {
         Buffer::I1(s)
+    }
+}
+
+impl<'a> From<&'a [i64]> for Buffer<'a> {
+    fn from(s: &'a [i64]) -> Self {
+        Buffer::I64(s)
     }
 }
 

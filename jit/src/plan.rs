@@ -108,8 +108,9 @@ fn vector_type(dag: &Dag, outputs: &[NodeId], live: &[bool]) -> Option<Type> {
             continue;
         }
         let d = dag.dtype(NodeId(i as u32));
+        // i1 and i64 inputs run scalar (no vector loads of them).
         if let Node::Input(_) = node
-            && d == DType::I1
+            && matches!(d, DType::I1 | DType::I64)
         {
             return None;
         }

@@ -177,7 +177,12 @@ impl GenericBuilder {
     /// map results listed in `checked_dims` (results that may run past the
     /// operand even though they are a loop index). Needs `pad`.
     pub fn padded_input(&mut self, dtype: DType, map: AffineMap, pad: Option<f64>, checked_dims: &[usize]) -> Result<NodeId, JitError> {
-        check_dtype("input", dtype)?;
+        if !crate::dag::supported_input(dtype) {
+            check_dtype("input", dtype)?;
+        }
+        if dtype == DType::I64 && pad.is_some() {
+            return Err(JitError::unsupported("input", "a padded i64 input"));
+        }
         self.check_map(&format!("input {}", self.inputs.len()), &map)?;
         if !checked_dims.is_empty() && pad.is_none() {
             return Err(JitError::InvalidSpec("checked dims need a pad value".into()));

@@ -435,6 +435,50 @@ fn i1_operands() {
     check(&spec, &[rng.operand(&[5, 3])], &[3, 5], 0.0);
 }
 
+/// i64 operands (an argmax and the labels of a train step's accuracy
+/// count): compared and cast, in scalar loops; any other use is refused,
+/// so the CPU backend falls back to the interpreter for it.
+#[test]
+fn i64_operands_are_compared_and_cast_in_scalar_loops() {
+    // Σ (guess == label) into f64, as the train step counts correct rows.
+    let mut g = GenericBuilder::new(&[R], DType::F64).unwrap();
+    let a = g.input(DType::I64, map("(d0) -> (d0)"), None).unwrap();
+    let b = g.input(DType::I64, map("(d0) -> (d0)"), None).unwrap();
+    let acc = g.acc().unwrap();
+    let eq = g.op(OpKind::Cmp, &[a, b], attrs! {"predicate" => "eq"}).unwrap();
+    let f = g.op(OpKind::Cast, &[eq], attrs! {"dtype" => DType::F64}).unwrap();
+    let s = g.op(OpKind::Add, &[acc, f], Attrs::new()).unwrap();
+    let spec = g.finish(s, map("(d0) -> ()"), Some(0.0)).unwrap();
+    let guesses = Operand::new((0..67).map(|i| ((i * 7) % 10) as f64).collect(), &[67]);
+    let labels = Operand::new((0..67).map(|i| (i % 10) as f64).collect(), &[67]);
+    let k = check(&spec, &[guesses, labels], &[67], 0.0);
+    assert_eq!(k.vector_lanes(), 1, "i64 operands run scalar");
+    // Every predicate on signed values (negative, past 2^32), a cast of
+    // each side to f32 and to i1.
+    let values = [-3.0, 5.0, 1099511627776.0, -1099511627775.0, 0.0, 7.0, 5.0, -3.0, 4294967297.0];
+    let other = [5.0, 5.0, -1099511627775.0, 1099511627776.0, 0.0, -7.0, 4.0, -2.0, 4294967296.0];
+    for p in ["eq", "ne", "lt", "le", "gt", "ge"] {
+        let mut g = GenericBuilder::new(&[P], F32).unwrap();
+        let a = g.input(DType::I64, map("(d0) -> (d0)"), None).unwrap();
+        let b = g.input(DType::I64, map("(d0) -> (d0)"), None).unwrap();
+        let c = g.op(OpKind::Cmp, &[a, b], attrs! {"predicate" => p}).unwrap();
+        let (fa, fb) = (g.op(OpKind::Cast, &[a], attrs! {"dtype" => F32}).unwrap(), g.op(OpKind::Cast, &[b], attrs! {"dtype" => F32}).unwrap());
+        let nz = g.op(OpKind::Cast, &[a], attrs! {"dtype" => DType::I1}).unwrap();
+        let picked = g.op(OpKind::Select, &[c, fa, fb], Attrs::new()).unwrap();
+        let neg = g.op(OpKind::Neg, &[picked], Attrs::new()).unwrap();
+        let y = g.op(OpKind::Select, &[nz, picked, neg], Attrs::new()).unwrap();
+        let spec = g.finish(y, map("(d0) -> (d0)"), None).unwrap();
+        check(&spec, &[Operand::new(values.to_vec(), &[9]), Operand::new(other.to_vec(), &[9])], &[9], 0.0);
+    }
+    // Refused: arithmetic on i64, an i64 result, a padded i64 input.
+    let mut g = GenericBuilder::new(&[P], F32).unwrap();
+    let a = g.input(DType::I64, map("(d0) -> (d0)"), None).unwrap();
+    assert!(g.op(OpKind::Add, &[a, a], Attrs::new()).is_err());
+    assert!(g.op(OpKind::Neg, &[a], Attrs::new()).is_err());
+    assert!(g.input(DType::I64, map("(d0) -> (d0)"), Some(0.0)).is_err());
+    assert!(GenericBuilder::new(&[P], DType::I64).is_err());
+}
+
 #[test]
 fn a_sequential_accumulator_keeps_the_visit_order() {
     // acc·0.5 + x is not a fold that lanes may split: it runs scalar, in order.

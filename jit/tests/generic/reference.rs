@@ -205,6 +205,8 @@ pub enum Owned {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I1(Vec<bool>),
+    /// Inputs only.
+    I64(Vec<i64>),
 }
 
 impl Owned {
@@ -213,6 +215,7 @@ impl Owned {
             DType::F32 => Owned::F32(data.iter().map(|&v| v as f32).collect()),
             DType::F64 => Owned::F64(data.to_vec()),
             DType::I1 => Owned::I1(data.iter().map(|&v| v != 0.0).collect()),
+            DType::I64 => Owned::I64(data.iter().map(|&v| v as i64).collect()),
             d => panic!("no buffers of {d}"),
         }
     }
@@ -222,6 +225,7 @@ impl Owned {
             Owned::F32(v) => Buffer::F32(v),
             Owned::F64(v) => Buffer::F64(v),
             Owned::I1(v) => Buffer::I1(v),
+            Owned::I64(v) => Buffer::I64(v),
         }
     }
 
@@ -230,6 +234,7 @@ impl Owned {
             Owned::F32(v) => BufferMut::F32(v),
             Owned::F64(v) => BufferMut::F64(v),
             Owned::I1(v) => BufferMut::I1(v),
+            Owned::I64(_) => panic!("kernels write no i64"),
         }
     }
 
@@ -239,6 +244,7 @@ impl Owned {
             Owned::F32(v) => BufferMut::F32(&mut v[r]),
             Owned::F64(v) => BufferMut::F64(&mut v[r]),
             Owned::I1(v) => BufferMut::I1(&mut v[r]),
+            Owned::I64(_) => panic!("kernels write no i64"),
         }
     }
 
@@ -247,6 +253,7 @@ impl Owned {
             Owned::F32(v) => v.iter().map(|&x| x as f64).collect(),
             Owned::F64(v) => v.clone(),
             Owned::I1(v) => v.iter().map(|&x| x as u8 as f64).collect(),
+            Owned::I64(v) => v.iter().map(|&x| x as f64).collect(),
         }
     }
 }
