@@ -245,7 +245,6 @@ pub(crate) fn extremum(fx: &mut Fx<'_, '_>, cc: FloatCC, a: Value, b: Value) -> 
     fx.select(nan, b, r)
 }
 
-/// Predicates of `dl.cmp` on floats: ordered, except `ne` (true on NaN), as IEEE and the interpreter.
 /// `dl.cmp`'s predicate on signed integers.
 fn int_cc(p: &str) -> Result<IntCC, JitError> {
     Ok(match p {
@@ -259,6 +258,7 @@ fn int_cc(p: &str) -> Result<IntCC, JitError> {
     })
 }
 
+/// Predicates of `dl.cmp` on floats: ordered, except `ne` (true on NaN), as IEEE and the interpreter.
 fn float_cc(p: &str) -> Result<FloatCC, JitError> {
     Ok(match p {
         "eq" => FloatCC::Equal,
