@@ -264,8 +264,13 @@ fn strided_outputs_of_computed_values_are_scattered_from_vectors() {
 fn widened_sums_run_the_f32_term_on_vectors() {
     let mut rng = Rng::new(23);
     for (iters, out_map, sizes) in [
+        // Rows of 37 (four pairs of vectors, an odd one, a tail), 4 (one
+        // vector, no pair), 8 and 24 (whole pairs, nothing left), 3 (no
+        // vector), 13 (a pair, an odd one, a tail).
         (&[P, R][..], "(d0, d1) -> (d0)", vec![5usize, 37]),
         (&[P, R][..], "(d0, d1) -> (d0)", vec![3, 4]),
+        (&[P, R][..], "(d0, d1) -> (d0)", vec![4, 8]),
+        (&[P, R][..], "(d0, d1) -> (d0)", vec![2, 24]),
         (&[P, R][..], "(d0, d1) -> (d0)", vec![2, 3]),
         (&[R, P, R][..], "(d0, d1, d2) -> (d1)", vec![3, 5, 13]),
     ] {
