@@ -184,7 +184,9 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
             match compiled {
                 Ok(kernel) => {
                     let partial = partial_sums(&g, &types);
-                    (Exec::Structured { kernel, generic: Box::new(g), inputs, partial }, format!("loops[{name}]"))
+                    // `wide`: it also has 256-bit code (a flat f32 map: an optimizer update).
+                    let label = if kernel.is_wide() { format!("wide[{name}]") } else { format!("loops[{name}]") };
+                    (Exec::Structured { kernel, generic: Box::new(g), inputs, partial }, label)
                 }
                 Err(_) => {
                     let mut k = Function::new("kernel");

@@ -114,7 +114,8 @@ fn compare(what: &str, got: &[Tensor], want: &[Tensor]) {
     }
 }
 
-fn check(ex: &Example, f: &Function, kind: &str, batches: &[usize]) {
+/// Compares the cpu backend with the interpreter; returns the plan.
+fn check(ex: &Example, f: &Function, kind: &str, batches: &[usize]) -> Vec<String> {
     let exe = CpuExecutable::compile(&kernels(f), &CpuOptions { threads: 2 }).unwrap_or_else(|e| panic!("{} {kind}: {e}", ex.name));
     for &b in batches {
         let args = random_args(f, ex, b, 7 + b as u64);
@@ -122,6 +123,7 @@ fn check(ex: &Example, f: &Function, kind: &str, batches: &[usize]) {
         let got = exe.run(&args).unwrap_or_else(|e| panic!("{} {kind} cpu: {e}", ex.name));
         compare(&format!("{} {kind} batch {b}", ex.name), &got, &want);
     }
+    exe.plan_summary()
 }
 
 #[test]
@@ -133,14 +135,33 @@ fn forward_of_every_example_matches_the_interpreter() {
 
 #[test]
 fn train_step_of_every_example_matches_the_interpreter() {
-    let mut n = 0;
+    let (mut n, mut wide) = (0, 0);
     for ex in examples() {
         if let Some(step) = &ex.step {
-            check(&ex, step, "train_step", &[1, 5, 16]);
+            let plan = check(&ex, step, "train_step", &[1, 5, 16]);
             n += 1;
+            // Where the wide code exists, the optimizer updates with a
+            // square root (Adam, RMSprop, Adagrad) all ran on it.
+            if wide_code() {
+                assert!(!plan.iter().any(|s| s.starts_with("loops[") && s.contains("sqrt")), "{}: a narrow optimizer update in {plan:?}", ex.name);
+                wide += plan.iter().filter(|s| s.starts_with("wide[") && s.contains("sqrt")).count();
+            }
         }
     }
     assert!(n >= 5, "only {n} examples have a train block");
+    if wide_code() {
+        assert!(wide >= 5, "only {wide} wide optimizer updates");
+    } else {
+        eprintln!("no AVX here: the optimizer updates ran on 128-bit code only");
+    }
+}
+
+/// True where the JIT has its wide code (x86-64 with AVX).
+fn wide_code() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 #[test]

@@ -87,12 +87,35 @@
 //! other iteration touches those elements (distinct points write distinct
 //! elements; the scalar tail does not overlap the vector loop), and the
 //! loads of an all-parallel kernel are not marked `readonly`.
+//!
+//! # Wide code
+//!
+//! A structured kernel may also have wide code (`generic/wide.rs`, x86-64
+//! with AVX), `extern "sysv64" fn(ptrs: *const *const u8, n: i64)`: `ptrs`
+//! holds one pointer per input (null for inputs the body does not read),
+//! then one per output; each stream and output pointer is the address of
+//! the operand's element at the box's origin, each scalar's the address of
+//! its one element. The code reads streams at `ptr + 4·j` and writes
+//! outputs at `ptr + 4·j` for `0 <= j < n`, reads each scalar once, and
+//! reads nothing else but its own constants. [`call_generic`] runs it only
+//! after `prepare` succeeded and only when the launch is one flat run
+//! (`flat_run`): every loop but the innermost has size 1, so the points of
+//! the box are `j = 0..n` along it, and the Cranelift code would read and
+//! write exactly `base + offset + 4·j` of each stream and output (their
+//! stride along it is 4 bytes) and `base + offset` of each scalar (all its
+//! strides are 0): the addresses `prepare` proved inside the buffers. The
+//! in-place argument above holds unchanged: each iteration loads before
+//! it stores, and touches only its own elements (the scalar tail starts
+//! where the vector loop ends).
 
 use crate::error::JitError;
 use crate::generic::launch;
 use crate::generic::schedule::Schedule;
 use crate::generic::kernel::Source;
 use crate::generic::spec::GenericSpec;
+#[cfg(target_arch = "x86_64")]
+use crate::generic::wide::Read;
+use crate::generic::wide::Wide;
 use crate::kernel::{Buffer, BufferMut};
 use crate::spec::{Access, KernelSpec};
 use cranelift_jit::JITModule;
@@ -226,8 +249,10 @@ pub(crate) static SAFE_BLOCK: SafeBlock = SafeBlock([0; 16]);
 /// Checks one call of a structured kernel (`generic/launch.rs`), fills the
 /// output with `init` where the schedule needs it, then runs `code` over
 /// rows `lo..hi` of dim 0, writing each of `outs` (buffer and whole shape).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn call_generic(
     code: &Code,
+    wide: Option<&Wide>,
     spec: &GenericSpec,
     sched: &Schedule,
     inputs: &[(Source<'_>, &[usize])],
@@ -256,6 +281,35 @@ pub(crate) fn call_generic(
     if l.empty {
         return Ok(());
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(w) = wide
+        && let Some(n) = flat_run(spec, w, &l)
+    {
+        let r = spec.rank();
+        let mut ptrs: Vec<*const u8> = Vec::with_capacity(inputs.len() + out_ptrs.len());
+        for (i, (src, _)) in inputs.iter().enumerate() {
+            let base = match src {
+                Source::Buffer(b) => b.as_ptr(),
+                Source::Output(r) => out_ptrs[*r].cast_const(),
+            };
+            // The byte offset `prepare` computed: in bounds, or the element
+            // itself for a scalar.
+            ptrs.push(if w.reads[i] == Read::Unused { std::ptr::null() } else { base.wrapping_byte_offset(l.params[i * (r + 1)] as isize) });
+        }
+        for (k, p) in out_ptrs.iter().enumerate() {
+            ptrs.push(p.cast_const().wrapping_byte_offset(l.params[(inputs.len() + k) * (r + 1)] as isize));
+        }
+        // SAFETY: see the module docs ("Wide code"): `flat_run` found one
+        // contiguous run of `n >= 1` elements per stream and output, whose
+        // every element `prepare` proved in bounds, and scalars read at the
+        // one element their offset names; `w` was generated from `spec`
+        // (both belong to one `CompiledGeneric`) with `entry`'s signature.
+        unsafe {
+            let entry = std::mem::transmute::<*const u8, WideKernel>(w.code.ptr(w.entry));
+            entry(ptrs.as_ptr(), n as i64);
+        }
+        return Ok(());
+    }
     let mut ptrs: Vec<*const u8> = inputs
         .iter()
         .map(|(src, _)| match src {
@@ -275,6 +329,29 @@ pub(crate) fn call_generic(
     // (module docs).
     unsafe { (code.entry)(ptrs.as_ptr(), l.params.as_ptr(), out_ptrs.as_ptr().cast::<u8>().cast_mut(), l.sizes.as_ptr()) };
     Ok(())
+}
+
+/// The wide code's signature (`generic/wide.rs`).
+#[cfg(target_arch = "x86_64")]
+type WideKernel = unsafe extern "sysv64" fn(ptrs: *const *const u8, n: i64);
+
+/// The element count of a call the wide code can run: every loop but the
+/// innermost merged away (size 1), every stream and output contiguous
+/// along it (4-byte stride), every scalar fixed (stride 0).
+#[cfg(target_arch = "x86_64")]
+fn flat_run(spec: &GenericSpec, w: &Wide, l: &launch::Launch) -> Option<usize> {
+    let r = spec.rank();
+    let n_in = spec.inputs().len();
+    if l.sizes[..r - 1].iter().any(|&s| s != 1) {
+        return None;
+    }
+    let inner = |o: usize| l.params[o * (r + 1) + r];
+    let ok = (0..n_in).all(|i| match w.reads[i] {
+        Read::Unused => true,
+        Read::Stream => inner(i) == 4,
+        Read::Scalar => (1..=r).all(|k| l.params[i * (r + 1) + k] == 0),
+    }) && (n_in..n_in + spec.outputs().len()).all(|o| inner(o) == 4);
+    ok.then(|| l.sizes[r - 1] as usize)
 }
 
 /// `powf` for generated code (Cranelift has no pow instruction): the same

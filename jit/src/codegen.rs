@@ -46,11 +46,16 @@ pub struct JitOptions {
     /// Keep the Cranelift IR and the machine code's disassembly of every
     /// kernel (see [`CompiledKernel::listing`]), for debugging and tuning.
     pub listing: bool,
+    /// Also compile flat f32 maps (optimizer updates) to 256-bit AVX code
+    /// where the CPU has it (`generic/wide.rs`: Cranelift's vectors are
+    /// 128-bit, which halves the divider's throughput). The results are
+    /// the same bits; off, for the tests that compare the two.
+    pub wide: bool,
 }
 
 impl Default for JitOptions {
     fn default() -> Self {
-        JitOptions { verify: cfg!(debug_assertions), fma: false, listing: false }
+        JitOptions { verify: cfg!(debug_assertions), fma: false, listing: false, wide: true }
     }
 }
 
@@ -60,6 +65,7 @@ pub struct Jit {
     isa: OwnedTargetIsa,
     fma: bool,
     listing: bool,
+    pub(crate) wide: bool,
 }
 
 impl Jit {
@@ -84,7 +90,7 @@ impl Jit {
             return Err(JitError::Host(format!("pointers of type {} (the JIT needs a 64-bit host)", isa.pointer_type())));
         }
         let has_fma = isa.isa_flags().iter().any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
-        Ok(Jit { isa, fma: options.fma && has_fma, listing: options.listing })
+        Ok(Jit { isa, fma: options.fma && has_fma, listing: options.listing, wide: options.wide })
     }
 
     /// True when kernels contract multiply-adds into `fma`.

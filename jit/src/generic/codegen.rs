@@ -38,6 +38,7 @@ use crate::error::JitError;
 use crate::generic::kernel::CompiledGeneric;
 use crate::generic::schedule::{Fold, Inner, Schedule, Step};
 use crate::generic::spec::{GenericSpec, IterKind};
+use crate::generic::wide;
 use crate::lanes::Fx;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value, types};
@@ -51,7 +52,8 @@ impl Jit {
         let start = Instant::now();
         let sched = Schedule::new(spec, self.uses_fma());
         let (code, listing) = self.build(spec.dag(), spec.result(), &sched.plan, |b, body| Nest { spec, s: &sched, body }.build(b))?;
-        Ok(CompiledGeneric { code, spec: spec.clone(), sched, compile_time: start.elapsed(), listing })
+        let wide = if self.wide { wide::compile(spec, &sched) } else { None };
+        Ok(CompiledGeneric { code, wide, spec: spec.clone(), sched, compile_time: start.elapsed(), listing })
     }
 }
 

@@ -4,6 +4,7 @@ use crate::abi::{self, Code};
 use crate::error::JitError;
 use crate::generic::schedule::Schedule;
 use crate::generic::spec::{GenericSpec, IterKind};
+use crate::generic::wide::Wide;
 use crate::kernel::{Buffer, BufferMut};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub enum Source<'a> {
 /// be shared across threads.
 pub struct CompiledGeneric {
     pub(crate) code: Code,
+    /// The same kernel on 256-bit vectors, where it qualifies (`wide.rs`).
+    pub(crate) wide: Option<Wide>,
     pub(crate) spec: GenericSpec,
     pub(crate) sched: Schedule,
     pub(crate) compile_time: Duration,
@@ -58,7 +61,7 @@ impl CompiledGeneric {
     /// output, in the spec's order; an input may be read in place from an
     /// output ([`Source::Output`]).
     pub fn run_outputs(&self, inputs: &[(Source<'_>, &[usize])], outs: Vec<(BufferMut<'_>, &[usize])>, sizes: &[usize], range: std::ops::Range<usize>) -> Result<(), JitError> {
-        abi::call_generic(&self.code, &self.spec, &self.sched, inputs, outs, sizes, (range.start, range.end))
+        abi::call_generic(&self.code, self.wide.as_ref(), &self.spec, &self.sched, inputs, outs, sizes, (range.start, range.end))
     }
 
     /// True when [`run_range`](Self::run_range) takes part of dim 0: dim 0
@@ -80,6 +83,13 @@ impl CompiledGeneric {
     /// minimum.
     pub fn vector_lanes(&self) -> u32 {
         self.sched.lanes()
+    }
+
+    /// True when the kernel also has 256-bit AVX code (a flat f32 map, on a
+    /// CPU with AVX; see [`crate::JitOptions::wide`]), which every call
+    /// whose operands are contiguous runs instead.
+    pub fn is_wide(&self) -> bool {
+        self.wide.is_some()
     }
 
     /// The Cranelift IR and the disassembled machine code, when the JIT was

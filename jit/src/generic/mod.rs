@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! GenericBuilder ──▶ GenericSpec ──schedule──▶ strides' shapes, checks, accumulator, inner loop ──codegen──▶ loop nest + body ──launch/abi──▶ CompiledGeneric::run
+//!                                          └──wide (flat f32 maps, AVX)──▶ one loop on 8-lane vectors ──┘
 //! ```
 
 pub(crate) mod codegen;
@@ -13,6 +14,7 @@ pub(crate) mod kernel;
 pub(crate) mod launch;
 pub(crate) mod schedule;
 pub(crate) mod spec;
+pub(crate) mod wide;
 
 pub use kernel::{CompiledGeneric, Source};
 pub use spec::{GenericBuilder, GenericInput, GenericOutput, GenericSpec, IterKind};

@@ -8,6 +8,7 @@
 
 mod props;
 mod reference;
+mod wide;
 
 use dlc_ir::{AffineMap, Attrs, DType, OpKind, attrs};
 use dlc_jit::{Buffer, BufferMut, GenericBuilder, GenericSpec, IterKind, Jit, JitError};
