@@ -335,15 +335,14 @@ pub(crate) fn conv2d_grad_weight<T: 'static>(g: &Geo, x: &[T], dy: &[T], dw: &mu
     let acc_p = SendPtr(acc.as_mut_ptr());
     for n0 in (0..g.n).step_by(grp) {
         let cnt = grp.min(g.n - n0);
-        // The group's output gradient as [image, P, opad] rows.
+        // The group's output gradient as [image, P, opad] rows (scalar,
+        // this copy took a fifth of the 13×13 layer's weight gradient).
         for i in 0..cnt {
             let src = &dy[(n0 + i) * g.y_img()..][..g.y_img()];
             let dst = &mut dyt[i * p * opad..][..p * opad];
-            for (pos, row) in dst.chunks_exact_mut(opad).enumerate() {
-                for (o, d) in row[..g.o].iter_mut().enumerate() {
-                    *d = src[o * p + pos];
-                }
-                row[g.o..].fill(0.0);
+            crate::pack::transpose_ld(src, g.o, p, dst, opad, threads);
+            if opad > g.o {
+                dst.chunks_exact_mut(opad).for_each(|row| row[g.o..].fill(0.0));
             }
         }
         let (xs, img_len): (&[f32], usize) = if pad_elems == 0 {

@@ -105,7 +105,19 @@ pub fn matmul_packed<T: Element>(
 /// other machines through 32×32 blocks of scalar copies, which stay in L1
 /// on both sides.
 pub(crate) fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, dst: &mut [T], threads: usize) {
-    assert!(src.len() == rows * cols && dst.len() == rows * cols, "transpose: {rows}x{cols} of {} into {}", src.len(), dst.len());
+    assert!(dst.len() == rows * cols, "transpose: {rows}x{cols} into {}", dst.len());
+    transpose_ld(src, rows, cols, dst, rows, threads);
+}
+
+/// [`transpose`] into rows `ld ≥ rows` apart: `dst[j·ld + i] = src[i·cols
+/// + j]`; the elements of each `dst` row past `rows` are not written.
+pub(crate) fn transpose_ld<T: Element>(src: &[T], rows: usize, cols: usize, dst: &mut [T], ld: usize, threads: usize) {
+    assert!(
+        src.len() == rows * cols && ld >= rows && (cols == 0 || dst.len() >= (cols - 1) * ld + rows),
+        "transpose: {rows}x{cols} of {} into {} with rows {ld} apart",
+        src.len(),
+        dst.len()
+    );
     let blocks = rows.div_ceil(8);
     // Every thread takes a share however small the matrix: on the caller
     // alone it ran 10x slower at 2 threads than at 1 (64×256·256×128), the
@@ -115,24 +127,25 @@ pub(crate) fn transpose<T: Element>(src: &[T], rows: usize, cols: usize, dst: &m
     kernel::split(jobs, blocks, |_, range| {
         let rs = range.start * 8..(range.end * 8).min(rows);
         // SAFETY: each job writes only the columns `rs` of `dst`'s rows:
-        // disjoint elements, inside its `rows · cols` (checked above).
-        unsafe { transpose_rows(src, rows, cols, dst, rs) };
+        // disjoint elements, inside `(cols - 1) · ld + rows` (checked above).
+        unsafe { transpose_rows(src, cols, dst, ld, rs) };
     });
 }
 
 /// The source rows `rs` (from a multiple of 8) of [`transpose`].
 ///
 /// # Safety
-/// `dst` points to `rows · cols` elements, whose columns `rs` nothing else
-/// accesses meanwhile; `src` holds `rows · cols`.
-unsafe fn transpose_rows<T: Element>(src: &[T], rows: usize, cols: usize, dst: SendPtr<T>, rs: std::ops::Range<usize>) {
+/// `src` holds `rows · cols` elements for some `rows ≥ rs.end`, and `dst`
+/// points to `(cols - 1) · ld + rows` with `ld ≥ rows`, whose columns `rs`
+/// nothing else accesses meanwhile.
+unsafe fn transpose_rows<T: Element>(src: &[T], cols: usize, dst: SendPtr<T>, ld: usize, rs: std::ops::Range<usize>) {
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let (mut r8, mut c8) = (rs.start, 0);
     #[cfg(target_arch = "x86_64")]
     if crate::direct::is_f32::<T>() && std::arch::is_x86_feature_detected!("avx") {
         (r8, c8) = (rs.start + (rs.end - rs.start) / 8 * 8, cols / 8 * 8);
         // SAFETY: AVX was detected; T is f32; the caller's contract.
-        unsafe { avx::tiles(crate::direct::f32s(src), rows, cols, dst.at(0).cast(), rs.start..r8, c8) };
+        unsafe { avx::tiles(crate::direct::f32s(src), cols, dst.at(0).cast(), ld, rs.start..r8, c8) };
     }
     // What the tiles left: the columns from c8 in their rows, and the rows
     // from r8.
@@ -142,8 +155,8 @@ unsafe fn transpose_rows<T: Element>(src: &[T], rows: usize, cols: usize, dst: S
             for j0 in cs.clone().step_by(TILE) {
                 for i in i0..(i0 + TILE).min(rs.end) {
                     for j in j0..(j0 + TILE).min(cs.end) {
-                        // SAFETY: j·rows + i < cols·rows, in column i ∈ rs.
-                        unsafe { *dst.at(j * rows + i) = src[i * cols + j] };
+                        // SAFETY: j·ld + i < (cols - 1)·ld + rows, in column i ∈ rs.
+                        unsafe { *dst.at(j * ld + i) = src[i * cols + j] };
                     }
                 }
             }
@@ -158,19 +171,19 @@ mod avx {
     use std::arch::x86_64::*;
 
     /// The 8×8 tiles of rows `rs`, columns `0..c8` (both spans multiples
-    /// of 8).
+    /// of 8), into `dp`'s rows `ld` apart.
     ///
     /// # Safety
-    /// The machine has AVX; `src` and `dp` hold `rows · cols` elements,
-    /// `rs.end ≤ rows`, `c8 ≤ cols`; nothing else accesses `dp`'s columns
-    /// `rs` meanwhile.
+    /// The machine has AVX; `src` holds `rows · cols` elements and `dp`
+    /// `(cols - 1) · ld + rows`, `rs.end ≤ rows ≤ ld`, `c8 ≤ cols`; nothing
+    /// else accesses `dp`'s columns `rs` meanwhile.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn tiles(src: &[f32], rows: usize, cols: usize, dp: *mut f32, rs: std::ops::Range<usize>, c8: usize) {
+    pub(super) unsafe fn tiles(src: &[f32], cols: usize, dp: *mut f32, ld: usize, rs: std::ops::Range<usize>, c8: usize) {
         let sp = src.as_ptr();
         for i in rs.step_by(8) {
             for j in (0..c8).step_by(8) {
                 // SAFETY: rows i..i+8 and columns j..j+8 lie inside both
-                // matrices (i + 8 ≤ rs.end ≤ rows, j + 8 ≤ c8 ≤ cols).
+                // matrices (i + 8 ≤ rs.end ≤ rows ≤ ld, j + 8 ≤ c8 ≤ cols).
                 unsafe {
                     let r: [__m256; 8] = std::array::from_fn(|q| _mm256_loadu_ps(sp.add((i + q) * cols + j)));
                     // Pairs of rows interleaved, then quadruples, then halves.
@@ -205,9 +218,36 @@ mod avx {
                         _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
                     ];
                     for (q, v) in out.into_iter().enumerate() {
-                        _mm256_storeu_ps(dp.add((j + q) * rows + i), v);
+                        _mm256_storeu_ps(dp.add((j + q) * ld + i), v);
                     }
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `transpose_ld` on f32 (the AVX tiles where the machine has AVX, the
+    /// scalar edges) and f64 (scalar only): every element moved, the gap
+    /// past `rows` in each destination row untouched, at 1 and 2 threads.
+    #[test]
+    fn transposes_into_spaced_rows() {
+        for (rows, cols, ld) in [(13, 21, 16), (64, 121, 64), (8, 8, 9), (1, 5, 3), (17, 1, 17), (24, 40, 31)] {
+            for threads in [1, 2] {
+                let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+                let mut dst = vec![-1.0f32; (cols - 1) * ld + rows];
+                super::transpose_ld(&src, rows, cols, &mut dst, ld, threads);
+                for j in 0..cols {
+                    for k in 0..ld.min(dst.len() - j * ld) {
+                        let want = if k < rows { src[k * cols + j] } else { -1.0 };
+                        assert_eq!(dst[j * ld + k], want, "{rows}x{cols} ld {ld}, {threads} thread(s): row {j}, element {k}");
+                    }
+                }
+                let src64: Vec<f64> = src.iter().map(|&v| v as f64).collect();
+                let mut dst64 = vec![-1.0f64; (cols - 1) * ld + rows];
+                super::transpose_ld(&src64, rows, cols, &mut dst64, ld, threads);
+                assert_eq!(dst64, dst.iter().map(|&v| v as f64).collect::<Vec<_>>(), "f64 {rows}x{cols} ld {ld}");
             }
         }
     }
