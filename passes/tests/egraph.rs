@@ -137,6 +137,21 @@ const CASES: &[Case] = &[
     ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"ge\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "!=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
     ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) constant{value=dense<-0.0>:tensor<f32>})", "!=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
     ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32, ?x2x4x4xf32", "(select (cmp{predicate=\"gt\"} %2 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "!=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
+    // --- pooling
+    ("pool_grad_sum_relu",  "?x2x5x4xf32, ?x2x2x2xf32", "(reduce_sum{axes=[0,2,3],keepdims=true} (select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero))", "=>", "(reduce_sum{axes=[0,2,3],keepdims=true} (select (cmp{predicate=\"gt\"} (max_pool2d{kernel=[2,2],stride=[2,2]} (relu %0)) $zero) %1 $zero))"),
+    ("pool_grad_sum_relu",  "?x2x6x6xf32, ?x2x2x2xf32", "(reduce_sum{axes=[-1,-2]} (select (cmp{predicate=\"gt\"} %0 constant{value=dense<-0.0>:tensor<f32>}) (max_pool2d_grad{kernel=[2,3],stride=[3,3]} %0 %1) $zero))", "=>", "(reduce_sum{axes=[-1,-2]} (select (cmp{predicate=\"gt\"} (max_pool2d{kernel=[2,3],stride=[3,3]} (relu %0)) constant{value=dense<-0.0>:tensor<f32>}) %1 $zero))"),
+    // overlapping windows, padding, a sum that keeps a spatial axis the window spans (the types differ), a mask that is not `x > 0`, a mask by another tensor: not a sum over the windows
+    ("pool_grad_sum_relu",  "?x2x5x5xf32, ?x2x2x2xf32", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[3,3],stride=[2,2]} %0 %1) $zero))", "!=>", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} (max_pool2d{kernel=[3,3],stride=[2,2]} (relu %0)) $zero) %1 $zero))"),
+    ("pool_grad_sum_relu",  "?x2x4x4xf32, ?x2x3x3xf32", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],padding=[1,1],stride=[2,2]} %0 %1) $zero))", "!=>", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} (max_pool2d{kernel=[2,2],padding=[1,1],stride=[2,2]} (relu %0)) $zero) %1 $zero))"),
+    ("pool_grad_sum_relu",  "?x2x4x4xf32, ?x2x2x2xf32", "(reduce_sum{axes=[0,3]} (select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero))", "!=>", "(reduce_sum{axes=[0,3]} (select (cmp{predicate=\"gt\"} (max_pool2d{kernel=[2,2],stride=[2,2]} (relu %0)) $zero) %1 $zero))"),
+    ("pool_grad_sum_relu",  "?x2x4x4xf32, ?x2x2x2xf32", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} %0 $half) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero))", "!=>", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} (max_pool2d{kernel=[2,2],stride=[2,2]} (relu %0)) $half) %1 $zero))"),
+    ("pool_grad_sum_relu",  "?x2x4x4xf32, ?x2x2x2xf32, ?x2x4x4xf32", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} %2 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero))", "!=>", "(reduce_sum{axes=[0,2,3]} (select (cmp{predicate=\"gt\"} (max_pool2d{kernel=[2,2],stride=[2,2]} (relu %0)) $zero) %1 $zero))"),
+    ("pool_grad_sum",       "?x2x5x4xf32, ?x2x2x2xf32", "(reduce_sum{axes=[0,2,3],keepdims=true} (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1))", "=>", "(reduce_sum{axes=[0,2,3],keepdims=true} %1)"),
+    // a window 1 wide: the sum over rows holds column by column
+    ("pool_grad_sum",       "?x2x4x3xf32, ?x2x2x3xf32", "(reduce_sum{axes=[0,2]} (max_pool2d_grad{kernel=[2,1],stride=[2,1]} %0 %1))", "=>", "(reduce_sum{axes=[0,2]} %1)"),
+    // the masked gradient as one op is left alone, as is a sum over one spatial axis
+    ("pool_grad_sum",       "?x2x4x4xf32, ?x2x2x2xf32", "(reduce_sum{axes=[0,2,3]} (max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1))", "!=>", "(reduce_sum{axes=[0,2,3]} %1)"),
+    ("pool_grad_sum",       "?x2x4x4xf32, ?x2x2x2xf32", "(reduce_sum{axes=[2]} (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1))", "!=>", "(reduce_sum{axes=[2]} %1)"),
 ];
 
 /// Named sub-terms for the loss lines, whose terms are what `train/loss.rs`
@@ -451,6 +466,100 @@ fn relu_pool_grad_routes_by_the_pre_activation() {
         let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
         let same = want[0].to_f64_vec().iter().zip(got[0].to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
         assert!(same, "{window}: {} vs {}", want[0].describe(), got[0].describe());
+    }
+}
+
+/// `pool_grad_sum_relu`'s and `pool_grad_sum`'s value test: a bias
+/// gradient under max-pooling (the sum of the masked pooling gradient over
+/// the batch and both spatial axes) and the plain sum give the same bits
+/// as the rules' right sides, over a tiling window: integer data, so every
+/// sum is exact; ties, zeros of both signs, NaN and ±inf in `z`; an
+/// uncovered row and column (5x7 pooled 2x2).
+#[test]
+fn pool_gradient_sums_are_sums_over_the_pooled_grid() {
+    let (z, g) = ("tensor<?x2x5x7xf32>", "tensor<?x2x2x3xf32>");
+    let head = format!(
+        r#"func.func @f(%z: {z}, %g: {g}) -> (tensor<1x2x1x1xf32>, tensor<2xf32>) {{
+  %0 = "dl.constant"() {{value = dense<0.0> : tensor<f32>}} : () -> tensor<f32>
+  %r = "dl.relu"(%z) : ({z}) -> {z}"#
+    );
+    let before = format!(
+        r#"{head}
+  %d = "dl.max_pool2d_grad"(%r, %g) {{kernel = [2, 2], stride = [2, 2]}} : ({z}, {g}) -> {z}
+  %m = "dl.cmp"(%z, %0) {{predicate = "gt"}} : ({z}, tensor<f32>) -> tensor<?x2x5x7xi1>
+  %s = "dl.select"(%m, %d, %0) : (tensor<?x2x5x7xi1>, {z}, tensor<f32>) -> {z}
+  %b = "dl.reduce_sum"(%s) {{axes = [0, 2, 3], keepdims = true}} : ({z}) -> tensor<1x2x1x1xf32>
+  %e = "dl.max_pool2d_grad"(%z, %g) {{kernel = [2, 2], stride = [2, 2]}} : ({z}, {g}) -> {z}
+  %c = "dl.reduce_sum"(%e) {{axes = [0, -1, -2]}} : ({z}) -> tensor<2xf32>
+  return %b, %c : tensor<1x2x1x1xf32>, tensor<2xf32>
+}}"#
+    );
+    let after = format!(
+        r#"{head}
+  %p = "dl.max_pool2d"(%r) {{kernel = [2, 2], stride = [2, 2]}} : ({z}) -> {g}
+  %m = "dl.cmp"(%p, %0) {{predicate = "gt"}} : ({g}, tensor<f32>) -> tensor<?x2x2x3xi1>
+  %s = "dl.select"(%m, %g, %0) : (tensor<?x2x2x3xi1>, {g}, tensor<f32>) -> {g}
+  %b = "dl.reduce_sum"(%s) {{axes = [0, 2, 3], keepdims = true}} : ({g}) -> tensor<1x2x1x1xf32>
+  %c = "dl.reduce_sum"(%g) {{axes = [0, -1, -2]}} : ({g}) -> tensor<2xf32>
+  return %b, %c : tensor<1x2x1x1xf32>, tensor<2xf32>
+}}"#
+    );
+    let parse = |src: &str| parse_module(src).unwrap_or_else(|e| panic!("{e}\n{src}")).functions.remove(0);
+    let (before, after) = (parse(&before), parse(&after));
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0];
+    for seed in 0..4 {
+        let fill = |shape: &[usize], salt: usize, special: bool| {
+            let n: usize = shape.iter().product();
+            let v = (0..n).map(|i| if special && (i + seed + salt).is_multiple_of(7) { specials[(i / 7 + seed) % 5] } else { ((i * 5 + seed * 3 + salt) % 7) as f32 - 3.0 }).collect();
+            Tensor::from_f32(shape, v).unwrap()
+        };
+        // NaN and inf in `g` too, from the second seed on.
+        let args = [fill(&[3, 2, 5, 7], 1, true), fill(&[3, 2, 2, 3], 2, seed > 1)];
+        let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
+        for (w, g) in want.iter().zip(&got) {
+            let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+            assert!(same, "seed {seed}: {} vs {}", w.describe(), g.describe());
+        }
+    }
+}
+
+/// In a train step's shape, where the pooled activation comes from a
+/// convolution with bias and ReLU: the bias gradient is summed over the
+/// pooled grid and the full-size gradient is no longer computed at all
+/// when nothing else needs it (here, no weight gradient); with
+/// overlapping windows it stays.
+#[test]
+fn a_bias_gradient_under_max_pooling_reads_the_pooled_grid() {
+    for (window, pooled, fires) in [("kernel = [2, 2], stride = [2, 2]", [3, 3], true), ("kernel = [3, 3], stride = [2, 2]", [2, 2], false)] {
+        let (z, g) = ("tensor<?x4x6x6xf32>".to_string(), format!("tensor<?x4x{}x{}xf32>", pooled[0], pooled[1]));
+        let src = format!(
+            r#"func.func @f(%x: tensor<?x3x8x8xf32>, %w: tensor<4x3x3x3xf32>, %c: tensor<4x1x1xf32>, %g: {g}) -> ({g}, tensor<1x4x1x1xf32>) {{
+  %0 = "dl.constant"() {{value = dense<0.0> : tensor<f32>}} : () -> tensor<f32>
+  %y = "dl.conv2d"(%x, %w) : (tensor<?x3x8x8xf32>, tensor<4x3x3x3xf32>) -> {z}
+  %z = "dl.add"(%y, %c) : ({z}, tensor<4x1x1xf32>) -> {z}
+  %r = "dl.relu"(%z) : ({z}) -> {z}
+  %p = "dl.max_pool2d"(%r) {{{window}}} : ({z}) -> {g}
+  %d = "dl.max_pool2d_grad"(%r, %g) {{{window}}} : ({z}, {g}) -> {z}
+  %m = "dl.cmp"(%z, %0) {{predicate = "gt"}} : ({z}, tensor<f32>) -> tensor<?x4x6x6xi1>
+  %s = "dl.select"(%m, %d, %0) : (tensor<?x4x6x6xi1>, {z}, tensor<f32>) -> {z}
+  %b = "dl.reduce_sum"(%s) {{axes = [0, 2, 3], keepdims = true}} : ({z}) -> tensor<1x4x1x1xf32>
+  return %p, %b : {g}, tensor<1x4x1x1xf32>
+}}"#
+        );
+        let before = parse_module(&src).unwrap_or_else(|e| panic!("{e}\n{src}")).functions.remove(0);
+        let (after, report) = opt(&src);
+        let text = print_function(&after);
+        assert_eq!(report.fired.contains_key("pool_grad_sum_relu"), fires, "{window}\n{report}");
+        assert_eq!(!text.contains("max_pool2d_grad"), fires, "{window}:\n{text}");
+        let fill = |shape: &[usize], seed: usize| {
+            let n: usize = shape.iter().product();
+            Tensor::from_f32(shape, (0..n).map(|i| ((i * 5 + seed) % 7) as f32 - 3.0).collect()).unwrap()
+        };
+        let args = [fill(&[2, 3, 8, 8], 1), fill(&[4, 3, 3, 3], 2), fill(&[4, 1, 1], 3), fill(&[2, 4, pooled[0], pooled[1]], 4)];
+        let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
+        for (w, g) in want.iter().zip(&got) {
+            assert!(w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits()), "{window}: {} vs {}", w.describe(), g.describe());
+        }
     }
 }
 

@@ -311,6 +311,10 @@ const NOT_GENERATED: &[&str] = &[
     // in tests/egraph.rs, and mnist_cnn's train step in tests/egraph_examples.rs.
     "relu_pool_grad",
     "pool_grad_relu",
+    // Sums of max-pooling's gradient over the windows: `pool_gradient_sums_are_sums_over_the_pooled_grid`
+    // and `a_bias_gradient_under_max_pooling_reads_the_pooled_grid` in tests/egraph.rs, and mnist_cnn's train step in tests/egraph_examples.rs.
+    "pool_grad_sum_relu",
+    "pool_grad_sum",
 ];
 
 /// Over 300 cases of a fixed seed, every rule but [`NOT_GENERATED`] fires

@@ -67,14 +67,16 @@ pub struct Stage {
 
 /// The stages, in order. Layout and scalar motion expose new algebra
 /// (`neg(neg x)` once a negation leaves a matmul), so those stages run the
-/// algebra rules beside their own. Fusion groups what the others left: a
-/// contraction with its bias and ReLU as one kernel node, which extraction
-/// takes when the cost model prefers it.
+/// algebra rules beside their own. Pooling reads the masked pooling
+/// gradients the algebra stage routes by the pre-activation. Fusion groups
+/// what the others left: a contraction with its bias and ReLU as one
+/// kernel node, which extraction takes when the cost model prefers it.
 pub const STAGES: &[Stage] = &[
     Stage { name: "algebra", topics: &["algebra"] },
     Stage { name: "layout", topics: &["layout", "algebra"] },
     Stage { name: "loss", topics: &["loss"] },
     Stage { name: "scalar", topics: &["scalar", "algebra"] },
+    Stage { name: "pooling", topics: &["pooling"] },
     Stage { name: "fusion", topics: &["fusion"] },
 ];
 

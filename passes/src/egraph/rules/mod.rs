@@ -17,13 +17,15 @@
 //! (`x * 1` and `1 * x`); no rule commutes or reassociates otherwise.
 //!
 //! Discipline, as in `canonicalize`: `algebra`, `layout` and `fusion` hold
-//! identities that are exact in IEEE arithmetic; `loss` and `scalar` hold identities
-//! that agree within float rounding, each saying so in its comment.
+//! identities that are exact in IEEE arithmetic; `loss`, `scalar` and
+//! `pooling` hold identities that agree within float rounding, each saying
+//! so in its comment.
 
 pub mod algebra;
 pub mod fusion;
 pub mod layout;
 pub mod loss;
+pub mod pooling;
 pub mod scalar;
 
 use super::analysis::{Data, DlAnalysis, Graph};
@@ -354,7 +356,7 @@ pub fn rule_of(rewrite_name: &str) -> &str {
 }
 
 /// Every topic's rules, in stage order.
-pub const TOPICS: &[(&str, &[Rule])] = &[("algebra", algebra::RULES), ("layout", layout::RULES), ("loss", loss::RULES), ("scalar", scalar::RULES), ("fusion", fusion::RULES)];
+pub const TOPICS: &[(&str, &[Rule])] = &[("algebra", algebra::RULES), ("layout", layout::RULES), ("loss", loss::RULES), ("scalar", scalar::RULES), ("pooling", pooling::RULES), ("fusion", fusion::RULES)];
 
 // --- conditions shared by the topics ---------------------------------------
 
