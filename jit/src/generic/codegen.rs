@@ -75,6 +75,8 @@ struct Ctx {
     acc: Option<Variable>,
     /// The vector of partial accumulators (`Inner::Reduce`).
     vacc: Option<Variable>,
+    /// The term's plan of `Inner::MapWiden`.
+    wterm: Option<Plan>,
     /// The two `f64x2` partial sums of `Inner::ReduceWiden` (the low and the
     /// high halves of each `f32x4` term), and the term's own plan.
     wacc: Option<(Variable, Variable, Plan)>,
@@ -131,7 +133,7 @@ impl Nest<'_> {
         };
         let meta = MemFlagsData::trusted().with_readonly();
         let safe = if self.s.checks.is_empty() { ins } else { b.ins().load(types::I64, meta, ins, 8 * n_in as i32) };
-        let mut ctx = Ctx { params, sizes, safe, bounds: Vec::new(), acc: None, vacc: None, wacc: None };
+        let mut ctx = Ctx { params, sizes, safe, bounds: Vec::new(), acc: None, vacc: None, wacc: None, wterm: None };
         let mut ptrs = vec![None; n_in + self.n_out()];
         for (o, p) in ptrs.iter_mut().enumerate() {
             if o < n_in && !self.s.live[o] {
@@ -153,6 +155,9 @@ impl Nest<'_> {
         }
         if let Inner::ReduceWiden(t) = self.s.inner {
             ctx.wacc = Some((b.declare_var(types::F64X2), b.declare_var(types::F64X2), Plan::new(self.spec.dag(), t, self.body.fma)));
+        }
+        if let Inner::MapWiden(t) = self.s.inner {
+            ctx.wterm = Some(Plan::new(self.spec.dag(), t, self.body.fma));
         }
         self.level(b, &ctx, 0, &ptrs, &partials)?;
         b.ins().return_(&[]);
@@ -299,7 +304,7 @@ impl Nest<'_> {
         let vector = match self.s.inner {
             Inner::Scalar => None,
             Inner::Map(v) | Inner::Reduce(v, _) => Some(v),
-            Inner::ReduceWiden(_) => Some(types::F32X4),
+            Inner::ReduceWiden(_) | Inner::MapWiden(_) => Some(types::F32X4),
         };
         let mut rows = vec![Row::default(); n_in + self.n_out()];
         for (i, row) in rows.iter_mut().enumerate() {
@@ -421,7 +426,19 @@ impl Nest<'_> {
         }
         let od = self.spec.out_dtype();
         let lanes = vector.map_or(1, |v| v.lane_count() as i64);
-        if self.spec.iterators()[k] == IterKind::Parallel {
+        if let (Some(_), Some(plan), Inner::MapWiden(t)) = (vector, &ctx.wterm, self.s.inner) {
+            // The f32 term on 4 lanes, its halves promoted and added to the
+            // four f64 output elements at `j` (two `f64x2` loads and stores).
+            let addr = Self::address(b, &rows[n_in], od, jv).ok_or_else(|| JitError::Codegen("the output has no row".into()))?;
+            let term = Body { dag: self.body.dag, output: t, plan, fma: self.body.fma, pow: self.body.pow };
+            let t = term.emit(b, vector, &vals, None)?;
+            let (low, high) = Self::promote_halves(b, t);
+            for (at, part) in [(0, low), (16, high)] {
+                let a = b.ins().load(types::F64X2, out_flags(), addr, at);
+                let s = b.ins().fadd(a, part);
+                b.ins().store(out_flags(), s, addr, at);
+            }
+        } else if self.spec.iterators()[k] == IterKind::Parallel {
             let outs = self.spec.outputs();
             let addrs = outs
                 .iter()
@@ -457,13 +474,7 @@ impl Nest<'_> {
             // high half moved down as one 64-bit lane).
             let term = Body { dag: self.body.dag, output: t, plan, fma: self.body.fma, pow: self.body.pow };
             let t = term.emit(b, vector, &vals, None)?;
-            let low = b.ins().fvpromote_low(t);
-            let lanes = MemFlagsData::new().with_endianness(Endianness::Little);
-            let pairs = b.ins().bitcast(types::I64X2, lanes, t);
-            let upper = b.ins().extractlane(pairs, 1);
-            let upper = b.ins().scalar_to_vector(types::I64X2, upper);
-            let upper = b.ins().bitcast(types::F32X4, lanes, upper);
-            let high = b.ins().fvpromote_low(upper);
+            let (low, high) = Self::promote_halves(b, t);
             for (var, part) in [(*lo, low), (*hi, high)] {
                 let a = b.use_var(var);
                 let s = b.ins().fadd(a, part);
@@ -479,6 +490,19 @@ impl Nest<'_> {
         let jn = b.ins().iadd_imm_s(jv, lanes);
         b.def_var(j, jn);
         Ok(())
+    }
+
+    /// The low and the high half of an `f32x4` as two `f64x2` (x86:
+    /// cvtps2pd of the low half, then of the high half moved down as one
+    /// 64-bit lane).
+    fn promote_halves(b: &mut FunctionBuilder<'_>, t: Value) -> (Value, Value) {
+        let low = b.ins().fvpromote_low(t);
+        let lanes = MemFlagsData::new().with_endianness(Endianness::Little);
+        let pairs = b.ins().bitcast(types::I64X2, lanes, t);
+        let upper = b.ins().extractlane(pairs, 1);
+        let upper = b.ins().scalar_to_vector(types::I64X2, upper);
+        let upper = b.ins().bitcast(types::F32X4, lanes, upper);
+        (low, b.ins().fvpromote_low(upper))
     }
 
     /// Adds the two `f64x2` partial sums of a widened reduction into the

@@ -81,6 +81,13 @@ pub(crate) enum Inner {
     /// widened sums of `lower-kernels`): the term on `f32x4`, its halves
     /// promoted into two `f64x2` partial sums, then a scalar tail.
     ReduceWiden(NodeId),
+    /// The same sum along a parallel innermost dim, the reduction outside
+    /// it (a bias gradient: a column sum over the batch): the term on
+    /// `f32x4`, its halves promoted and added to two `f64x2` vectors of
+    /// four consecutive output elements, then a scalar tail. Each element
+    /// still takes its terms one at a time in the reduction's order, so the
+    /// sums are the scalar loop's, bit for bit.
+    MapWiden(NodeId),
 }
 
 /// The compile-time decisions for one spec.
@@ -194,6 +201,7 @@ impl Schedule {
                 None => Inner::Scalar,
             },
             (None, true, IterKind::Reduction) if contiguous => widened_term(spec, &plan, fma).map_or(Inner::Scalar, Inner::ReduceWiden),
+            (None, true, IterKind::Parallel) if contiguous && steps[n_in][k] == Step::One => widened_term(spec, &plan, fma).map_or(Inner::Scalar, Inner::MapWiden),
             _ => Inner::Scalar,
         };
         let pairs = spec.inputs().iter().map(|i| i.pad.is_none() && i.dtype.is_float() && by_pairs(&i.map, k)).collect();
@@ -205,7 +213,7 @@ impl Schedule {
         match self.inner {
             Inner::Scalar => 1,
             Inner::Map(v) | Inner::Reduce(v, _) => v.lane_count(),
-            Inner::ReduceWiden(_) => 4,
+            Inner::ReduceWiden(_) | Inner::MapWiden(_) => 4,
         }
     }
 }

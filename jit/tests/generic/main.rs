@@ -296,6 +296,48 @@ fn widened_sums_run_the_f32_term_on_vectors() {
     }
 }
 
+/// The same widened sum with the reduction outside the innermost dim (a
+/// bias gradient's column sum over the batch, or a middle axis): the term
+/// on `f32x4`, added to four f64 output elements at a time, each element
+/// still summed in the reduction's order, so the bits are the sequential
+/// sum's; a masked term (`select(p > 0, g, 0)`, the pooled bias gradient)
+/// too, with tails of every length.
+#[test]
+fn widened_column_sums_run_the_f32_term_on_vectors() {
+    let mut rng = Rng::new(24);
+    for (iters, in_map, out_map, sizes) in [
+        (&[R, P][..], "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", vec![5usize, 37]),
+        (&[R, P][..], "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", vec![3, 4]),
+        (&[R, P][..], "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", vec![64, 256]),
+        (&[R, P][..], "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", vec![2, 3]),
+        (&[P, R, P][..], "(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d0, d2)", vec![3, 5, 13]),
+    ] {
+        for (term, rtol) in [("2x", 0.0), ("mask", 0.0), ("exp", 1e-6)] {
+            let mut g = GenericBuilder::new(iters, F64).unwrap();
+            let x = g.input(F32, map(in_map), None).unwrap();
+            let y = g.input(F32, map(in_map), None).unwrap();
+            let acc = g.acc().unwrap();
+            let t = match term {
+                "2x" => {
+                    let two = g.constant(2.0, F32).unwrap();
+                    g.op(OpKind::Mul, &[x, two], Attrs::new()).unwrap()
+                }
+                "mask" => {
+                    let zero = g.constant(0.0, F32).unwrap();
+                    let m = g.op(OpKind::Cmp, &[y, zero], attrs! {"predicate" => "gt"}).unwrap();
+                    g.op(OpKind::Select, &[m, x, zero], Attrs::new()).unwrap()
+                }
+                _ => g.op(OpKind::Exp, &[x], Attrs::new()).unwrap(),
+            };
+            let w = g.op(OpKind::Cast, &[t], attrs! {"dtype" => F64}).unwrap();
+            let s = g.op(OpKind::Add, &[acc, w], Attrs::new()).unwrap();
+            let spec = g.finish(s, map(out_map), Some(0.0)).unwrap();
+            let k = check(&spec, &[rng.operand(&sizes), rng.operand(&sizes)], &sizes, rtol);
+            assert_eq!(k.vector_lanes(), 4, "{iters:?} {term}");
+        }
+    }
+}
+
 #[test]
 fn pooling_3x3_over_padding() {
     let mut rng = Rng::new(9);
