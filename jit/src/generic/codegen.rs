@@ -53,6 +53,10 @@ impl Jit {
         let sched = Schedule::new(spec, self.uses_fma());
         let (code, listing) = self.build(spec.dag(), spec.result(), &sched.plan, |b, body| Nest { spec, s: &sched, body }.build(b))?;
         let wide = if self.wide { wide::compile(spec, &sched) } else { None };
+        let listing = match (listing, &wide) {
+            (Some(l), Some(w)) => Some(format!("{l}\n{}", w.listing())),
+            (l, _) => l,
+        };
         Ok(CompiledGeneric { code, wide, spec: spec.clone(), sched, compile_time: start.elapsed(), listing })
     }
 }

@@ -64,6 +64,22 @@ pub(crate) struct Wide {
     pub reads: Vec<Read>,
 }
 
+impl Wide {
+    /// The machine code as hex, for [`crate::CompiledGeneric::listing`]
+    /// (dynasm keeps no text): `objdump -D -b binary -mi386:x86-64`
+    /// disassembles it.
+    pub fn listing(&self) -> String {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let bytes: &[u8] = &self.code;
+            let hex: Vec<String> = bytes.chunks(32).map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>()).collect();
+            format!("; wide code (generic/wide.rs, 256-bit AVX): {} bytes, constants first, entry at byte {}\n{}", bytes.len(), self.entry.0, hex.join("\n"))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        String::new()
+    }
+}
+
 impl std::fmt::Debug for Wide {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Wide").field("reads", &self.reads).finish_non_exhaustive()

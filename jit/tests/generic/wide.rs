@@ -239,6 +239,15 @@ fn fused_multiply_adds_of_every_sign_run_wide() {
 }
 
 #[test]
+fn the_listing_shows_the_wide_code() {
+    let jit = Jit::with_options(JitOptions { listing: true, ..JitOptions::default() }).unwrap();
+    let k = jit.compile_generic(&adam(None)).unwrap();
+    let listing = k.listing().expect("a listing was asked for");
+    assert!(listing.contains("function"), "the Cranelift code is listed:\n{listing}");
+    assert_eq!(listing.contains("; wide code"), k.is_wide(), "{listing}");
+}
+
+#[test]
 fn other_forms_keep_the_cranelift_code() {
     let (wide, _) = jits(false);
     let full = || map("(d0, d1) -> (d0, d1)");
