@@ -311,6 +311,59 @@ unsafe fn copy_run<T: Copy>(d: *mut T, s: *const T, n: usize) {
     }
 }
 
+/// Whether a group's input gradient takes the position-major layout
+/// ([`gather_positions`], [`col2im_positions`]): unit stride and dilation,
+/// and output rows narrower than a vector, where [`col2im`]'s 16-column
+/// vectors run mostly empty (the Keras CNN's 5×5 layer has 3-wide output
+/// rows, its 13×13 layer 11-wide ones).
+pub(crate) fn positions_apply(g: &Geo) -> bool {
+    g.conv.stride == [1, 1] && g.conv.dilation == [1, 1] && g.ow < 16
+}
+
+/// Lays `cnt` images of `dy` (`[O, P]` each) out as `[O, P·cnt]`, position
+/// major: column `q·cnt + i` is image `i`'s position `q`.
+pub(crate) fn gather_positions<T: Element>(g: &Geo, dy: &[T], cnt: usize, wide: &mut [T], ld: usize) {
+    let p = g.p();
+    for o in 0..g.o {
+        let row = &mut wide[o * ld..][..p * cnt];
+        for img in 0..cnt {
+            let src = &dy[img * g.y_img() + o * p..][..p];
+            for (q, &v) in src.iter().enumerate() {
+                row[q * cnt + img] = v;
+            }
+        }
+    }
+}
+
+/// [`col2im`] of columns laid out by [`gather_positions`]: each input
+/// element of all `cnt` images at once (runs of `cnt` contiguous columns,
+/// added lane by lane), its taps in the walk's order from zero, into `tmp`
+/// (`[C·H·W, cnt]`, at least that long), then transposed into `dx`. The
+/// same sums in the same order as [`col2im`], so the same bits.
+pub(crate) fn col2im_positions<T: Element>(g: &Geo, cols: &[T], cnt: usize, dx: &mut [T], ld: usize, tmp: &mut [T]) {
+    let [ph, pw] = g.conv.padding;
+    let image = g.x_img();
+    let tmp = &mut tmp[..image * cnt];
+    for c in 0..g.c {
+        for y in 0..g.h {
+            for x in 0..g.w {
+                let acc = &mut tmp[((c * g.h + y) * g.w + x) * cnt..][..cnt];
+                acc.fill(T::ZERO);
+                for i in 0..g.kh {
+                    let Some(oy) = (y + ph).checked_sub(i).filter(|&oy| oy < g.oh) else { continue };
+                    for j in 0..g.kw {
+                        let Some(ox) = (x + pw).checked_sub(j).filter(|&ox| ox < g.ow) else { continue };
+                        let row = (c * g.kh + i) * g.kw + j;
+                        let src = &cols[row * ld + (oy * g.ow + ox) * cnt..][..cnt];
+                        acc.iter_mut().zip(src).for_each(|(a, &s)| *a = *a + s);
+                    }
+                }
+            }
+        }
+    }
+    crate::pack::transpose(tmp, image, cnt, &mut dx[..image * cnt], 1);
+}
+
 /// Lays `cnt` images of `dy` (`[O, P]` each) side by side as `[O, ld]`.
 pub(crate) fn gather_wide<T: Element>(g: &Geo, dy: &[T], cnt: usize, wide: &mut [T], ld: usize) {
     let p = g.p();
@@ -346,6 +399,54 @@ mod tests {
             col2im(&g, &cols, cnt, &mut vector, ld);
             for (i, (a, b)) in walk.iter().zip(&vector).enumerate() {
                 assert_eq!(a.to_bits(), b.to_bits(), "x {x:?} w {w:?} pad {pad:?}: element {i}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+    use crate::conv::{Conv2d, Geo};
+
+    /// The position-major gather and col2im give the image-major ones'
+    /// bits (the walk's): padded and unpadded, square and rectangular
+    /// kernels, a kernel larger than the padded input's rows, entries with
+    /// signed zeros, columns past the group (`ld` larger).
+    #[test]
+    fn position_major_col2im_is_the_walk() {
+        for (x, w, pad) in [([3, 2, 5, 5], [4, 2, 3, 3], [0, 0]), ([17, 3, 5, 4], [2, 3, 3, 2], [1, 1]), ([5, 1, 3, 3], [3, 1, 3, 3], [2, 2]), ([2, 2, 4, 6], [1, 2, 2, 5], [1, 2])] {
+            let g = Geo::new(&x, &w, Conv2d { padding: pad, ..Conv2d::default() }).unwrap();
+            let (cnt, p) = (x[0], g.p());
+            let ld = cnt * p + 3;
+            let image_major: Vec<f32> = (0..g.taps() * ld).map(|i| if i % 13 == 0 { -0.0 } else { ((i * 7919) % 23) as f32 * 0.37 - 4.0 }).collect();
+            let mut position_major = image_major.clone();
+            for r in 0..g.taps() {
+                for img in 0..cnt {
+                    for q in 0..p {
+                        position_major[r * ld + q * cnt + img] = image_major[r * ld + img * p + q];
+                    }
+                }
+            }
+            let mut walk = vec![0.0f32; cnt * g.x_img()];
+            col2im_walk(&g, &image_major, cnt, &mut walk, ld);
+            let mut got = vec![f32::NAN; cnt * g.x_img()];
+            let mut tmp = vec![f32::NAN; cnt * g.x_img()];
+            col2im_positions(&g, &position_major, cnt, &mut got, ld, &mut tmp);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&walk), "{x:?} {w:?} padding {pad:?}");
+
+            // The gather lays out dY so that the product writes these columns.
+            let dy: Vec<f32> = (0..cnt * g.y_img()).map(|i| i as f32).collect();
+            let (mut wide, mut positions) = (vec![0.0f32; g.o * ld], vec![0.0f32; g.o * ld]);
+            gather_wide(&g, &dy, cnt, &mut wide, ld);
+            gather_positions(&g, &dy, cnt, &mut positions, ld);
+            for o in 0..g.o {
+                for img in 0..cnt {
+                    for q in 0..p {
+                        assert_eq!(positions[o * ld + q * cnt + img], wide[o * ld + img * p + q], "{x:?}: channel {o}, image {img}, position {q}");
+                    }
+                }
             }
         }
     }

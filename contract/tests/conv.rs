@@ -41,6 +41,9 @@ fn cases() -> Vec<ConvCase> {
         case([2, 2, 7, 7], [5, 2, 5, 5], [1, 1], [2, 2], [1, 1]),
         // Enough images that the direct weight gradient runs in groups.
         case([12, 2, 40, 40], [3, 2, 3, 3], [1, 1], [0, 0], [1, 1]),
+        // Groups of 21 images and a partial one of 19, narrow output rows:
+        // the input gradient's position-major col2im, padded.
+        case([40, 2, 5, 5], [3, 2, 3, 3], [1, 1], [1, 1], [1, 1]),
         // One input channel (the mono path): a 26-wide row (16 + 10 lanes),
         // a padded 39-wide row (two segments), a narrow padded one.
         case([3, 1, 28, 28], [32, 1, 3, 3], [1, 1], [0, 0], [1, 1]),
