@@ -335,12 +335,13 @@ pub(crate) fn conv2d_grad_weight<T: 'static>(g: &Geo, x: &[T], dy: &[T], dw: &mu
     let acc_p = SendPtr(acc.as_mut_ptr());
     for n0 in (0..g.n).step_by(grp) {
         let cnt = grp.min(g.n - n0);
-        // The group's output gradient as [image, P, opad] rows (scalar,
-        // this copy took a fifth of the 13×13 layer's weight gradient).
+        // The group's output gradient as [image, P, opad] rows, on the
+        // transposer's AVX tiles (a scalar copy took a fifth of the 13×13
+        // layer's weight gradient); one image's is too small to split.
         for i in 0..cnt {
             let src = &dy[(n0 + i) * g.y_img()..][..g.y_img()];
             let dst = &mut dyt[i * p * opad..][..p * opad];
-            crate::pack::transpose_ld(src, g.o, p, dst, opad, threads);
+            crate::pack::transpose_ld(src, g.o, p, dst, opad, 1);
             if opad > g.o {
                 dst.chunks_exact_mut(opad).for_each(|row| row[g.o..].fill(0.0));
             }

@@ -152,14 +152,14 @@ fn train_step_of_every_example_matches_the_interpreter() {
     if wide_code() {
         assert!(wide >= 5, "only {wide} wide optimizer updates");
     } else {
-        eprintln!("no AVX here: the optimizer updates ran on 128-bit code only");
+        eprintln!("no AVX2 here: the optimizer updates ran on 128-bit code only");
     }
 }
 
-/// True where the JIT has its wide code (x86-64 with AVX).
+/// True where the JIT has its wide code (x86-64 with AVX2).
 fn wide_code() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx");
+    return std::arch::is_x86_feature_detected!("avx2");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

@@ -89,7 +89,7 @@ fn main() {
     for (name, spec) in [("Adam update", adam()), ("SGD update", sgd())] {
         let (kw, kn) = (wide.compile_generic(&spec).unwrap(), narrow.compile_generic(&spec).unwrap());
         if !kw.is_wide() {
-            println!("{name}: no wide code on this machine (it needs x86-64 with AVX); 128-bit code only");
+            println!("{name}: no wide code on this machine (it needs x86-64 with AVX2); 128-bit code only");
             continue;
         }
         // Interleaved rounds, so that both see the same moments of a shared machine.

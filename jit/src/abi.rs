@@ -91,7 +91,7 @@
 //! # Wide code
 //!
 //! A structured kernel may also have wide code (`generic/wide.rs`, x86-64
-//! with AVX), `extern "sysv64" fn(ptrs: *const *const u8, n: i64)`: `ptrs`
+//! with AVX2), `extern "sysv64" fn(ptrs: *const *const u8, n: i64)`: `ptrs`
 //! holds one pointer per input (null for inputs the body does not read),
 //! then one per output; each stream and output pointer is the address of
 //! the operand's element at the box's origin, each scalar's the address of

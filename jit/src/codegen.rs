@@ -47,7 +47,7 @@ pub struct JitOptions {
     /// kernel (see [`CompiledKernel::listing`]), for debugging and tuning.
     pub listing: bool,
     /// Also compile flat f32 maps (optimizer updates) to 256-bit AVX code
-    /// where the CPU has it (`generic/wide.rs`: Cranelift's vectors are
+    /// where the CPU has AVX2 (`generic/wide.rs`: Cranelift's vectors are
     /// 128-bit, which halves the divider's throughput). The results are
     /// the same bits; off, for the tests that compare the two.
     pub wide: bool,

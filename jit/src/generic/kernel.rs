@@ -86,7 +86,7 @@ impl CompiledGeneric {
     }
 
     /// True when the kernel also has 256-bit AVX code (a flat f32 map, on a
-    /// CPU with AVX; see [`crate::JitOptions::wide`]), which every call
+    /// CPU with AVX2; see [`crate::JitOptions::wide`]), which every call
     /// whose operands are contiguous runs instead.
     pub fn is_wide(&self) -> bool {
         self.wide.is_some()

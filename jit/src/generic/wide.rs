@@ -16,8 +16,8 @@
 //! without its divisions: AVX-512 would add little, and dynasm, the
 //! assembler used here, does not encode it.
 //!
-//! What qualifies (anything else, and every CPU without AVX, keeps the
-//! Cranelift code):
+//! What qualifies (anything else, and every CPU without AVX2, keeps the
+//! Cranelift code; the broadcasts from a register are AVX2):
 //! - no reduction dim; every input and output f32, unpadded;
 //! - each input read through the identity map (a stream) or through a map
 //!   with no results (a rank-0 scalar: an optimizer's step size); each
@@ -25,8 +25,8 @@
 //! - a body of `add`, `sub`, `mul`, `div`, `sqrt`, `neg` and constants (and
 //!   the `fma`s the plan contracts, on CPUs with FMA), all f32;
 //! - registers enough for it: every stream and output pointer in a
-//!   general-purpose register, every constant and scalar in a vector
-//!   register of its own, and the body's values in the rest.
+//!   general-purpose register, every distinct constant and every scalar in
+//!   a vector register of its own, and the body's values in the rest.
 //!
 //! The code runs one flat loop over `n` elements: 8 per iteration on
 //! `ymm` registers, then the same body on scalars (`…ss`) for the tail.
@@ -66,8 +66,8 @@ pub(crate) struct Wide {
 
 impl Wide {
     /// The machine code as hex, for [`crate::CompiledGeneric::listing`]
-    /// (dynasm keeps no text): `objdump -D -b binary -mi386:x86-64`
-    /// disassembles it.
+    /// (dynasm keeps no text): `xxd -r -p` turns it back into bytes, which
+    /// `objdump -D -b binary -mi386:x86-64` disassembles.
     pub fn listing(&self) -> String {
         #[cfg(target_arch = "x86_64")]
         {
@@ -113,13 +113,14 @@ fn reads(spec: &GenericSpec, sched: &Schedule) -> Option<Vec<Read>> {
 }
 
 /// Compiles `spec` to wide code, or `None` where it does not qualify or
-/// the CPU lacks AVX (or FMA, for a body the plan contracts).
+/// the CPU lacks AVX2 (or FMA, for a body the plan contracts).
 pub(crate) fn compile(spec: &GenericSpec, sched: &Schedule) -> Option<Wide> {
     let reads = reads(spec, sched)?;
     #[cfg(target_arch = "x86_64")]
     {
         let fused = sched.plan.fused.iter().any(Option::is_some);
-        if !std::arch::is_x86_feature_detected!("avx") || (fused && !std::arch::is_x86_feature_detected!("fma")) {
+        // AVX2 for `vbroadcastss ymm, xmm` (AVX has only the memory form).
+        if !std::arch::is_x86_feature_detected!("avx2") || (fused && !std::arch::is_x86_feature_detected!("fma")) {
             return None;
         }
         let alloc = x86::Alloc::new(spec, sched, &reads)?;

@@ -311,11 +311,14 @@ fn widened_column_sums_run_the_f32_term_on_vectors() {
         (&[R, P][..], "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", vec![64, 256]),
         (&[R, P][..], "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", vec![2, 3]),
         (&[P, R, P][..], "(d0, d1, d2) -> (d0, d1, d2)", "(d0, d1, d2) -> (d0, d2)", vec![3, 5, 13]),
+        // The mask from a per-row value, hoisted and splat along the row.
+        (&[R, P][..], "(d0, d1) -> (d0, d1)", "(d0, d1) -> (d1)", vec![6, 21]),
     ] {
+        let row_mask = sizes == [6, 21];
         for (term, rtol) in [("2x", 0.0), ("mask", 0.0), ("exp", 1e-6)] {
             let mut g = GenericBuilder::new(iters, F64).unwrap();
             let x = g.input(F32, map(in_map), None).unwrap();
-            let y = g.input(F32, map(in_map), None).unwrap();
+            let y = g.input(F32, map(if row_mask { "(d0, d1) -> (d0)" } else { in_map }), None).unwrap();
             let acc = g.acc().unwrap();
             let t = match term {
                 "2x" => {
@@ -331,8 +334,10 @@ fn widened_column_sums_run_the_f32_term_on_vectors() {
             };
             let w = g.op(OpKind::Cast, &[t], attrs! {"dtype" => F64}).unwrap();
             let s = g.op(OpKind::Add, &[acc, w], Attrs::new()).unwrap();
-            let spec = g.finish(s, map(out_map), Some(0.0)).unwrap();
-            let k = check(&spec, &[rng.operand(&sizes), rng.operand(&sizes)], &sizes, rtol);
+            // A nonzero start for the row-mask case.
+            let spec = g.finish(s, map(out_map), Some(if row_mask { 0.5 } else { 0.0 })).unwrap();
+            let y_shape = if row_mask { vec![sizes[0]] } else { sizes.clone() };
+            let k = check(&spec, &[rng.operand(&sizes), rng.operand(&y_shape)], &sizes, rtol);
             assert_eq!(k.vector_lanes(), 4, "{iters:?} {term}");
         }
     }

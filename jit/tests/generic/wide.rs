@@ -26,7 +26,7 @@ fn jits(fma: bool) -> (&'static Jit, &'static Jit) {
 fn avx() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -149,7 +149,7 @@ fn check_wide(spec: &GenericSpec, single: impl Fn(usize) -> GenericSpec, fma: bo
     if avx() {
         assert!(kw.is_wide(), "a flat f32 map on an AVX machine");
     } else {
-        eprintln!("skipped: no AVX+FMA here, so the wide code was not compared (only the Cranelift code ran)");
+        eprintln!("skipped: no AVX2+FMA here, so the wide code was not compared (only the Cranelift code ran)");
     }
     for sizes in [[1, 1], [1, 7], [1, 8], [1, 9], [3, 5], [2, 16], [5, 33], [7, 101], [4, 1024]] {
         let ins = inputs(spec, &sizes, rng);
@@ -301,8 +301,9 @@ fn other_forms_keep_the_cranelift_code() {
 
 #[test]
 fn values_beyond_the_registers_fall_back_and_many_live_values_fit() {
-    // Twelve streams all live to the end (summed last): twelve pointer
-    // registers, and twelve vector registers.
+    // Eleven streams, each squared, the squares summed last (eleven live
+    // vector values): twelve pointer registers with the output, the most
+    // there are; twelve streams are one too many.
     let (wide, narrow) = jits(false);
     let build = |streams: usize| {
         let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
@@ -322,4 +323,31 @@ fn values_beyond_the_registers_fall_back_and_many_live_values_fit() {
     let ins = inputs(&fits, &sizes, &mut rng);
     let (kw, kn) = (wide.compile_generic(&fits).unwrap(), narrow.compile_generic(&fits).unwrap());
     assert_eq!(bits(&run(&kw, &ins, &sizes, &[0, 2], None)), bits(&run(&kn, &ins, &sizes, &[0, 2], None)));
+
+    // Two streams and `live` values computed from them, all live until they
+    // are summed at the end: 16 vector registers hold 15 such values beside
+    // the two inputs' last use, not 17 (no constants take any).
+    let chain = |live: usize| {
+        let mut g = GenericBuilder::new(&[P, P], F32).unwrap();
+        let x = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+        let y = g.input(F32, map("(d0, d1) -> (d0, d1)"), None).unwrap();
+        let mut vs = vec![g.op(OpKind::Add, &[x, y], Attrs::new()).unwrap()];
+        for k in 1..live {
+            let (a, b) = (vs[k - 1], if k % 2 == 0 { x } else { y });
+            vs.push(g.op(if k % 3 == 0 { OpKind::Sub } else { OpKind::Mul }, &[a, b], Attrs::new()).unwrap());
+        }
+        let mut s = vs[0];
+        for &v in &vs[1..] {
+            s = g.op(OpKind::Add, &[s, v], Attrs::new()).unwrap();
+        }
+        g.finish(s, map("(d0, d1) -> (d0, d1)"), None).unwrap()
+    };
+    for (live, fits) in [(12, true), (17, false)] {
+        let spec = chain(live);
+        let kw = wide.compile_generic(&spec).unwrap();
+        assert_eq!(kw.is_wide(), fits && avx(), "{live} live values");
+        let ins = inputs(&spec, &sizes, &mut rng);
+        let kn = narrow.compile_generic(&spec).unwrap();
+        assert_eq!(bits(&run(&kw, &ins, &sizes, &[0, 2], None)), bits(&run(&kn, &ins, &sizes, &[0, 2], None)), "{live} live values");
+    }
 }

@@ -31,7 +31,7 @@ use egg::Id;
 #[rustfmt::skip]
 pub const RULES: &[Rule] = &[
     // reduce_sum(select(x > 0, max_pool2d_grad(x, g), 0)) → reduce_sum(select(max_pool2d(relu(x)) > 0, g, 0))
-    //   (windows that do not overlap, no padding; both sums of one type)
+    //   (windows that do not overlap, no padding, summed over each spatial axis they span; rank-0 zeros)
     Rule { name: "pool_grad_sum_relu", lhs: "(reduce_sum{*} (select (cmp{predicate=\"gt\"} ?x ?c) (max_pool2d_grad{*} ?x ?g) ?e))", rhs: Rhs::Build(masked_sum) },
     // reduce_sum(max_pool2d_grad(x, g)) → reduce_sum(g)   (same conditions)
     Rule { name: "pool_grad_sum",      lhs: "(reduce_sum{*} (max_pool2d_grad{*} ?x ?g))",                                        rhs: Rhs::Build(plain_sum) },
@@ -39,16 +39,23 @@ pub const RULES: &[Rule] = &[
 
 /// The window attributes (`kernel`, `stride`, `padding`) of the pooling
 /// gradient, node `i` of the match, when its windows do not overlap and
-/// have no padding; `None` otherwise, and for a gradient masked already
-/// (`relu`). The sum's axes need no check: a sum that keeps a spatial axis
-/// has the same type on both sides only where the window is 1 wide along
-/// it (with stride 1), and then the identity holds row by row (or column
-/// by column); elsewhere the driver does not union the two.
+/// have no padding, and the sum (node 0) covers each spatial axis the
+/// window spans (one it keeps must be 1 wide with stride 1, where the
+/// identity holds row by row or column by column; the types alone would
+/// not say so for a dynamic spatial size); `None` otherwise, and for a
+/// gradient masked already (`relu`).
 fn window(m: &Match<'_>, i: usize) -> Option<Attrs> {
     let grad = m.view(i, OpKind::MaxPool2dGrad);
     let (k, s, p) = (grad.ints("kernel").ok()?, grad.ints("stride").ok()?, grad.ints("padding").ok()?);
     if grad.bool("relu").ok()? || p.iter().any(|&v| v != 0) || s.iter().zip(&k).any(|(s, k)| s < k) {
         return None;
+    }
+    let axes = m.view(0, OpKind::ReduceSum).ints("axes").ok()?;
+    for d in 0..2 {
+        let covered = axes.iter().any(|&a| a == d as i64 + 2 || a == d as i64 - 2);
+        if !covered && (k[d] != 1 || s[d] != 1) {
+            return None;
+        }
     }
     let mut attrs: Attrs = m.attrs(i).clone();
     attrs.remove("relu");
@@ -56,8 +63,10 @@ fn window(m: &Match<'_>, i: usize) -> Option<Attrs> {
 }
 
 fn masked_sum(m: &mut Match<'_>) -> Option<Id> {
-    let zero = |v: Option<f64>| v == Some(0.0);
-    if !zero(m.splat("?c")) || !zero(m.splat("?e")) {
+    // Rank-0 zeros: a larger splat would broadcast the pooled mask or
+    // result back up to its own shape.
+    let zero = |m: &Match<'_>, v: &str| m.splat(v) == Some(0.0) && m.data(v).tensor().is_some_and(|t| t.rank() == 0);
+    if !zero(m, "?c") || !zero(m, "?e") {
         return None;
     }
     let pool = window(m, 3)?;
