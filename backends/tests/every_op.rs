@@ -119,6 +119,13 @@ fn example(kind: OpKind) -> Option<(Attrs, Vec<(TensorType, Tensor)>)> {
             let bias = (batch(&[3, 1, 1], DType::F32), f32t(&[3, 1, 1], &[-1.0, 0.0, 1.0]));
             (attrs! {"padding" => Attr::ints(&[1, 1]), "relu" => true}, vec![img(), w, bias])
         }
+        // That convolution max-pooled 2x2: g is the pooled [?, 3, 2, 2] gradient.
+        K::KernelConv2dGradWeight => {
+            let g = (batch(&[-1, 3, 2, 2], DType::F32), f32t(&[2, 3, 2, 2], &(0..24).map(|v| (v % 5) as f32 - 2.0).collect::<Vec<_>>()));
+            let w = (batch(&[3, 2, 3, 3], DType::F32), f32t(&[3, 2, 3, 3], &(0..54).map(|v| (v % 7) as f32 * 0.1 - 0.3).collect::<Vec<_>>()));
+            let bias = (batch(&[3, 1, 1], DType::F32), f32t(&[3, 1, 1], &[-1.0, 0.0, 1.0]));
+            (attrs! {"padding" => Attr::ints(&[1, 1]), "relu" => true, "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}, vec![img(), g, w, bias])
+        }
     })
 }
 
@@ -329,6 +336,86 @@ fn kernel_conv2d_adds_the_channel_bias_then_applies_relu() {
     for bias in [f32t(&[2, 1, 1], &[-20.0, 5.0]), f32t(&[1, 2, 1, 1], &[-20.0, 5.0])] {
         assert_eq!(conv(Attrs::new(), &[&x, &w, &bias]), f32t(&[1, 2, 2, 2], &[-8.0, -4.0, 4.0, 8.0, 1.0, 1.0, 1.0, 1.0]));
         assert_eq!(conv(attrs! {"relu" => true}, &[&x, &w, &bias]), f32t(&[1, 2, 2, 2], &[0.0, 0.0, 4.0, 8.0, 1.0, 1.0, 1.0, 1.0]));
+    }
+}
+
+#[test]
+fn kernel_conv2d_grad_weight_routes_the_pooled_gradient_through_the_recomputed_convolution() {
+    // x = 1..9 as [1, 1, 3, 3] and w picks the window's top-left tap, so the
+    // convolution is [[1, 2], [4, 5]]; one 2x2 window, whose argmax is the 5
+    // at (1, 1). Its gradient 3 lands there, so dw[a, b] = 3 · x[1 + a, 1 + b].
+    let x = f32t(&[1, 1, 3, 3], &(1..=9).map(|v| v as f32).collect::<Vec<_>>());
+    let w = f32t(&[1, 1, 2, 2], &[1.0, 0.0, 0.0, 0.0]);
+    let g = f32t(&[1, 1, 1, 1], &[3.0]);
+    let pool = Attr::ints(&[2, 2, 2, 2, 0, 0]);
+    let dw = |a: Attrs, ins: &[&Tensor]| eval_op(OpKind::KernelConv2dGradWeight, &a, ins, None).unwrap();
+    let routed = f32t(&[1, 1, 2, 2], &[15.0, 18.0, 24.0, 27.0]);
+    assert_eq!(dw(attrs! {"max_pool" => pool.clone()}, &[&x, &g, &w]), routed);
+    // With ReLU's mask the gradient passes where the biased maximum is
+    // positive (5 - 4 = 1) and not where it is not (5 - 5 = 0).
+    let b = |v: f32| f32t(&[1, 1, 1], &[v]);
+    assert_eq!(dw(attrs! {"max_pool" => pool.clone(), "relu" => true}, &[&x, &g, &w, &b(-4.0)]), routed);
+    assert_eq!(dw(attrs! {"max_pool" => pool.clone(), "relu" => true}, &[&x, &g, &w, &b(-5.0)]), f32t(&[1, 1, 2, 2], &[0.0; 4]));
+    // Without the mask the bias does not move the argmax.
+    assert_eq!(dw(attrs! {"max_pool" => pool.clone()}, &[&x, &g, &w, &b(-5.0)]), routed);
+    // The pooled gradient's shape is checked, and the window is required.
+    assert!(eval_op(OpKind::KernelConv2dGradWeight, &attrs! {"max_pool" => pool}, &[&x, &f32t(&[1, 1, 2, 2], &[1.0; 4]), &w], None).is_err());
+    assert!(eval_op(OpKind::KernelConv2dGradWeight, &Attrs::new(), &[&x, &g, &w], None).is_err());
+}
+
+/// `kernel.conv2d_grad_weight` against the `dl` ops it stands for
+/// (`conv2d_grad_weight(x, max_pool2d_grad(conv2d(x, w) + b, g))`) on the
+/// interpreter, with a `?` batch, strides, padding, overlapping windows and
+/// windows that do not cover the whole output: bit-identical.
+#[test]
+fn kernel_conv2d_grad_weight_equals_the_dl_ops_it_fuses() {
+    type Case = ([i64; 2], [i64; 2], [i64; 6], [i64; 4], [i64; 4]);
+    let cases: Vec<Case> = vec![
+        // stride, padding, the pooling window, x, w; g follows.
+        ([1, 1], [1, 1], [2, 2, 2, 2, 0, 0], [-1, 2, 6, 6], [3, 2, 3, 3]),
+        ([2, 1], [0, 0], [3, 3, 2, 2, 1, 1], [-1, 1, 9, 7], [2, 1, 3, 3]),
+        ([1, 1], [0, 0], [2, 2, 2, 2, 0, 0], [-1, 1, 8, 9], [4, 1, 3, 3]),
+    ];
+    for (stride, pad, pool, xs, ws) in cases {
+        let conv = attrs! {"stride" => Attr::ints(&stride), "padding" => Attr::ints(&pad)};
+        let out = |d: usize| ((xs[2 + d] + 2 * pad[d] - ws[2 + d]) / stride[d] + 1) as usize;
+        let pooled = |d: usize, n: usize| (n + 2 * pool[4 + d] as usize - pool[d] as usize) / pool[2 + d] as usize + 1;
+        let gs = [2, ws[0] as usize, pooled(0, out(0)), pooled(1, out(1))];
+        let pool_attrs = attrs! {"kernel" => Attr::ints(&pool[..2]), "stride" => Attr::ints(&pool[2..4]), "padding" => Attr::ints(&pool[4..])};
+        let types = [ty(&xs, DType::F32), ty(&[-1, gs[1] as i64, gs[2] as i64, gs[3] as i64], DType::F32), ty(&ws, DType::F32), ty(&[ws[0], 1, 1], DType::F32)];
+        let shapes = [vec![2, xs[1] as usize, xs[2] as usize, xs[3] as usize], gs.to_vec(), ws.iter().map(|&d| d as usize).collect(), vec![ws[0] as usize, 1, 1]];
+        let values: Vec<Tensor> = shapes.iter().enumerate().map(|(i, s)| wavy(s, i + 3)).collect();
+        for (bias, relu) in [(true, true), (true, false), (false, true), (false, false)] {
+            let n = if bias { 4 } else { 3 };
+            let mut reference = Function::new("dl");
+            let args: Vec<ValueId> = types[..n].iter().map(|t| reference.add_arg(t.clone().into(), None, Attrs::new())).collect();
+            let mut b = Builder::at_entry(&mut reference);
+            let mut y = b.op(OpKind::Conv2d, &[args[0], args[2]], conv.clone()).unwrap();
+            if bias {
+                y = b.op(OpKind::Add, &[y, args[3]], Attrs::new()).unwrap();
+            }
+            let mut pa = pool_attrs.clone();
+            pa.insert("relu".into(), Attr::Bool(relu));
+            let dy = b.op(OpKind::MaxPool2dGrad, &[y, args[1]], pa).unwrap();
+            let mut ga = conv.clone();
+            ga.insert("kernel".into(), Attr::ints(&[ws[2], ws[3]]));
+            let dw = b.op(OpKind::Conv2dGradWeight, &[args[0], dy], ga).unwrap();
+            b.ret(&[dw]);
+            let mut fused = Function::new("kernel");
+            let args: Vec<ValueId> = types[..n].iter().map(|t| fused.add_arg(t.clone().into(), None, Attrs::new())).collect();
+            let mut ka = conv.clone();
+            ka.insert("relu".into(), Attr::Bool(relu));
+            ka.insert("max_pool".into(), Attr::ints(&pool));
+            let mut b = Builder::at_entry(&mut fused);
+            let y = b.op(OpKind::KernelConv2dGradWeight, &args, ka).unwrap();
+            b.ret(&[y]);
+            dlc_ir::verify_function(&fused).unwrap();
+            let want = run(&reference, &values[..n]).unwrap().remove(0);
+            let got = run(&fused, &values[..n]).unwrap().remove(0);
+            let what = format!("bias={bias} relu={relu} {conv:?} {pool:?}");
+            assert_eq!(got, want, "{what}: not bit-identical");
+            assert!(got.to_f64_vec().iter().any(|&v| v != 0.0), "{what}: the gradient vanished");
+        }
     }
 }
 

@@ -58,7 +58,10 @@ pub use epilogue::Epilogue;
 pub use error::ContractError;
 pub use matmul::{Transpose, View, matmul, matmul_shape};
 pub use pack::{PackedB, matmul_packed};
-pub use pooled::{MaxPool2d, conv2d_max_pool, conv2d_max_pool_scratch_len, conv2d_max_pool_shape};
+pub use pooled::{
+    MaxPool2d, conv2d_max_pool, conv2d_max_pool_grad_weight, conv2d_max_pool_grad_weight_applies,
+    conv2d_max_pool_grad_weight_scratch_len, conv2d_max_pool_scratch_len, conv2d_max_pool_shape,
+};
 #[doc(hidden)]
 pub use pooled::{conv2d_max_pool_is_mono, conv2d_max_pool_is_winograd};
 

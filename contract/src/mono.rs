@@ -233,19 +233,7 @@ pub(crate) fn grad_weight_scratch(g: &Geo) -> usize {
 pub(crate) fn conv2d_grad_weight<T: 'static>(g: &Geo, x: &[T], dy: &[T], dw: &mut [T], scratch: &mut [T], threads: usize) {
     let (x, dy, dw, scratch) = (f32s(x), f32s(dy), f32s_mut(dw), f32s_mut(scratch));
     let (ph, pw) = padded(g);
-    let planes: &[f32] = if g.conv.padding == [0, 0] {
-        x
-    } else {
-        let [pt, pl] = g.conv.padding;
-        let planes = &mut scratch[..g.n * ph * pw];
-        planes.fill(0.0);
-        for img in 0..g.n {
-            for r in 0..g.h {
-                planes[(img * ph + r + pt) * pw + pl..][..g.w].copy_from_slice(&x[(img * g.h + r) * g.w..][..g.w]);
-            }
-        }
-        planes
-    };
+    let planes = padded_planes(g, x, scratch);
     let jobs = kernel::useful_threads(threads, g.n * g.o * g.p() * TAPS).clamp(1, g.o.max(1));
     let dw_p = SendPtr(dw.as_mut_ptr());
     kernel::split(jobs, g.o, |_, range| {
@@ -259,6 +247,217 @@ pub(crate) fn conv2d_grad_weight<T: 'static>(g: &Geo, x: &[T], dy: &[T], dw: &mu
             }
         }
     });
+}
+
+/// Every image of `x` as its padded plane: `x` itself without padding,
+/// else copied into `scratch` (which holds [`grad_weight_scratch`]).
+fn padded_planes<'a>(g: &Geo, x: &'a [f32], scratch: &'a mut [f32]) -> &'a [f32] {
+    if g.conv.padding == [0, 0] {
+        return x;
+    }
+    let (ph, pw) = padded(g);
+    let [pt, pl] = g.conv.padding;
+    let planes = &mut scratch[..g.n * ph * pw];
+    planes.fill(0.0);
+    for img in 0..g.n {
+        for r in 0..g.h {
+            planes[(img * ph + r + pt) * pw + pl..][..g.w].copy_from_slice(&x[(img * g.h + r) * g.w..][..g.w]);
+        }
+    }
+    planes
+}
+
+/// Whether [`conv2d_pooled_grad_weight`] serves this convolution and
+/// window here: the pooled path applies, and the windows tile the
+/// convolution's output exactly (even height and width), so every output
+/// position lies in one window.
+pub(crate) fn pooled_grad_applies<T: 'static>(g: &Geo, pool: &crate::MaxPool2d) -> bool {
+    pooled_applies::<T>(g, pool) && g.oh.is_multiple_of(2) && g.ow.is_multiple_of(2)
+}
+
+/// The weight gradient of a convolution whose output was max-pooled,
+/// from the pooled output's gradient `gp` (`[N, O, OH/2, OW/2]`), with the
+/// convolution recomputed instead of read back (see
+/// [`pooled_grad_applies`]): `dw = conv2d_grad_weight(x, dy)` where `dy =
+/// max_pool2d_grad(y, gp)` routes each window's gradient to its argmax in
+/// `y = conv2d(x, w) + bias` (masked to `y > 0` there with `relu`).
+///
+/// Why: a first layer's output is the largest activation of a CNN (5.5 MB
+/// for the Keras CNN at batch 64), and storing it for the backward pass
+/// costs a write, a read for the pooling and a read for the pooling's
+/// gradient, plus the full-size gradient's write and read. Recomputing it
+/// costs 9 multiply-adds per output, as many as the weight gradient
+/// itself, on data that stays in L1.
+///
+/// Per output channel (split over the jobs, so the result is the same at
+/// any thread count): for each pair of output rows, 8 windows at a time,
+/// the two rows are computed in registers as [`conv2d`] computes them (taps
+/// in order from zero, then the bias), each window's argmax is found by the
+/// pooling gradient's rule (row-major, a greater value or a NaN replaces;
+/// the two rows' scans are merged, which picks the same tap), the window's
+/// `0 + g` lands there, and the two gradient rows are multiplied into 9
+/// accumulators as in [`conv2d_grad_weight`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_pooled_grad_weight<T: 'static>(g: &Geo, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool, gp: &[T], dw: &mut [T], scratch: &mut [T], threads: usize) {
+    let (x, w, gp, dw, scratch) = (f32s(x), f32s(w), f32s(gp), f32s_mut(dw), f32s_mut(scratch));
+    let bias = bias.map(f32s);
+    let (ph, pw) = padded(g);
+    let planes = padded_planes(g, x, scratch);
+    let jobs = kernel::useful_threads(threads, 2 * g.n * g.o * g.p() * TAPS).clamp(1, g.o.max(1));
+    let dw_p = SendPtr(dw.as_mut_ptr());
+    kernel::split(jobs, g.o, |_, range| {
+        // SAFETY: the channels' weights of `dw` are this job's alone;
+        // `planes` holds the `n` padded `ph × pw` planes, `gp` the pooled
+        // gradient `[n, o, oh/2, ow/2]`, `w` the `o × 9` weights.
+        unsafe {
+            let out = std::slice::from_raw_parts_mut(dw_p.at(range.start * TAPS), range.len() * TAPS);
+            pooled_grad_channels(planes, (ph, pw), w, bias, relu, gp, (g.n, g.o), range, (g.oh / 2, g.ow / 2), out);
+        }
+    });
+}
+
+/// A window's tap replaces the running maximum when greater, or NaN.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn takes(v: std::arch::x86_64::__m512, max: std::arch::x86_64::__m512) -> std::arch::x86_64::__mmask16 {
+    use std::arch::x86_64::*;
+    _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, max) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v)
+}
+
+/// Channels `chans` of [`conv2d_pooled_grad_weight`], image by image:
+/// first the routed output gradient of every channel (each pair of rows
+/// computed in registers, then its windows' gradients placed, channel by
+/// channel from the same 12 input vectors) into `dy`, one image's worth,
+/// which stays in L2; then each channel's 9 accumulators take that image
+/// as [`grad_weight_channel`] takes it, in the same order, so the result is
+/// the same bits as the convolution, the pooling gradient and the weight
+/// gradient run one after another on this path. `(n, co)`: images and
+/// channels; `(qh, qw)`: the pooled plane.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pooled_grad_channels(planes: &[f32], (ph, pw): (usize, usize), w: &[f32], bias: Option<&[f32]>, relu: bool, gp: &[f32], (n, co): (usize, usize), chans: std::ops::Range<usize>, (qh, qw): (usize, usize), out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let (xp, gpp, wp) = (planes.as_ptr(), gp.as_ptr(), w.as_ptr());
+        let zero = _mm512_setzero_ps();
+        // Two rows of 16 columns → even columns (row 0 | row 1), odd ones.
+        let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        // Even and odd halves back into rows: row 0 from the low halves,
+        // row 1 from the high ones.
+        let row0 = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+        let row1 = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+        let (oh, ow) = (2 * qh, 2 * qw);
+        let segs = qw.div_ceil(L / 2);
+        // One image's routed gradient for these channels: rows of `segs`
+        // whole vectors.
+        let stride = segs * L;
+        let mut dy = vec![0.0f32; chans.len() * oh * stride];
+        let dp = dy.as_mut_ptr();
+        let mut acc = vec![zero; chans.len() * TAPS];
+        for img in 0..n {
+            let base = xp.wrapping_add(img * ph * pw);
+            for py in 0..qh {
+                for s in 0..segs {
+                    let qx = s * L / 2;
+                    let k = (qw - qx).min(L / 2);
+                    let (m, mg) = (((1u32 << (2 * k)) - 1) as __mmask16, ((1u32 << k) - 1) as __mmask16);
+                    // SAFETY (whole block): masked loads read `2k + 2 ≤ pw -
+                    // 2qx` columns of rows `2py..2py + 4 ≤ ph` of the image's
+                    // plane, and `k` pooled gradients of row `py`; stores
+                    // write whole vectors of rows `2py`, `2py + 1` of `dy`.
+                    unsafe {
+                        let at = base.wrapping_add(2 * py * pw + 2 * qx);
+                        let mut xs = [zero; 12];
+                        for r in 0..4 {
+                            for j in 0..3 {
+                                xs[r * 3 + j] = _mm512_maskz_loadu_ps(m, at.wrapping_add(r * pw + j));
+                            }
+                        }
+                        for (ci, c) in chans.clone().enumerate() {
+                            // The two output rows, as `image` computes them.
+                            let wc = wp.wrapping_add(c * TAPS);
+                            let (mut a0, mut a1) = (zero, zero);
+                            for t in 0..TAPS {
+                                let wv = _mm512_set1_ps(*wc.add(t));
+                                a0 = _mm512_fmadd_ps(wv, xs[t], a0);
+                                a1 = _mm512_fmadd_ps(wv, xs[t + 3], a1);
+                            }
+                            if let Some(b) = bias {
+                                let bv = _mm512_set1_ps(b[c]);
+                                a0 = _mm512_add_ps(a0, bv);
+                                a1 = _mm512_add_ps(a1, bv);
+                            }
+                            // Taps 0 | 2 and 1 | 3 of each window: each row's
+                            // scan, then row 1's winner against row 0's.
+                            let (e, od) = (_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
+                            let c01 = takes(od, e);
+                            let rmax = _mm512_mask_blend_ps(c01, e, od);
+                            let swapped = _mm512_shuffle_f32x4::<0b01_00_11_10>(rmax, rmax);
+                            // Lanes 0..8 hold the windows (8..16 are not used).
+                            let second = takes(swapped, rmax);
+                            let max = _mm512_mask_blend_ps(second, rmax, swapped);
+                            let gv = _mm512_maskz_loadu_ps(mg, gpp.wrapping_add(((img * co + c) * qh + py) * qw + qx));
+                            let mut share = _mm512_add_ps(zero, gv);
+                            if relu {
+                                share = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(max, zero), share);
+                            }
+                            // The share in the winning row's half (row 0 low,
+                            // row 1 high), then in the winning column.
+                            let (first, last) = (_mm512_mask_mov_ps(share, second, zero), _mm512_maskz_mov_ps(second, share));
+                            let halves = _mm512_shuffle_f32x4::<0b01_00_01_00>(first, last);
+                            let (de, dodd) = (_mm512_mask_mov_ps(halves, c01, zero), _mm512_maskz_mov_ps(c01, halves));
+                            let row = dp.wrapping_add((ci * oh + 2 * py) * stride + s * L);
+                            _mm512_storeu_ps(row, _mm512_permutex2var_ps(de, row0, dodd));
+                            _mm512_storeu_ps(row.wrapping_add(stride), _mm512_permutex2var_ps(de, row1, dodd));
+                        }
+                    }
+                }
+            }
+            // Two channels at a time, so each input vector loaded serves
+            // 18 multiply-adds.
+            let mut ci = 0;
+            while ci < chans.len() {
+                let pair = (chans.len() - ci).min(2);
+                let mut a = [zero; 2 * TAPS];
+                a[..pair * TAPS].copy_from_slice(&acc[ci * TAPS..][..pair * TAPS]);
+                for oy in 0..oh {
+                    for s in 0..segs {
+                        let seg = s * L;
+                        let nl = (ow - seg).min(L);
+                        let m = if nl >= L { 0xffff } else { ((1u32 << nl) - 1) as __mmask16 };
+                        // SAFETY: as in `grad_weight_channel`; `dy` holds
+                        // row `oy`'s whole vectors of both channels (a lone
+                        // last channel reads its own row twice).
+                        unsafe {
+                            let d0 = _mm512_loadu_ps(dp.wrapping_add((ci * oh + oy) * stride + seg));
+                            let d1 = _mm512_loadu_ps(dp.wrapping_add(((ci + pair - 1) * oh + oy) * stride + seg));
+                            for i in 0..3 {
+                                let row = base.wrapping_add((oy + i) * pw + seg);
+                                for j in 0..3 {
+                                    let xv = _mm512_maskz_loadu_ps(m, row.wrapping_add(j));
+                                    a[i * 3 + j] = _mm512_fmadd_ps(d0, xv, a[i * 3 + j]);
+                                    a[TAPS + i * 3 + j] = _mm512_fmadd_ps(d1, xv, a[TAPS + i * 3 + j]);
+                                }
+                            }
+                        }
+                    }
+                }
+                acc[ci * TAPS..][..pair * TAPS].copy_from_slice(&a[..pair * TAPS]);
+                ci += pair;
+            }
+        }
+        for (o, a) in out.iter_mut().zip(&acc) {
+            *o = _mm512_reduce_add_ps(*a);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (planes, ph, pw, w, bias, relu, gp, n, co, chans, qh, qw, out);
+        unreachable!("this path runs only on x86_64");
+    }
 }
 
 /// Channel `o` of [`conv2d_grad_weight`].

@@ -126,6 +126,63 @@ fn per_job<T: Element>(g: &Geo, x: &[usize], w: &[usize], conv: Conv2d) -> Resul
     Ok(g.chunk * g.y[1] * g.y[2] * g.y[3] + conv2d_scratch_len::<T>(&chunk_x, w, conv, 1)?)
 }
 
+/// Whether [`conv2d_max_pool_grad_weight`] serves these shapes and window
+/// on this machine: f32, a one-channel 3×3 convolution at stride and
+/// dilation 1, a 2×2 stride-2 unpadded window that tiles the convolution's
+/// output exactly (even height and width), on AVX-512. Elsewhere the caller
+/// runs the convolution, the pooling gradient and the weight gradient one
+/// after another.
+pub fn conv2d_max_pool_grad_weight_applies<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> Result<bool, ContractError> {
+    Ok(crate::mono::pooled_grad_applies::<T>(&geo::<T>(x, w, conv, pool)?.geo, &pool))
+}
+
+/// Scratch elements [`conv2d_max_pool_grad_weight`] needs.
+pub fn conv2d_max_pool_grad_weight_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d) -> Result<usize, ContractError> {
+    Ok(crate::mono::grad_weight_scratch(&geo::<T>(x, w, conv, pool)?.geo))
+}
+
+/// The weight gradient of a max-pooled convolution from the pooled
+/// output's gradient `g`, with the convolution recomputed rather than read
+/// back: `dw = conv2d_grad_weight(x, dy)` where `dy` routes each window's
+/// `g` to the window's argmax in `y = conv2d(x, w) + bias` (by
+/// `dl.max_pool2d_grad`'s rule), and with `relu` keeps it only where `y >
+/// 0` there. Only where [`conv2d_max_pool_grad_weight_applies`] (an error
+/// otherwise); the result is the same bits as [`conv2d`],
+/// `max_pool2d_grad` and [`conv2d_grad_weight`] on their AVX-512 paths.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_max_pool_grad_weight<T: Element>(
+    x: View<'_, T>,
+    w: View<'_, T>,
+    bias: Option<&[T]>,
+    relu: bool,
+    g: View<'_, T>,
+    dw: &mut [T],
+    conv: Conv2d,
+    pool: MaxPool2d,
+    scratch: &mut [T],
+    threads: usize,
+) -> Result<(), ContractError> {
+    x.check("x")?;
+    w.check("w")?;
+    g.check("g")?;
+    let geo = geo::<T>(x.shape, w.shape, conv, pool)?;
+    if !crate::mono::pooled_grad_applies::<T>(&geo.geo, &pool) {
+        return Err(ContractError::Shape(format!("the recomputing pooled weight gradient serves one-channel 3x3 f32 convolutions pooled 2x2 on AVX-512 only, got input {:?}, weight {:?}, {pool:?}", x.shape, w.shape)));
+    }
+    if g.shape != geo.pooled {
+        return Err(ContractError::Shape(format!("the pooled gradient is {:?}, the pooled output {:?}", g.shape, geo.pooled)));
+    }
+    check_len("dw", w.data.len(), dw.len())?;
+    Epilogue { bias, relu: false }.check(geo.y[1])?;
+    check_scratch_len(crate::mono::grad_weight_scratch(&geo.geo), scratch.len())?;
+    crate::mono::conv2d_pooled_grad_weight(&geo.geo, x.data, w.data, bias, relu, g.data, dw, scratch, threads);
+    Ok(())
+}
+
+fn check_scratch_len(needed: usize, found: usize) -> Result<(), ContractError> {
+    if found < needed { Err(ContractError::Scratch { needed, found }) } else { Ok(()) }
+}
+
 /// `out = max_pool2d(epilogue(conv2d(x, w)))`: `out` has the pooled shape
 /// ([`conv2d_max_pool_shape`]); `scratch` holds at least
 /// [`conv2d_max_pool_scratch_len`] elements.

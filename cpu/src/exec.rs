@@ -305,6 +305,20 @@ impl CpuExecutable {
                     _ => Err(CpuError::Unsupported(format!("conv2d_grad_weight of {:?} and {:?}", x.data.dtype(), g.data.dtype()))),
                 }
             }
+            Exec::Conv2dPooledGradWeight { x, g, w, bias, conv, pool, relu } => {
+                let (x, g, w) = (input(env, reads, *x)?, input(env, reads, *g)?, input(env, reads, *w)?);
+                let bias = bias.map(|v| input(env, reads, v)).transpose()?;
+                let bias = bias.as_ref().map(|b| &b.data);
+                match (&x.data, &g.data, &w.data, out) {
+                    (Contig::F32(a), Contig::F32(b), Contig::F32(c), BufferMut::F32(o)) => {
+                        self.conv_pooled_grad_weight([View::new(a, x.shape), View::new(b, g.shape), View::new(c, w.shape)], bias_of(bias, Contig::f32)?, o, f32s(scratch), *conv, *pool, *relu)
+                    }
+                    (Contig::F64(a), Contig::F64(b), Contig::F64(c), BufferMut::F64(o)) => {
+                        self.conv_pooled_grad_weight([View::new(a, x.shape), View::new(b, g.shape), View::new(c, w.shape)], bias_of(bias, Contig::f64)?, o, f64s(scratch), *conv, *pool, *relu)
+                    }
+                    _ => Err(CpuError::Unsupported(format!("kernel.conv2d_grad_weight of {:?}, {:?} and {:?}", x.data.dtype(), g.data.dtype(), w.data.dtype()))),
+                }
+            }
             Exec::MaxPool2dGrad { x, g, win, relu } => {
                 let (x, g) = (input(env, reads, *x)?, input(env, reads, *g)?);
                 let (&[n, c, h, w], &[gn, gc, oh, ow]) = (x.shape, g.shape) else {
@@ -486,6 +500,57 @@ impl CpuExecutable {
             |threads| dlc_contract::conv2d_grad_weight_scratch_len::<T>(x.shape, w_shape, conv, threads),
             |s, threads| dlc_contract::conv2d_grad_weight(x, g, dw, w_shape, conv, s, threads),
         )
+    }
+
+    /// `dw` of the convolution of `x` by `w` (plus `bias`) max-pooled by
+    /// `pool`, from the pooled output's gradient `g`, the convolution
+    /// recomputed (`kernel.conv2d_grad_weight`): the contraction library's
+    /// one pass where it serves the shapes; elsewhere the convolution, the
+    /// pooling gradient and the weight gradient in turn, in the scratch
+    /// the memory plan sized for that.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_pooled_grad_weight<T: dlc_contract::Element + crate::pool::PoolFloat>(
+        &self,
+        [x, g, w]: [View<'_, T>; 3],
+        bias: Option<&[T]>,
+        dw: &mut [T],
+        scratch: Option<&mut [T]>,
+        conv: Conv2d,
+        pool: MaxPool2d,
+        relu: bool,
+    ) -> Result<(), CpuError> {
+        let taps: usize = w.shape.iter().skip(1).product();
+        let y_shape = conv.out_shape(x.shape, w.shape)?;
+        let macs = 2 * y_shape.iter().product::<usize>() * taps;
+        if dlc_contract::conv2d_max_pool_grad_weight_applies::<T>(x.shape, w.shape, conv, pool)? {
+            return self.with_scratch(
+                macs,
+                scratch,
+                |_| dlc_contract::conv2d_max_pool_grad_weight_scratch_len::<T>(x.shape, w.shape, conv, pool),
+                |s, threads| dlc_contract::conv2d_max_pool_grad_weight(x, w, bias, relu, g, dw, conv, pool, s, threads),
+            );
+        }
+        let [n, c, h, wd] = y_shape;
+        let win = crate::pool::PoolWindow { kernel: pool.kernel, stride: pool.stride, padding: pool.padding };
+        let Some([oh, ow]) = win.out([h, wd]).filter(|&o| g.shape == [n, c, o[0], o[1]]) else {
+            return Err(CpuError::Malformed(format!("kernel.conv2d_grad_weight: the convolution's {y_shape:?} pooled by {pool:?} is not the gradient's {:?}", g.shape)));
+        };
+        let len = n * c * h * wd;
+        let mut own = Vec::new();
+        let scratch = match scratch {
+            Some(s) if s.len() >= 2 * len => s,
+            _ => {
+                own.resize(2 * len, <T as dlc_contract::Element>::ZERO);
+                &mut own[..]
+            }
+        };
+        let (y, rest) = scratch.split_at_mut(len);
+        let (dy, rest) = rest.split_at_mut(len);
+        let mut rest = (!rest.is_empty()).then_some(rest);
+        self.conv(x, w, y, rest.as_deref_mut(), conv, Epilogue { bias, relu: false }, None)?;
+        let y: &[T] = y;
+        self.run_planes(dy, h * wd, 2 * len, |p, o| crate::pool::max_pool2d_grad(y, g.data, p, o, [h, wd], [oh, ow], win, relu))?;
+        self.conv_grad_weight(x, View::new(dy, &y_shape), dw, w.shape, rest, conv)
     }
 
     /// Runs a convolution routine of `macs` multiply-adds (as [`Self::parallel`]

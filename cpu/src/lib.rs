@@ -302,6 +302,15 @@ impl CpuExecutable {
                     // Both gradients: the output gradient's elements times C·KH·KW.
                     Exec::Conv2dGradInput { g, w, .. } => Work::Macs(dims(*g)?.into_iter().chain(dims(*w)?.into_iter().skip(1)).collect()),
                     Exec::Conv2dGradWeight { g, .. } => Work::Macs(dims(*g)?.into_iter().chain(out.shape.iter().copied().skip(1)).collect()),
+                    // The convolution twice: recomputed, then its weight gradient.
+                    Exec::Conv2dPooledGradWeight { x, w, conv, .. } => {
+                        let (xd, wd) = (dims(*x)?, dims(*w)?);
+                        let fixed = |d: &[Dim]| d.iter().map(|d| d.as_static().unwrap_or(1) as usize).collect::<Vec<_>>();
+                        let y = conv.out_shape(&fixed(&xd), &fixed(&wd)).map_err(|e| CpuError::Malformed(e.to_string()))?;
+                        let mut shape = vec![xd[0], Dim::Static(2)];
+                        shape.extend(y[1..].iter().map(|&n| Dim::Static(n as u64)));
+                        Work::Macs(shape.into_iter().chain(wd.into_iter().skip(1)).collect())
+                    }
                     // One compare per input element, one write per output element.
                     Exec::MaxPool2dGrad { .. } => Work::Points(out.shape.clone(), 2),
                     _ => Work::None,
@@ -326,6 +335,7 @@ impl CpuExecutable {
                     }
                     Exec::Conv2dGradInput { w, conv, .. } => scratch(ConvRoutine::GradInput, s.out.shape.clone(), tensor_ty(func, *w)?.shape, *conv),
                     Exec::Conv2dGradWeight { x, conv, .. } => scratch(ConvRoutine::GradWeight, tensor_ty(func, *x)?.shape, s.out.shape.clone(), *conv),
+                    Exec::Conv2dPooledGradWeight { x, conv, pool, .. } => scratch(ConvRoutine::GradWeightPooled(*pool), tensor_ty(func, *x)?.shape, s.out.shape.clone(), *conv),
                     _ => None,
                 };
                 Ok(StepInfo {

@@ -67,6 +67,10 @@ pub(crate) enum ConvRoutine {
     GradInput,
     /// `conv2d_grad_weight`.
     GradWeight,
+    /// `conv2d_max_pool_grad_weight` with this window, or where that does
+    /// not serve, the convolution, the pooling gradient and the weight
+    /// gradient in turn.
+    GradWeightPooled(dlc_contract::MaxPool2d),
 }
 
 /// A convolution step's scratch: `routine` for the convolution of `x` by
@@ -92,9 +96,21 @@ impl ConvScratch {
             ConvRoutine::ForwardPooled(pool) => dlc_contract::conv2d_max_pool_scratch_len::<T>(&x, &w, self.conv, pool, threads),
             ConvRoutine::GradInput => dlc_contract::conv2d_grad_input_scratch_len::<T>(&x, &w, self.conv, threads),
             ConvRoutine::GradWeight => dlc_contract::conv2d_grad_weight_scratch_len::<T>(&x, &w, self.conv, threads),
+            ConvRoutine::GradWeightPooled(pool) => pooled_grad_weight_scratch_len::<T>(&x, &w, self.conv, pool, threads),
         };
         len.unwrap_or(0)
     }
+}
+
+/// The scratch of a recomputing pooled weight gradient (`kernel.conv2d_grad_weight`)
+/// on any machine: the one-pass routine's, or the convolution's output
+/// and its gradient plus the larger of the two routines' scratch, which
+/// the step runs where that routine does not serve (the same plan on
+/// every machine).
+pub(crate) fn pooled_grad_weight_scratch_len<T: dlc_contract::Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: dlc_contract::MaxPool2d, threads: usize) -> Result<usize, dlc_contract::ContractError> {
+    let y: usize = conv.out_shape(x, w)?.iter().product();
+    let steps = dlc_contract::conv2d_scratch_len::<T>(x, w, conv, threads)?.max(dlc_contract::conv2d_grad_weight_scratch_len::<T>(x, w, conv, threads)?);
+    Ok(dlc_contract::conv2d_max_pool_grad_weight_scratch_len::<T>(x, w, conv, pool)?.max(2 * y + steps))
 }
 
 /// `dims` at batch size `batch` (`?` is 0 when no batch is bound: such a

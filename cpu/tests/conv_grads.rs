@@ -109,3 +109,68 @@ fn conv2d_gradients_match_the_interpreter() {
     }
     assert_eq!(cases, geos.len() * 2 * 2 * 2);
 }
+
+/// `kernel.conv2d_grad_weight` (the weight gradient of a max-pooled
+/// convolution from the pooled gradient, the convolution recomputed)
+/// against the interpreter: the one-channel 3×3 shape with a 2×2 window
+/// that AVX-512 machines run in one pass (with and without bias and ReLU's
+/// mask, a batch large enough to split), and shapes every machine runs as
+/// the convolution, the pooling gradient and the weight gradient in the
+/// step's scratch (two channels with padding, an overlapping padded
+/// window, f64), on 1 and 2 threads. Random inputs: no window holds a tie.
+#[test]
+fn recomputing_pooled_weight_gradients_match_the_interpreter() {
+    // (channels, plane, outputs, padding, window [k, s, p], bias, relu, dtype)
+    type Case = (usize, [usize; 2], usize, usize, [usize; 3], bool, bool, DType);
+    let cases: [Case; 6] = [
+        (1, [28, 28], 8, 0, [2, 2, 0], true, true, DType::F32),
+        (1, [10, 12], 3, 1, [2, 2, 0], false, true, DType::F32),
+        (1, [10, 12], 3, 1, [2, 2, 0], true, false, DType::F32),
+        (2, [9, 8], 3, 1, [2, 2, 0], true, true, DType::F32),
+        (1, [9, 9], 2, 0, [3, 2, 1], true, true, DType::F32),
+        (2, [8, 8], 3, 1, [2, 2, 0], true, true, DType::F64),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut checked = 0;
+    for (c, [h, w], o, pad, [k, s, p], bias, relu, dtype) in cases {
+        let dt = if dtype == DType::F32 { "f32" } else { "f64" };
+        let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+        let (qh, qw) = ((oh + 2 * p - k) / s + 1, (ow + 2 * p - k) / s + 1);
+        let (xt, gt, wt, bt) = (format!("tensor<?x{c}x{h}x{w}x{dt}>"), format!("tensor<?x{o}x{qh}x{qw}x{dt}>"), format!("tensor<{o}x{c}x3x3x{dt}>"), format!("tensor<{o}x1x1x{dt}>"));
+        let (bias_arg, bias_op, bias_ty) = if bias { (format!(", %b: {bt}"), ", %b", format!(", {bt}")) } else { (String::new(), "", String::new()) };
+        let text = format!(
+            r#"module {{
+  func.func @dw(%x: {xt}, %g: {gt}, %w: {wt}{bias_arg}) -> {wt} {{
+    %dw = "kernel.conv2d_grad_weight"(%x, %g, %w{bias_op}) {{padding = [{pad}, {pad}], relu = {relu}, max_pool = [{k}, {k}, {s}, {s}, {p}, {p}]}} : ({xt}, {gt}, {wt}{bias_ty}) -> {wt}
+    %dw2 = "dl.add"(%dw, %dw) : ({wt}, {wt}) -> {wt}
+    return %dw2 : {wt}
+  }}
+}}"#
+        );
+        let f = parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0);
+        let mut lowered = f.clone();
+        dlc_passes::to_kernels(&mut lowered).unwrap();
+        for threads in [1, 2] {
+            let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap();
+            let label = format!("conv2d_grad_weight+maxpool{}", if relu { "+relu" } else { "" });
+            assert!(exe.plan_summary().contains(&label), "{:?}", exe.plan_summary());
+            for n in [1, 5] {
+                let what = format!("c={c} {h}x{w} o={o} pad={pad} window {k}/{s}/{p} bias={bias} relu={relu} {dt}, batch {n}, {threads} thread(s)");
+                let mut args = vec![random(&[n, c, h, w], dtype, &mut rng), random(&[n, o, qh, qw], dtype, &mut rng), random(&[o, c, 3, 3], dtype, &mut rng)];
+                if bias {
+                    args.push(random(&[o, 1, 1], dtype, &mut rng));
+                }
+                let want = dlc_backends::run(&f, &args).unwrap().remove(0).to_f64_vec();
+                let got = exe.run(&args).unwrap().remove(0).to_f64_vec();
+                let scale = want.iter().fold(1e-30f64, |m, y| m.max(y.abs()));
+                let tol = if dtype == DType::F32 { 1e-5 } else { 1e-13 } * scale;
+                assert!(want.iter().any(|v| *v != 0.0), "{what}: nothing routed");
+                for (j, (x, y)) in got.iter().zip(&want).enumerate() {
+                    assert!((x - y).abs() <= tol, "{what}: element {j}: {x} vs {y} (scale {scale})");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 6 * 2 * 2);
+}

@@ -196,7 +196,8 @@ impl Body<'_> {
             | K::Yield
             | K::ScalarConstant
             | K::KernelMatmul
-            | K::KernelConv2d => return Err(JitError::unsupported(kind.name(), "not an elementwise op")),
+            | K::KernelConv2d
+            | K::KernelConv2dGradWeight => return Err(JitError::unsupported(kind.name(), "not an elementwise op")),
         })
     }
 

@@ -115,7 +115,8 @@ fn cases(kind: OpKind, f: DType) -> Vec<Case> {
         | K::Yield
         | K::ScalarConstant
         | K::KernelMatmul
-        | K::KernelConv2d => Vec::new(),
+        | K::KernelConv2d
+        | K::KernelConv2dGradWeight => Vec::new(),
     }
 }
 

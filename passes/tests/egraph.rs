@@ -130,6 +130,15 @@ const CASES: &[Case] = &[
     ("conv2d_max_pool_nobias", "?x2x6x6xf32, 3x2x3x3xf32", "(max_pool2d{kernel=[2,2],stride=[2,2]} (kernel.conv2d{relu=true} %0 %1))", "=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0],relu=true} %0 %1)"),
     ("conv2d_plain_max_pool", "?x2x7x7xf32, 3x2x3x3xf32",  "(max_pool2d{kernel=[3,3],padding=[1,1],stride=[2,2]} (conv2d %0 %1))", "=>", "(kernel.conv2d{max_pool=[3,3,2,2,1,1]} %0 %1)"),
     ("conv2d_plain_max_pool", "?x2x7x7xf32, 3x2x3x3xf32",  "(max_pool2d{kernel=[2,2],stride=[2,2]} (neg (conv2d %0 %1)))", "!=>", "(kernel.conv2d{max_pool=[2,2,2,2,0,0]} %0 %1)"),
+    ("conv2d_pool_grad_weight", "?x1x8x8xf32, ?x3x3x3xf32, 3x1x3x3xf32, 3x1x1xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} (kernel.conv2d %0 %2 %3) %1))", "=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=true} %0 %1 %2 %3)"),
+    ("conv2d_pool_grad_weight", "?x2x7x7xf32, ?x3x4x4xf32, 3x2x3x3xf32, 3x1x1xf32", "(conv2d_grad_weight{kernel=[3,3],padding=[1,1]} %0 (max_pool2d_grad{kernel=[3,3],padding=[1,1],stride=[2,2]} (kernel.conv2d{padding=[1,1]} %0 %2 %3) %1))", "=>", "(kernel.conv2d_grad_weight{max_pool=[3,3,2,2,1,1],padding=[1,1],relu=false} %0 %1 %2 %3)"),
+    // the gradient of another input's convolution, another window, a convolution with its own ReLU or pool: not the fused op
+    ("conv2d_pool_grad_weight", "?x1x8x8xf32, ?x3x3x3xf32, 3x1x3x3xf32, 3x1x1xf32, ?x1x8x8xf32", "(conv2d_grad_weight{kernel=[3,3]} %4 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (kernel.conv2d %0 %2 %3) %1))", "!=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=false} %4 %1 %2 %3)"),
+    ("conv2d_pool_grad_weight", "?x1x8x8xf32, ?x3x4x4xf32, 3x1x3x3xf32, 3x1x1xf32", "(conv2d_grad_weight{dilation=[2,2],kernel=[3,3],padding=[2,2]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (kernel.conv2d{padding=[1,1]} %0 %2 %3) %1))", "!=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],padding=[1,1],relu=false} %0 %1 %2 %3)"),
+    ("conv2d_pool_grad_weight", "?x1x8x8xf32, ?x3x3x3xf32, 3x1x3x3xf32, 3x1x1xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (kernel.conv2d{relu=true} %0 %2 %3) %1))", "!=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2 %3)"),
+    ("conv2d_pool_grad_weight_nobias", "?x1x8x8xf32, ?x3x3x3xf32, 3x1x3x3xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (kernel.conv2d %0 %2) %1))", "=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2)"),
+    ("conv2d_plain_pool_grad_weight", "?x1x9x8xf32, ?x3x3x3xf32, 3x1x3x3xf32", "(conv2d_grad_weight{kernel=[3,3],stride=[1,1]} %0 (max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} (conv2d %0 %2) %1))", "=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=true} %0 %1 %2)"),
+    ("conv2d_plain_pool_grad_weight", "?x1x9x8xf32, ?x3x3x3xf32, 3x1x3x3xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (neg (conv2d %0 %2)) %1))", "!=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2)"),
     ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
     ("pool_grad_relu",      "?x2x4x4xf32, ?x2x4x4xf32", "(select (cmp{predicate=\"gt\"} %0 constant{value=dense<-0.0>:tensor<f32>}) (max_pool2d_grad{kernel=[3,3],padding=[1,1],stride=[1,1]} %0 %1) $zero)", "=>", "(max_pool2d_grad{kernel=[3,3],padding=[1,1],relu=true,stride=[1,1]} %0 %1)"),
     // a mask that is not `x > 0`, an else-value that is not +0, or a mask by another tensor: not the fused op
@@ -431,6 +440,52 @@ fn a_pooled_convolution_computes_the_same_bits() {
     for (w, g) in want.iter().zip(&got) {
         let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
         assert!(same, "{} vs {}", w.describe(), g.describe());
+    }
+}
+
+/// `conv2d_pool_grad_weight`'s (and its variants') value test: a weight
+/// gradient through max-pooling's gradient, routed by the pooled
+/// convolution's own output (with and without its bias and ReLU's mask,
+/// padded, with an overlapping padded window), becomes one
+/// `kernel.conv2d_grad_weight` with the same bits on the interpreter, NaN
+/// and ±inf among the inputs. The convolutions are cheap beside their
+/// outputs (one input channel), so extraction takes the recomputing form.
+#[test]
+fn a_recomputing_pooled_weight_gradient_computes_the_same_bits() {
+    let src = r#"func.func @f(%x: tensor<?x1x8x8xf32>, %w: tensor<3x1x3x3xf32>, %c: tensor<3x1x1xf32>, %g: tensor<?x3x3x3xf32>, %h: tensor<?x3x4x4xf32>) -> (tensor<3x1x3x3xf32>, tensor<3x1x3x3xf32>, tensor<3x1x3x3xf32>) {
+  %0 = "dl.conv2d"(%x, %w) : (tensor<?x1x8x8xf32>, tensor<3x1x3x3xf32>) -> tensor<?x3x6x6xf32>
+  %1 = "dl.add"(%0, %c) : (tensor<?x3x6x6xf32>, tensor<3x1x1xf32>) -> tensor<?x3x6x6xf32>
+  %2 = "dl.max_pool2d_grad"(%1, %g) {kernel = [2, 2], stride = [2, 2], relu = true} : (tensor<?x3x6x6xf32>, tensor<?x3x3x3xf32>) -> tensor<?x3x6x6xf32>
+  %3 = "dl.conv2d_grad_weight"(%x, %2) {kernel = [3, 3]} : (tensor<?x1x8x8xf32>, tensor<?x3x6x6xf32>) -> tensor<3x1x3x3xf32>
+  %4 = "dl.max_pool2d_grad"(%0, %g) {kernel = [2, 2], stride = [2, 2]} : (tensor<?x3x6x6xf32>, tensor<?x3x3x3xf32>) -> tensor<?x3x6x6xf32>
+  %5 = "dl.conv2d_grad_weight"(%x, %4) {kernel = [3, 3]} : (tensor<?x1x8x8xf32>, tensor<?x3x6x6xf32>) -> tensor<3x1x3x3xf32>
+  %6 = "dl.conv2d"(%x, %w) {padding = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<3x1x3x3xf32>) -> tensor<?x3x8x8xf32>
+  %7 = "dl.add"(%6, %c) : (tensor<?x3x8x8xf32>, tensor<3x1x1xf32>) -> tensor<?x3x8x8xf32>
+  %8 = "dl.max_pool2d_grad"(%7, %h) {kernel = [3, 3], stride = [2, 2], padding = [1, 1], relu = true} : (tensor<?x3x8x8xf32>, tensor<?x3x4x4xf32>) -> tensor<?x3x8x8xf32>
+  %9 = "dl.conv2d_grad_weight"(%x, %8) {kernel = [3, 3], padding = [1, 1]} : (tensor<?x1x8x8xf32>, tensor<?x3x8x8xf32>) -> tensor<3x1x3x3xf32>
+  return %3, %5, %9 : tensor<3x1x3x3xf32>, tensor<3x1x3x3xf32>, tensor<3x1x3x3xf32>
+}"#;
+    let before = parse_module(src).unwrap().functions.remove(0);
+    let (after, report) = opt(src);
+    for rule in ["conv2d_pool_grad_weight", "conv2d_plain_pool_grad_weight"] {
+        assert!(report.fired.contains_key(rule), "{rule} did not fire: {report}");
+    }
+    let text = print_function(&after);
+    assert!(text.matches("kernel.conv2d_grad_weight").count() == 3 && !text.contains("dl.max_pool2d_grad"), "{text}");
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0];
+    let fill = |shape: &[usize], seed: usize, every: usize| {
+        let n: usize = shape.iter().product();
+        let v = (0..n).map(|i| if every > 0 && (i + seed).is_multiple_of(every) { specials[(i / every) % 4] } else { ((i * 7 + seed * 3) % 11) as f32 * 0.25 - 1.25 }).collect();
+        Tensor::from_f32(shape, v).unwrap()
+    };
+    // Specials in the gradients only, and in the image too.
+    for every in [0, 23] {
+        let args = [fill(&[2, 1, 8, 8], 1, every), fill(&[3, 1, 3, 3], 2, 0), fill(&[3, 1, 1], 3, 0), fill(&[2, 3, 3, 3], 4, 13), fill(&[2, 3, 4, 4], 5, 13)];
+        let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
+        for (w, g) in want.iter().zip(&got) {
+            let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+            assert!(same, "{} vs {}", w.describe(), g.describe());
+        }
     }
 }
 

@@ -115,7 +115,7 @@ pub fn run<T: std::borrow::Borrow<Tensor>>(func: &Function, args: &[T]) -> Resul
 /// A contraction's fused epilogue: `relu(y + bias)`, each part optional.
 fn epilogue(op: &str, y: Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor, InterpError> {
     let y = match bias {
-        Some(b) if b.len() > y.shape().get(if op.ends_with("conv2d") { 1 } else { y.rank().saturating_sub(1) }).copied().unwrap_or(0) => {
+        Some(b) if b.len() > y.shape().get(if op.contains("conv2d") { 1 } else { y.rank().saturating_sub(1) }).copied().unwrap_or(0) => {
             return Err(InterpError::malformed(op, format!("the bias {} holds more than one value per channel of {}", b.describe(), y.describe())));
         }
         Some(b) => elementwise::binary(op, &y, b, BinFn::Add)?,
@@ -363,6 +363,26 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
                 }
                 None => Ok(y),
             }
+        }
+        K::KernelConv2dGradWeight => {
+            // By its definition: the convolution, the pooling's gradient,
+            // the weight gradient.
+            let [x, g, w, rest @ ..] = inputs else {
+                return Err(InterpError::malformed(op, format!("takes x, the pooled gradient, w and an optional bias, got {} operands", inputs.len())));
+            };
+            if rest.len() > 1 {
+                return Err(InterpError::malformed(op, format!("takes x, the pooled gradient, w and an optional bias, got {} operands", inputs.len())));
+            }
+            let y = contraction::conv2d(op, x, w, conv_window()?)?;
+            let y = epilogue(op, y, rest.first().copied(), false)?;
+            let Some(p) = dlc_ir::registry::kernel::fused_max_pool(&a.view).map_err(|m| InterpError::malformed(op, m))? else {
+                return Err(InterpError::malformed(op, "max_pool is required"));
+            };
+            let p = AttrReader { op, view: AttrView::new(K::MaxPool2d, &p) };
+            let win = Window2d { kernel: p.pair("kernel", 1)?, stride: p.pair("stride", 1)?, padding: p.pair("padding", 0)?, dilation: [1, 1] };
+            let dy = window::max_pool2d_grad(op, &y, g, win, a.bool("relu")?)?;
+            let kernel = w.shape().get(2..4).map_or([1, 1], |k| [k[0], k[1]]);
+            contraction::conv2d_grad_weight(op, x, &dy, conv_window()?, kernel)
         }
     }
 }

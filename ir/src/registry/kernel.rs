@@ -360,6 +360,26 @@ fn conv2d(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
     }
 }
 
+/// `kernel.conv2d_grad_weight`: x, the pooled gradient, w and an
+/// optional bias; the result is w's type.
+fn conv2d_grad_weight(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
+    if !(3..=4).contains(&ops.len()) {
+        return Err(format!("takes x, the pooled output's gradient, w and an optional bias, got {} operands", ops.len()));
+    }
+    let mut forward = vec![ops[0].clone(), ops[2].clone()];
+    forward.extend(ops.get(3).cloned());
+    let y = contraction::conv2d(&forward[..2], view)?;
+    bias(&forward, y[0].as_tensor().expect("conv2d gives a tensor"), 1)?;
+    let Some(pool) = fused_max_pool(view)? else {
+        return Err("max_pool is required: the gradient is of the pooled output".into());
+    };
+    let pooled = super::nn::pool(&y, &AttrView::new(OpKind::MaxPool2d, &pool))?;
+    if pooled[0] != ops[1] {
+        return Err(format!("the gradient {} must have the pooled output's type {}", ops[1], pooled[0]));
+    }
+    Ok(vec![ops[2].clone()])
+}
+
 /// A `kernel.conv2d`'s convolution result before any `max_pool` (what its
 /// multiply-adds and epilogue run over), from its operands' types.
 pub fn conv2d_unpooled(ops: &[Type], view: &AttrView) -> Result<Type, String> {
@@ -431,6 +451,28 @@ pub const CONV2D: OpDef = OpDef {
         },
     ],
     infer: conv2d,
+    grad: Grad::No,
+    commutative: false,
+    region: None,
+};
+
+/// `kernel.conv2d_grad_weight`: the weight gradient of a max-pooled
+/// convolution, from the pooled output's gradient, with the convolution
+/// recomputed rather than stored.
+pub const CONV2D_GRAD_WEIGHT: OpDef = OpDef {
+    name: "kernel.conv2d_grad_weight",
+    summary: "dl.conv2d_grad_weight(x, dl.max_pool2d_grad(y, g)) with y = conv2d(x, w) + bias recomputed inside instead of read from memory (relu: dl.max_pool2d_grad {relu}): the forward pass can then pool its convolution before writing it (kernel.conv2d {max_pool}).",
+    example: r#"%dw = "kernel.conv2d_grad_weight"(%x, %g, %w, %b) {max_pool = [2, 2, 2, 2, 0, 0], relu = true} : (tensor<?x1x28x28xf32>, tensor<?x32x13x13xf32>, tensor<32x1x3x3xf32>, tensor<32x1x1xf32>) -> tensor<32x1x3x3xf32>"#,
+    category: Category::Contraction,
+    operands: Arity::AtLeast(3),
+    attrs: &[
+        AttrSpec { name: "stride", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [sh, sw]" },
+        AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "the convolution's zero padding [ph, pw] on each side" },
+        AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [dh, dw]" },
+        AttrSpec { name: "relu", kind: AttrKind::Bool, default: Default::Bool(false), doc: "keep each window's gradient only where y > 0 at its argmax (ReLU's gradient mask)" },
+        AttrSpec { name: "max_pool", kind: AttrKind::Ints, default: Default::Ints(&[]), doc: "[kh, kw, sh, sw, ph, pw]: the max-pool window g is the gradient of (required)" },
+    ],
+    infer: conv2d_grad_weight,
     grad: Grad::No,
     commutative: false,
     region: None,

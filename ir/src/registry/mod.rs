@@ -378,6 +378,7 @@ ops! {
     ScalarConstant => kernel::CONSTANT,
     KernelMatmul => kernel::MATMUL,
     KernelConv2d => kernel::CONV2D,
+    KernelConv2dGradWeight => kernel::CONV2D_GRAD_WEIGHT,
 }
 
 impl OpKind {

@@ -133,7 +133,8 @@ fn kernel(sizes: &[Option<u64>], dtype: DType) -> Generic {
 /// The structured-kernel level: `kernel.generic` with broadcast maps, body
 /// constants and i1 values, a permuted result, reductions to a rank-0 and
 /// over a padded strided window; `kernel.matmul` and `kernel.conv2d` with
-/// their bias and ReLU epilogue. `kernel.yield` ends every body.
+/// their bias and ReLU epilogue, and max-pooled; `kernel.conv2d_grad_weight`
+/// from that pooled result. `kernel.yield` ends every body.
 fn kernel_ops(b: &mut Builder<'_>, x: ValueId, v: ValueId, w: ValueId, img: ValueId, k: ValueId, out: &mut Vec<ValueId>) {
     // relu((x + v) * 0.5) spelled with cmp and select: f32 and i1 scalars.
     let mut g = kernel(&[None, Some(4)], DType::F32);
@@ -204,6 +205,11 @@ fn kernel_ops(b: &mut Builder<'_>, x: ValueId, v: ValueId, w: ValueId, img: Valu
     out.push(b.op(OpKind::KernelConv2d, &[img, k], attrs! {"stride" => Attr::ints(&[2, 2]), "dilation" => Attr::ints(&[2, 1])}).unwrap());
     let nchw = b.op(OpKind::Reshape, &[cbias], attrs! {"shape" => Attr::ints(&[1, 2, 1, 1])}).unwrap();
     out.push(b.op(OpKind::KernelConv2d, &[img, k, nchw], attrs! {"stride" => Attr::ints(&[2, 2])}).unwrap());
+    // A max-pooled convolution's weight gradient from the pooled gradient:
+    // the padded 8x8 output pooled 2x2 is [?, 2, 4, 4].
+    let pooled = b.op(OpKind::KernelConv2d, &[img, k, cbias], attrs! {"padding" => Attr::ints(&[1, 1]), "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}).unwrap();
+    out.push(b.op(OpKind::KernelConv2dGradWeight, &[img, pooled, k, cbias], attrs! {"padding" => Attr::ints(&[1, 1]), "relu" => true, "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}).unwrap());
+    out.push(b.op(OpKind::KernelConv2dGradWeight, &[img, pooled, k], attrs! {"padding" => Attr::ints(&[1, 1]), "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}).unwrap());
 }
 
 /// Constants and function attributes at the edges of number and string syntax.

@@ -90,6 +90,9 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
             let g = operands.get(1).map(|t| dims(t)).unwrap_or_default();
             2.0 * g.iter().product::<f64>() * dims(out).iter().skip(1).product::<f64>()
         }
+        // The convolution, recomputed, and its weight gradient: twice its
+        // multiply-adds.
+        OpKind::KernelConv2dGradWeight => 2.0 * 2.0 * recomputed(operands, &view) * dims(out).iter().skip(1).product::<f64>(),
         OpKind::Softmax => n_out * (op_flops(OpKind::Exp) + op_flops(OpKind::Div) + 3.0),
         OpKind::LogSoftmax => {
             let d = dims(out);
@@ -112,9 +115,24 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
             let taps = pool.as_ref().map_or(0.0, |p| AttrView::new(OpKind::MaxPool2d, p).ints("kernel").map_or(0.0, |k| k.iter().product::<i64>() as f64));
             n_conv * (bias + relu) + n_out * taps * op_flops(OpKind::Maximum)
         }
+        // The recomputed convolution's bias, and a comparison per tap of
+        // each window.
+        OpKind::KernelConv2dGradWeight => {
+            let bias = if operands.len() > 3 { op_flops(OpKind::Add) } else { 0.0 };
+            recomputed(operands, &view) * (bias + op_flops(OpKind::Maximum))
+        }
         _ => 0.0,
     };
     (1000.0 * (io / BYTES_PER_NS + (flops + epilogue) / FLOPS_PER_NS)).round() as u64
+}
+
+/// The elements of the convolution a `kernel.conv2d_grad_weight`
+/// recomputes (`x` and `w` are its operands 0 and 2).
+fn recomputed(operands: &[&Type], view: &AttrView) -> f64 {
+    match (operands.first(), operands.get(2)) {
+        (Some(&x), Some(&w)) => dlc_ir::registry::kernel::conv2d_unpooled(&[x.clone(), w.clone()], view).ok().as_ref().and_then(|t| t.as_tensor()).map_or(0.0, elements),
+        _ => 0.0,
+    }
 }
 
 /// The cost of op `o` of `f`, as [`op_cost`] counts it.

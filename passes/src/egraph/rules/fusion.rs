@@ -10,7 +10,10 @@
 //! ReLU's gradient), where computing the contraction twice would cost more.
 //! `fuse-kernels` then finds these epilogues fused already. In a train
 //! step, max-pooling's gradient takes the ReLU gradient's mask the same way
-//! (`dl.max_pool2d_grad {relu}`).
+//! (`dl.max_pool2d_grad {relu}`), and a weight gradient through it, routed
+//! by the pooled convolution's own output, can recompute that output
+//! (`kernel.conv2d_grad_weight`), so nothing else reads the unpooled
+//! activation and the forward pass pools before writing it.
 //!
 //! Exact: the kernel ops are defined as the composition (the contraction's
 //! result rounded, plus the bias rounded, then ReLU), so the values are the
@@ -44,6 +47,12 @@ pub const RULES: &[Rule] = &[
     Rule { name: "conv2d_max_pool_nobias", lhs: "(max_pool2d{*} (kernel.conv2d{*} ?a ?b))",   rhs: Rhs::Build(|m| with_max_pool(m, &["?a", "?b"])) },
     // max_pool2d(conv2d(x, w)) → kernel.conv2d(x, w) {max_pool}
     Rule { name: "conv2d_plain_max_pool", lhs: "(max_pool2d{*} (conv2d{*} ?a ?b))",           rhs: Rhs::Build(|m| with_max_pool(m, &["?a", "?b"])) },
+    // conv2d_grad_weight(x, max_pool2d_grad(kernel.conv2d(x, w, c), g)) → kernel.conv2d_grad_weight(x, g, w, c) {max_pool}
+    Rule { name: "conv2d_pool_grad_weight", lhs: "(conv2d_grad_weight{*} ?x (max_pool2d_grad{*} (kernel.conv2d{*} ?x ?w ?c) ?g))", rhs: Rhs::Build(|m| recomputing_grad_weight(m, &["?x", "?g", "?w", "?c"])) },
+    // conv2d_grad_weight(x, max_pool2d_grad(kernel.conv2d(x, w), g)) → kernel.conv2d_grad_weight(x, g, w) {max_pool}
+    Rule { name: "conv2d_pool_grad_weight_nobias", lhs: "(conv2d_grad_weight{*} ?x (max_pool2d_grad{*} (kernel.conv2d{*} ?x ?w) ?g))", rhs: Rhs::Build(|m| recomputing_grad_weight(m, &["?x", "?g", "?w"])) },
+    // conv2d_grad_weight(x, max_pool2d_grad(conv2d(x, w), g)) → kernel.conv2d_grad_weight(x, g, w) {max_pool}
+    Rule { name: "conv2d_plain_pool_grad_weight", lhs: "(conv2d_grad_weight{*} ?x (max_pool2d_grad{*} (conv2d{*} ?x ?w) ?g))", rhs: Rhs::Build(|m| recomputing_grad_weight(m, &["?x", "?g", "?w"])) },
     // select(x > 0, max_pool2d_grad(x, g), 0) → max_pool2d_grad(x, g) {relu}
     Rule { name: "pool_grad_relu",      lhs: "(select (cmp{predicate=\"gt\"} ?x ?c) (max_pool2d_grad{*} ?x ?g) ?e)", rhs: Rhs::Build(pool_grad_relu) },
 ];
@@ -81,6 +90,36 @@ fn with_max_pool(m: &mut Match<'_>, vars: &[&str]) -> Option<Id> {
     attrs.insert("max_pool".into(), value);
     let children: Vec<Id> = vars.iter().map(|v| m.var(v)).collect();
     m.add(OpKind::KernelConv2d, &attrs, &children)
+}
+
+/// A weight gradient through a max-pool's gradient, routed by the pooled
+/// convolution's own output, as `kernel.conv2d_grad_weight`, which
+/// recomputes that output instead of reading it: then nothing but the
+/// pooling's gradient reads the unpooled activation, and the forward pass
+/// can pool its convolution before writing it (`conv2d_max_pool`). Worth
+/// it where a convolution is cheap beside its output's bytes (a first
+/// layer with few input channels); the cost model counts the recomputed
+/// multiply-adds, so it decides. Only a convolution without ReLU or a
+/// max-pool of its own, over the same window as the gradient's.
+fn recomputing_grad_weight(m: &mut Match<'_>, vars: &[&str]) -> Option<Id> {
+    let conv = m.attrs(2).clone();
+    let view = m.view(2, OpKind::KernelConv2d);
+    if view.bool("relu").ok()? || !view.ints("max_pool").ok()?.is_empty() {
+        return None;
+    }
+    let grad = m.view(0, OpKind::Conv2dGradWeight);
+    for name in ["stride", "padding", "dilation"] {
+        if grad.ints(name).ok()? != view.ints(name).ok()? {
+            return None;
+        }
+    }
+    let pool = m.attrs(1).clone();
+    let relu = m.view(1, OpKind::MaxPool2dGrad).bool("relu").ok()?;
+    let mut attrs: Attrs = ["stride", "padding", "dilation"].iter().filter_map(|&k| conv.get(k).map(|v| (k.to_string(), v.clone()))).collect();
+    attrs.insert("relu".into(), Attr::Bool(relu));
+    attrs.insert("max_pool".into(), dlc_ir::registry::kernel::max_pool_attr(&dlc_ir::AttrView::new(OpKind::MaxPool2d, &pool)).ok()?);
+    let children: Vec<Id> = vars.iter().map(|v| m.var(v)).collect();
+    m.add(OpKind::KernelConv2dGradWeight, &attrs, &children)
 }
 
 /// `kernel(a, b, c)` with the contraction's attributes (the match's node 1).
