@@ -44,7 +44,8 @@
 //! Only `x86_64` with `avx512f` (detected at run time) takes this path;
 //! everything else stays on im2col + `gemm`. [`DIRECT`] turns it off, for the
 //! benchmark and for the tests that check both paths. The forward pass
-//! allocates its tap-offset table (one `usize` per tap) per call.
+//! allocates its tap-offset and position tables (one `usize` per tap and
+//! per output position) once per call.
 
 use crate::conv::Geo;
 use crate::epilogue::Epilogue;
@@ -258,6 +259,10 @@ fn run_fwd(f: &Fwd, n: usize, src: &[f32], src_img: usize, unpadded: (usize, usi
     let per_job = f.tile_rows() * opad + pad_elems;
     let (out_p, scr) = (SendPtr(out.as_mut_ptr()), SendPtr(scratch.as_mut_ptr()));
     let y_img = f.co * f.p();
+    // Each tap's offset in an image and each position's base, once per call
+    // (computed per image, their divisions cost a fifth of the 5×5 layer).
+    let offs: Vec<usize> = (0..f.taps()).map(|t| tap_offset(f, t)).collect();
+    let bases: Vec<usize> = (0..f.p()).map(|p| f.base(p)).collect();
     kernel::split(jobs, n, |job, range| {
         // SAFETY: each job owns its scratch region and its images of `out`.
         let (tile, padbuf) = unsafe {
@@ -276,7 +281,7 @@ fn run_fwd(f: &Fwd, n: usize, src: &[f32], src_img: usize, unpadded: (usize, usi
             // is inside the (padded) image: base(p) + off(t) ≤ the last element
             // for every valid position and tap, and the tile blocks clamp
             // positions to valid ones.
-            unsafe { fwd_image(f, x, wp, tile) };
+            unsafe { fwd_image(f, x, wp, (&offs, &bases), tile) };
             let y = unsafe { std::slice::from_raw_parts_mut(out_p.at(img * y_img), y_img) };
             let p = f.p();
             for (o, row) in y.chunks_exact_mut(p).enumerate() {
@@ -383,8 +388,9 @@ fn tap_offset(f: &Fwd, t: usize) -> usize {
 ///
 /// # Safety
 /// AVX-512F must be available; `x` must be a whole padded image of `f`,
-/// `wp` `[taps, opad]`, `tile` `tile_rows × opad`.
-unsafe fn fwd_image(f: &Fwd, x: &[f32], wp: &[f32], tile: &mut [f32]) {
+/// `wp` `[taps, opad]`, `tile` `tile_rows × opad`; `offs` holds every
+/// tap's [`tap_offset`] and `bases` every position's [`Fwd::base`].
+unsafe fn fwd_image(f: &Fwd, x: &[f32], wp: &[f32], (offs, bases): (&[usize], &[usize]), tile: &mut [f32]) {
     debug_assert!(x.len() >= f.ci * f.plane() && wp.len() >= f.taps() * f.opad() && tile.len() >= f.tile_rows() * f.opad());
     let opad = f.opad();
     let mut o0 = 0;
@@ -393,10 +399,10 @@ unsafe fn fwd_image(f: &Fwd, x: &[f32], wp: &[f32], tile: &mut [f32]) {
         // SAFETY: forwarded from the caller; `o0 + 16·v ≤ opad`.
         unsafe {
             match v {
-                1 => fwd_block::<{ tile_r(1) }, 1>(f, x, wp, tile, o0),
-                2 => fwd_block::<{ tile_r(2) }, 2>(f, x, wp, tile, o0),
-                3 => fwd_block::<{ tile_r(3) }, 3>(f, x, wp, tile, o0),
-                _ => fwd_block::<{ tile_r(4) }, 4>(f, x, wp, tile, o0),
+                1 => fwd_block::<{ tile_r(1) }, 1>(f, x, wp, (offs, bases), tile, o0),
+                2 => fwd_block::<{ tile_r(2) }, 2>(f, x, wp, (offs, bases), tile, o0),
+                3 => fwd_block::<{ tile_r(3) }, 3>(f, x, wp, (offs, bases), tile, o0),
+                _ => fwd_block::<{ tile_r(4) }, 4>(f, x, wp, (offs, bases), tile, o0),
             }
         }
         o0 += v * L;
@@ -405,7 +411,7 @@ unsafe fn fwd_image(f: &Fwd, x: &[f32], wp: &[f32], tile: &mut [f32]) {
 
 /// Channels `o0..o0 + 16·V` of [`fwd_image`], `R` positions at a time.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn fwd_block<const R: usize, const V: usize>(f: &Fwd, x: &[f32], wp: &[f32], tile: &mut [f32], o0: usize) {
+unsafe fn fwd_block<const R: usize, const V: usize>(f: &Fwd, x: &[f32], wp: &[f32], (offs, bases): (&[usize], &[usize]), tile: &mut [f32], o0: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
@@ -414,16 +420,15 @@ unsafe fn fwd_block<const R: usize, const V: usize>(f: &Fwd, x: &[f32], wp: &[f3
         // One flat loop over the taps, each at its offset in the image:
         // nested (channel, row, column) loops of 3 cost more in loop
         // bookkeeping than the 20 FMAs of a step.
-        let offs: Vec<usize> = (0..f.taps()).map(|t| tap_offset(f, t)).collect();
         let mut p0 = 0;
         while p0 < p {
             let mut at = [xp; R];
             for (r, a) in at.iter_mut().enumerate() {
-                *a = xp.wrapping_add(f.base((p0 + r).min(p - 1)));
+                *a = xp.wrapping_add(bases[(p0 + r).min(p - 1)]);
             }
             let mut acc = [[_mm512_setzero_ps(); V]; R];
             let mut wt = wptr;
-            for &off in &offs {
+            for &off in offs {
                 // SAFETY (whole block): the caller's contract; the weight
                 // row has `opad - o0 ≥ 16·V` elements left.
                 unsafe {
@@ -451,7 +456,7 @@ unsafe fn fwd_block<const R: usize, const V: usize>(f: &Fwd, x: &[f32], wp: &[f3
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (f, x, wp, tile, o0);
+        let _ = (f, x, wp, offs, bases, tile, o0);
         unreachable!("the direct path runs only on x86_64");
     }
 }
