@@ -305,16 +305,30 @@ pub(crate) fn conv2d_pooled_grad_weight<T: 'static>(g: &Geo, x: &[T], w: &[T], b
     let planes = padded_planes(g, x, scratch);
     let jobs = kernel::useful_threads(threads, 2 * g.n * g.o * g.p() * TAPS).clamp(1, g.o.max(1));
     let dw_p = SendPtr(dw.as_mut_ptr());
+    // Channels per block, so that a block's image of routed gradient rows
+    // stays within [`ROUTED_BYTES`].
+    let row_bytes = g.oh * (g.ow / 2).div_ceil(L / 2) * L * size_of::<f32>();
+    let block = (ROUTED_BYTES / row_bytes.max(1)).max(1);
     kernel::split(jobs, g.o, |_, range| {
-        // SAFETY: the channels' weights of `dw` are this job's alone;
-        // `planes` holds the `n` padded `ph × pw` planes, `gp` the pooled
-        // gradient `[n, o, oh/2, ow/2]`, `w` the `o × 9` weights.
-        unsafe {
-            let out = std::slice::from_raw_parts_mut(dw_p.at(range.start * TAPS), range.len() * TAPS);
-            pooled_grad_channels(planes, (ph, pw), w, bias, relu, gp, (g.n, g.o), range, (g.oh / 2, g.ow / 2), out);
+        let mut c0 = range.start;
+        while c0 < range.end {
+            let chans = c0..(c0 + block).min(range.end);
+            // SAFETY: the channels' weights of `dw` are this job's alone;
+            // `planes` holds the `n` padded `ph × pw` planes, `gp` the pooled
+            // gradient `[n, o, oh/2, ow/2]`, `w` the `o × 9` weights.
+            unsafe {
+                let out = std::slice::from_raw_parts_mut(dw_p.at(chans.start * TAPS), chans.len() * TAPS);
+                c0 = chans.end;
+                pooled_grad_channels(planes, (ph, pw), w, bias, relu, gp, (g.n, g.o), chans, (g.oh / 2, g.ow / 2), out);
+            }
         }
     });
 }
+
+/// The most bytes of routed gradient rows (one image, a block of channels)
+/// [`conv2d_pooled_grad_weight`] holds at once: half of Zen 4's 1 MiB L2,
+/// so the weight gradient reads them back from cache.
+const ROUTED_BYTES: usize = 512 * 1024;
 
 /// A window's tap replaces the running maximum when greater, or NaN.
 #[cfg(target_arch = "x86_64")]
@@ -328,8 +342,8 @@ fn takes(v: std::arch::x86_64::__m512, max: std::arch::x86_64::__m512) -> std::a
 /// Channels `chans` of [`conv2d_pooled_grad_weight`], image by image:
 /// first the routed output gradient of every channel (each pair of rows
 /// computed in registers, then its windows' gradients placed, channel by
-/// channel from the same 12 input vectors) into `dy`, one image's worth,
-/// which stays in L2; then each channel's 9 accumulators take that image
+/// channel from the same 12 input vectors) into `dy`, one image's worth
+/// ([`ROUTED_BYTES`] at most); then each channel's 9 accumulators take that image
 /// as [`grad_weight_channel`] takes it, in the same order, so the result is
 /// the same bits as the convolution, the pooling gradient and the weight
 /// gradient run one after another on this path. `(n, co)`: images and

@@ -535,22 +535,43 @@ impl CpuExecutable {
         let Some([oh, ow]) = win.out([h, wd]).filter(|&o| g.shape == [n, c, o[0], o[1]]) else {
             return Err(CpuError::Malformed(format!("kernel.conv2d_grad_weight: the convolution's {y_shape:?} pooled by {pool:?} is not the gradient's {:?}", g.shape)));
         };
-        let len = n * c * h * wd;
+        // Chunks of images: each chunk's weight gradient is added to the
+        // sum of the chunks before it.
+        let (y_img, x_img, g_img) = (c * h * wd, x.shape[1..].iter().product::<usize>(), c * oh * ow);
+        let chunk = crate::memory::pooled_grad_chunk(y_img * size_of::<T>(), n);
+        let fixed = 2 * chunk * y_img + dw.len();
         let mut own = Vec::new();
         let scratch = match scratch {
-            Some(s) if s.len() >= 2 * len => s,
+            Some(s) if s.len() >= fixed => s,
             _ => {
-                own.resize(2 * len, <T as dlc_contract::Element>::ZERO);
+                own.resize(fixed, <T as dlc_contract::Element>::ZERO);
                 &mut own[..]
             }
         };
-        let (y, rest) = scratch.split_at_mut(len);
-        let (dy, rest) = rest.split_at_mut(len);
+        let (y, rest) = scratch.split_at_mut(chunk * y_img);
+        let (dy, rest) = rest.split_at_mut(chunk * y_img);
+        let (partial, rest) = rest.split_at_mut(dw.len());
         let mut rest = (!rest.is_empty()).then_some(rest);
-        self.conv(x, w, y, rest.as_deref_mut(), conv, Epilogue { bias, relu: false }, None)?;
-        let y: &[T] = y;
-        self.run_planes(dy, h * wd, 2 * len, |p, o| crate::pool::max_pool2d_grad(y, g.data, p, o, [h, wd], [oh, ow], win, relu))?;
-        self.conv_grad_weight(x, View::new(dy, &y_shape), dw, w.shape, rest, conv)
+        if n == 0 {
+            dw.fill(<T as dlc_contract::Element>::ZERO);
+        }
+        for n0 in (0..n).step_by(chunk) {
+            let cnt = chunk.min(n - n0);
+            let xs = [cnt, x.shape[1], x.shape[2], x.shape[3]];
+            let xc = View::new(&x.data[n0 * x_img..(n0 + cnt) * x_img], &xs);
+            let (y, dy) = (&mut y[..cnt * y_img], &mut dy[..cnt * y_img]);
+            self.conv(xc, w, y, rest.as_deref_mut(), conv, Epilogue { bias, relu: false }, None)?;
+            let (y, gc): (&[T], &[T]) = (y, &g.data[n0 * g_img..(n0 + cnt) * g_img]);
+            self.run_planes(dy, h * wd, 2 * cnt * y_img, |p, o| crate::pool::max_pool2d_grad(y, gc, p, o, [h, wd], [oh, ow], win, relu))?;
+            let target = if n0 == 0 { &mut *dw } else { &mut *partial };
+            self.conv_grad_weight(xc, View::new(dy, &[cnt, c, h, wd]), target, w.shape, rest.as_deref_mut(), conv)?;
+            if n0 > 0 {
+                for (d, &p) in dw.iter_mut().zip(partial.iter()) {
+                    *d += p;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs a convolution routine of `macs` multiply-adds (as [`Self::parallel`]

@@ -102,15 +102,29 @@ impl ConvScratch {
     }
 }
 
-/// The scratch of a recomputing pooled weight gradient (`kernel.conv2d_grad_weight`)
-/// on any machine: the one-pass routine's, or the convolution's output
-/// and its gradient plus the larger of the two routines' scratch, which
-/// the step runs where that routine does not serve (the same plan on
-/// every machine).
+/// The scratch of a recomputing pooled weight gradient
+/// (`kernel.conv2d_grad_weight`) on any machine: the one-pass routine's,
+/// or what the step needs where that does not serve and it runs the
+/// convolution, the pooling gradient and the weight gradient in turn on
+/// chunks of [`pooled_grad_chunk`] images: their convolution output and
+/// its gradient, a partial weight gradient, and the larger of the two
+/// routines' scratch (the same plan on every machine).
 pub(crate) fn pooled_grad_weight_scratch_len<T: dlc_contract::Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: dlc_contract::MaxPool2d, threads: usize) -> Result<usize, dlc_contract::ContractError> {
-    let y: usize = conv.out_shape(x, w)?.iter().product();
-    let steps = dlc_contract::conv2d_scratch_len::<T>(x, w, conv, threads)?.max(dlc_contract::conv2d_grad_weight_scratch_len::<T>(x, w, conv, threads)?);
-    Ok(dlc_contract::conv2d_max_pool_grad_weight_scratch_len::<T>(x, w, conv, pool)?.max(2 * y + steps))
+    let y = conv.out_shape(x, w)?;
+    let y_img: usize = y[1..].iter().product();
+    let chunk = pooled_grad_chunk(y_img * size_of::<T>(), x[0]);
+    let xc = [chunk, x[1], x[2], x[3]];
+    let steps = dlc_contract::conv2d_scratch_len::<T>(&xc, w, conv, threads)?.max(dlc_contract::conv2d_grad_weight_scratch_len::<T>(&xc, w, conv, threads)?);
+    let partial: usize = w.iter().product();
+    Ok(dlc_contract::conv2d_max_pool_grad_weight_scratch_len::<T>(x, w, conv, pool)?.max(2 * chunk * y_img + partial + steps))
+}
+
+/// Images per chunk where a recomputing pooled weight gradient runs its
+/// three routines in turn: their convolution output and its gradient
+/// (`y_img_bytes` each per image) within 1 MiB, so the pooling gradient and
+/// the weight gradient read them from cache, and the scratch stays bounded.
+pub(crate) fn pooled_grad_chunk(y_img_bytes: usize, n: usize) -> usize {
+    ((1 << 20) / (2 * y_img_bytes).max(1)).clamp(1, n.max(1))
 }
 
 /// `dims` at batch size `batch` (`?` is 0 when no batch is bound: such a

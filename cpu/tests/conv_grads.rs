@@ -114,21 +114,24 @@ fn conv2d_gradients_match_the_interpreter() {
 /// convolution from the pooled gradient, the convolution recomputed)
 /// against the interpreter: the one-channel 3×3 shape with a 2×2 window
 /// that AVX-512 machines run in one pass (with and without bias and ReLU's
-/// mask, a batch large enough to split), and shapes every machine runs as
-/// the convolution, the pooling gradient and the weight gradient in the
-/// step's scratch (two channels with padding, an overlapping padded
-/// window, f64), on 1 and 2 threads. Random inputs: no window holds a tie.
+/// mask, 16 channels: large enough to split over 2 threads), and shapes
+/// every machine runs as the convolution, the pooling gradient and the
+/// weight gradient on chunks of images in the step's scratch (two channels
+/// with padding, an overlapping padded window, f64, and planes large enough
+/// that batch 5 takes two chunks), on 1 and 2 threads. Random inputs: no
+/// window holds a tie.
 #[test]
 fn recomputing_pooled_weight_gradients_match_the_interpreter() {
     // (channels, plane, outputs, padding, window [k, s, p], bias, relu, dtype)
     type Case = (usize, [usize; 2], usize, usize, [usize; 3], bool, bool, DType);
-    let cases: [Case; 6] = [
-        (1, [28, 28], 8, 0, [2, 2, 0], true, true, DType::F32),
+    let cases: [Case; 7] = [
+        (1, [28, 28], 16, 0, [2, 2, 0], true, true, DType::F32),
         (1, [10, 12], 3, 1, [2, 2, 0], false, true, DType::F32),
         (1, [10, 12], 3, 1, [2, 2, 0], true, false, DType::F32),
         (2, [9, 8], 3, 1, [2, 2, 0], true, true, DType::F32),
         (1, [9, 9], 2, 0, [3, 2, 1], true, true, DType::F32),
         (2, [8, 8], 3, 1, [2, 2, 0], true, true, DType::F64),
+        (2, [64, 64], 8, 1, [2, 2, 0], true, true, DType::F32),
     ];
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut checked = 0;
@@ -172,5 +175,5 @@ fn recomputing_pooled_weight_gradients_match_the_interpreter() {
             }
         }
     }
-    assert_eq!(checked, 6 * 2 * 2);
+    assert_eq!(checked, 7 * 2 * 2);
 }

@@ -380,6 +380,24 @@ fn conv2d_grad_weight(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String
     Ok(vec![ops[2].clone()])
 }
 
+/// Whether a `kernel.conv2d_grad_weight` of these operand types has the
+/// shape backends run in one pass, the convolution's output and its
+/// gradient never stored: f32, one input channel, a 3×3 kernel at stride
+/// and dilation 1, a 2×2 stride-2 unpadded window that tiles the
+/// convolution's (static, even-sized) output. Cost models charge any other
+/// shape for writing and reading both full-size tensors, as the CPU
+/// backend then runs the convolution, the pooling gradient and the weight
+/// gradient in turn. The same on every machine (a backend may still lack
+/// the one-pass kernel: the CPU backend's needs AVX-512).
+pub fn pooled_grad_weight_in_one_pass(ops: &[Type], view: &AttrView) -> bool {
+    let (Some(x), Some(w)) = (ops.first().and_then(|t| t.as_tensor()), ops.get(2).and_then(|t| t.as_tensor())) else { return false };
+    let fixed = |d: &Dim, n: u64| *d == Dim::Static(n);
+    let window = view.ints("max_pool").is_ok_and(|p| p == [2, 2, 2, 2, 0, 0]);
+    let unit = |name: &str| view.ints(name).is_ok_and(|v| v == [1, 1]);
+    let even = conv2d_unpooled(&[ops[0].clone(), ops[2].clone()], view).ok().and_then(|y| y.as_tensor().map(|t| t.shape[2..].iter().all(|d| d.as_static().is_some_and(|n| n % 2 == 0))));
+    x.dtype == crate::DType::F32 && x.rank() == 4 && fixed(&x.shape[1], 1) && w.rank() == 4 && fixed(&w.shape[2], 3) && fixed(&w.shape[3], 3) && window && unit("stride") && unit("dilation") && even == Some(true)
+}
+
 /// A `kernel.conv2d`'s convolution result before any `max_pool` (what its
 /// multiply-adds and epilogue run over), from its operands' types.
 pub fn conv2d_unpooled(ops: &[Type], view: &AttrView) -> Result<Type, String> {

@@ -123,6 +123,12 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
         }
         _ => 0.0,
     };
+    // A shape not run in one pass writes and reads the convolution's output
+    // and its gradient after all.
+    let io = match kind {
+        OpKind::KernelConv2dGradWeight if !one_pass(operands, &view) => io + 4.0 * recomputed(operands, &view) * out.as_tensor().map_or(4.0, |t| t.dtype.size_bytes() as f64),
+        _ => io,
+    };
     (1000.0 * (io / BYTES_PER_NS + (flops + epilogue) / FLOPS_PER_NS)).round() as u64
 }
 
@@ -133,6 +139,12 @@ fn recomputed(operands: &[&Type], view: &AttrView) -> f64 {
         (Some(&x), Some(&w)) => dlc_ir::registry::kernel::conv2d_unpooled(&[x.clone(), w.clone()], view).ok().as_ref().and_then(|t| t.as_tensor()).map_or(0.0, elements),
         _ => 0.0,
     }
+}
+
+/// Whether a `kernel.conv2d_grad_weight` of these operands runs in one pass.
+fn one_pass(operands: &[&Type], view: &AttrView) -> bool {
+    let types: Vec<Type> = operands.iter().map(|t| (*t).clone()).collect();
+    dlc_ir::registry::kernel::pooled_grad_weight_in_one_pass(&types, view)
 }
 
 /// The cost of op `o` of `f`, as [`op_cost`] counts it.

@@ -204,8 +204,13 @@ pub fn op_cost(f: &Function, o: OpId) -> Cost {
             let types: Vec<Type> = op.operands.iter().map(|&v| f.ty(v).clone()).collect();
             let conv = types.get(2).and_then(|w| dlc_ir::registry::kernel::conv2d_unpooled(&[types[0].clone(), w.clone()], &dlc_ir::AttrView::new(op.kind, &op.attrs)).ok());
             let taps = types.get(2).and_then(|w| w.as_tensor()).map_or(0.0, |w| w.shape[1..].iter().map(|d| d.as_static().unwrap_or(1) as f64).product::<f64>());
-            let macs = 2.0 * conv.as_ref().and_then(|t| t.as_tensor()).map_or(0.0, elements) * taps;
-            Cost { bytes: io, flops: 2.0 * macs, kernels: 1 }
+            let y = conv.as_ref().and_then(|t| t.as_tensor()).cloned();
+            let macs = 2.0 * y.as_ref().map_or(0.0, elements) * taps;
+            // A shape not run in one pass writes and reads the convolution's
+            // output and its gradient after all.
+            let view = dlc_ir::AttrView::new(op.kind, &op.attrs);
+            let spilled = if dlc_ir::registry::kernel::pooled_grad_weight_in_one_pass(&types, &view) { 0.0 } else { y.map_or(0.0, |y| 4.0 * bytes(&y.into())) };
+            Cost { bytes: io + spilled, flops: 2.0 * macs, kernels: 1 }
         }
         OpKind::Reshape | OpKind::Constant | OpKind::Return => Cost::default(),
         _ => Cost { bytes: io, flops: 0.0, kernels: 1 },
