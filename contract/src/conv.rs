@@ -177,7 +177,7 @@ fn carve<T>(scratch: SendPtr<T>, job: usize, per_job: usize, lens: [usize; 2]) -
     (scratch.at(base), scratch.at(base + lens[0]))
 }
 
-fn check_scratch(needed: usize, found: usize) -> Result<(), ContractError> {
+pub(crate) fn check_scratch(needed: usize, found: usize) -> Result<(), ContractError> {
     if found < needed { Err(ContractError::Scratch { needed, found }) } else { Ok(()) }
 }
 

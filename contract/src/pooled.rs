@@ -174,13 +174,9 @@ pub fn conv2d_max_pool_grad_weight<T: Element>(
     }
     check_len("dw", w.data.len(), dw.len())?;
     Epilogue { bias, relu: false }.check(geo.y[1])?;
-    check_scratch_len(crate::mono::grad_weight_scratch(&geo.geo), scratch.len())?;
+    crate::conv::check_scratch(crate::mono::grad_weight_scratch(&geo.geo), scratch.len())?;
     crate::mono::conv2d_pooled_grad_weight(&geo.geo, x.data, w.data, bias, relu, g.data, dw, scratch, threads);
     Ok(())
-}
-
-fn check_scratch_len(needed: usize, found: usize) -> Result<(), ContractError> {
-    if found < needed { Err(ContractError::Scratch { needed, found }) } else { Ok(()) }
 }
 
 /// `out = max_pool2d(epilogue(conv2d(x, w)))`: `out` has the pooled shape
