@@ -3,8 +3,12 @@
 //! powers of two, negation chains, softmax and log-softmax with log and exp,
 //! reshape and broadcast chains, selects on constant masks), run on the
 //! interpreter before and after the pass on the same random inputs at batch
-//! 1 and 3, agree: f32 within 1e-5 relative (and 1e-6 absolute, for results
-//! that cancel to near zero, where reassociated scales round differently).
+//! 1 and 3, agree: f32 within 1e-5 relative to each element or to the
+//! result's largest magnitude, whichever is larger (and 1e-6 absolute).
+//! The second bound is for elements that cancel: a scale the rules move
+//! through a matmul rounds each product differently, and the sum of those
+//! roundings is relative to the terms, not to what is left after they
+//! cancel. A wrong rewrite is off by far more than 1e-5 of the result.
 //! The output verifies, never costs more than the input, and the generator
 //! makes every rule fire (`the_generator_makes_the_rules_fire`).
 //!
@@ -259,12 +263,17 @@ fn check(case: &Case) -> Result<BTreeMap<String, usize>, String> {
         let want = run(&f, &args).map_err(|e| format!("before, batch {batch}: {e}\n{ir}"))?;
         let got = run(&g, &args).map_err(|e| format!("after, batch {batch}: {e}\n{ir}\n-->\n{out}"))?;
         for (i, (gv, w)) in got.iter().zip(&want).enumerate() {
-            if !gv.allclose(w, RTOL, ATOL) {
+            if !gv.allclose(w, RTOL, ATOL.max(RTOL * largest_finite(w))) {
                 return Err(format!("batch {batch}, result {i}: max |diff| {:?}\n{report}\n{ir}\n-->\n{out}", gv.max_abs_diff(w)));
             }
         }
     }
     Ok(report.fired)
+}
+
+/// The largest finite magnitude in `t` (0 for none).
+fn largest_finite(t: &Tensor) -> f64 {
+    t.to_f64_vec().into_iter().filter(|v| v.is_finite()).fold(0.0, |m, v| m.max(v.abs()))
 }
 
 fn case() -> impl Strategy<Value = Case> {
