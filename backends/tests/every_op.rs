@@ -126,6 +126,19 @@ fn example(kind: OpKind) -> Option<(Attrs, Vec<(TensorType, Tensor)>)> {
             let bias = (batch(&[3, 1, 1], DType::F32), f32t(&[3, 1, 1], &[-1.0, 0.0, 1.0]));
             (attrs! {"padding" => Attr::ints(&[1, 1]), "relu" => true, "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}, vec![img(), g, w, bias])
         }
+        // The convolution's [?, 3, 4, 4] output y, max-pooled 2x2: g is the
+        // pooled [?, 3, 2, 2] gradient.
+        K::KernelRoutedConv2dGradInput | K::KernelRoutedConv2dGradWeight => {
+            let y = (batch(&[-1, 3, 4, 4], DType::F32), f32t(&[2, 3, 4, 4], &(0..96).map(|v| ((v * 37) % 11) as f32 - 5.0).collect::<Vec<_>>()));
+            let g = (batch(&[-1, 3, 2, 2], DType::F32), f32t(&[2, 3, 2, 2], &(0..24).map(|v| (v % 5) as f32 - 2.0).collect::<Vec<_>>()));
+            let pool = Attr::ints(&[2, 2, 2, 2, 0, 0]);
+            if kind == K::KernelRoutedConv2dGradInput {
+                let w = (batch(&[3, 2, 3, 3], DType::F32), f32t(&[3, 2, 3, 3], &(0..54).map(|v| (v % 7) as f32 * 0.1 - 0.3).collect::<Vec<_>>()));
+                (attrs! {"padding" => Attr::ints(&[1, 1]), "input_size" => Attr::ints(&[4, 4]), "relu" => true, "max_pool" => pool}, vec![y, g, w])
+            } else {
+                (attrs! {"padding" => Attr::ints(&[1, 1]), "kernel" => Attr::ints(&[3, 3]), "relu" => true, "max_pool" => pool}, vec![img(), y, g])
+            }
+        }
     })
 }
 
@@ -361,6 +374,93 @@ fn kernel_conv2d_grad_weight_routes_the_pooled_gradient_through_the_recomputed_c
     // The pooled gradient's shape is checked, and the window is required.
     assert!(eval_op(OpKind::KernelConv2dGradWeight, &attrs! {"max_pool" => pool}, &[&x, &f32t(&[1, 1, 2, 2], &[1.0; 4]), &w], None).is_err());
     assert!(eval_op(OpKind::KernelConv2dGradWeight, &Attrs::new(), &[&x, &g, &w], None).is_err());
+}
+
+#[test]
+fn routed_gradients_take_each_window_gradient_at_its_argmax() {
+    // y: one 2x2 window over a [1, 1, 2, 2] output whose maximum, 5, is at
+    // (1, 0); the window's gradient 3 lands there and nowhere else.
+    let y = f32t(&[1, 1, 2, 2], &[1.0, 2.0, 5.0, 4.0]);
+    let g = f32t(&[1, 1, 1, 1], &[3.0]);
+    let pool = Attr::ints(&[2, 2, 2, 2, 0, 0]);
+    // A 2x2 kernel over a 3x3 input: dx[1 + a, b] = 3 · w[a, b], zero elsewhere.
+    let w = f32t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let gi = |a: Attrs, y: &Tensor| eval_op(OpKind::KernelRoutedConv2dGradInput, &a, &[y, &g, &w], None).unwrap();
+    let dx = f32t(&[1, 1, 3, 3], &[0.0, 0.0, 0.0, 3.0, 6.0, 0.0, 9.0, 12.0, 0.0]);
+    assert_eq!(gi(attrs! {"input_size" => Attr::ints(&[3, 3]), "max_pool" => pool.clone()}, &y), dx);
+    // x = 1..9: dw[a, b] = 3 · x[1 + a, b].
+    let x = f32t(&[1, 1, 3, 3], &(1..=9).map(|v| v as f32).collect::<Vec<_>>());
+    let gw = |a: Attrs, y: &Tensor| eval_op(OpKind::KernelRoutedConv2dGradWeight, &a, &[&x, y, &g], None).unwrap();
+    let dw = f32t(&[1, 1, 2, 2], &[12.0, 15.0, 21.0, 24.0]);
+    assert_eq!(gw(attrs! {"kernel" => Attr::ints(&[2, 2]), "max_pool" => pool.clone()}, &y), dw);
+    // ReLU's mask: a window whose maximum is not positive passes nothing.
+    let negative = f32t(&[1, 1, 2, 2], &[-1.0, -2.0, -5.0, -4.0]);
+    let relu = |extra: (&str, Attr)| attrs! {"max_pool" => pool.clone(), "relu" => true, extra.0 => extra.1};
+    assert_eq!(gi(relu(("input_size", Attr::ints(&[3, 3]))), &negative), f32t(&[1, 1, 3, 3], &[0.0; 9]));
+    assert_eq!(gw(relu(("kernel", Attr::ints(&[2, 2]))), &negative), f32t(&[1, 1, 2, 2], &[0.0; 4]));
+    assert_eq!(gi(relu(("input_size", Attr::ints(&[3, 3]))), &y), dx);
+    // The window is required, and g must be y pooled by it.
+    assert!(eval_op(OpKind::KernelRoutedConv2dGradInput, &attrs! {"input_size" => Attr::ints(&[3, 3])}, &[&y, &g, &w], None).is_err());
+    assert!(eval_op(OpKind::KernelRoutedConv2dGradWeight, &attrs! {"kernel" => Attr::ints(&[2, 2]), "max_pool" => pool}, &[&x, &y, &y], None).is_err());
+}
+
+/// The routed gradients against the `dl` ops they stand for
+/// (`conv2d_grad_input(max_pool2d_grad(y, g), w)` and
+/// `conv2d_grad_weight(x, max_pool2d_grad(y, g))`) on the interpreter, with
+/// a `?` batch, strides, padding, overlapping windows and windows that do
+/// not cover the whole output: bit-identical.
+#[test]
+fn routed_gradients_equal_the_dl_ops_they_fuse() {
+    type Case = ([i64; 2], [i64; 2], [i64; 6], [i64; 4], [i64; 4]);
+    let cases: Vec<Case> = vec![
+        // stride, padding, the pooling window, x, w; y and g follow.
+        ([1, 1], [1, 1], [2, 2, 2, 2, 0, 0], [-1, 2, 6, 6], [3, 2, 3, 3]),
+        ([2, 1], [0, 0], [3, 3, 2, 2, 1, 1], [-1, 1, 9, 7], [2, 1, 3, 3]),
+        ([1, 1], [0, 0], [2, 2, 2, 2, 0, 0], [-1, 16, 7, 7], [4, 16, 3, 3]),
+    ];
+    for (stride, pad, pool, xs, ws) in cases {
+        let conv = attrs! {"stride" => Attr::ints(&stride), "padding" => Attr::ints(&pad)};
+        let out = |d: usize| (xs[2 + d] + 2 * pad[d] - ws[2 + d]) / stride[d] + 1;
+        let pooled = |d: usize| (out(d) + 2 * pool[4 + d] - pool[d]) / pool[2 + d] + 1;
+        let ys = [-1, ws[0], out(0), out(1)];
+        let gs = [-1, ws[0], pooled(0), pooled(1)];
+        let types = [ty(&xs, DType::F32), ty(&ys, DType::F32), ty(&gs, DType::F32), ty(&ws, DType::F32)];
+        let concrete = |s: &[i64]| s.iter().map(|&d| if d < 0 { 2 } else { d as usize }).collect::<Vec<_>>();
+        let values: Vec<Tensor> = [&xs[..], &ys, &gs, &ws].iter().enumerate().map(|(i, s)| wavy(&concrete(s), i + 5)).collect();
+        let pool_attrs = attrs! {"kernel" => Attr::ints(&pool[..2]), "stride" => Attr::ints(&pool[2..4]), "padding" => Attr::ints(&pool[4..])};
+        for relu in [true, false] {
+            for input in [true, false] {
+                let (size, dense, routed) = if input {
+                    (("input_size", Attr::ints(&xs[2..])), OpKind::Conv2dGradInput, OpKind::KernelRoutedConv2dGradInput)
+                } else {
+                    (("kernel", Attr::ints(&ws[2..])), OpKind::Conv2dGradWeight, OpKind::KernelRoutedConv2dGradWeight)
+                };
+                let mut reference = Function::new("dl");
+                let args: Vec<ValueId> = types.iter().map(|t| reference.add_arg(t.clone().into(), None, Attrs::new())).collect();
+                let mut b = Builder::at_entry(&mut reference);
+                let mut pa = pool_attrs.clone();
+                pa.insert("relu".into(), Attr::Bool(relu));
+                let dy = b.op(OpKind::MaxPool2dGrad, &[args[1], args[2]], pa).unwrap();
+                let mut ga = conv.clone();
+                ga.insert(size.0.into(), size.1.clone());
+                let d = b.op(dense, &if input { [dy, args[3]] } else { [args[0], dy] }, ga.clone()).unwrap();
+                b.ret(&[d]);
+                let mut fused = Function::new("kernel");
+                let args: Vec<ValueId> = types.iter().map(|t| fused.add_arg(t.clone().into(), None, Attrs::new())).collect();
+                ga.insert("relu".into(), Attr::Bool(relu));
+                ga.insert("max_pool".into(), Attr::ints(&pool));
+                let mut b = Builder::at_entry(&mut fused);
+                let d = b.op(routed, &if input { [args[1], args[2], args[3]] } else { [args[0], args[1], args[2]] }, ga).unwrap();
+                b.ret(&[d]);
+                dlc_ir::verify_function(&fused).unwrap();
+                let want = run(&reference, &values).unwrap().remove(0);
+                let got = run(&fused, &values).unwrap().remove(0);
+                let what = format!("{} relu={relu} {conv:?} {pool:?}", routed.name());
+                assert_eq!(got, want, "{what}: not bit-identical");
+                assert!(got.to_f64_vec().iter().any(|&v| v != 0.0), "{what}: the gradient vanished");
+            }
+        }
+    }
 }
 
 /// `kernel.conv2d_grad_weight` against the `dl` ops it stands for

@@ -48,6 +48,7 @@ mod matmul;
 mod pack;
 mod mono;
 mod pooled;
+mod routed;
 mod winograd;
 
 pub use conv::{
@@ -62,6 +63,10 @@ pub use pooled::{
     MaxPool2d, conv2d_max_pool, conv2d_max_pool_grad_weight, conv2d_max_pool_grad_weight_applies,
     conv2d_max_pool_grad_weight_scratch_len, conv2d_max_pool_scratch_len, conv2d_max_pool_shape,
 };
+pub use routed::{
+    conv2d_grad_input_routed, conv2d_grad_input_routed_scratch_len, conv2d_grad_weight_routed,
+    conv2d_grad_weight_routed_scratch_len, conv2d_routed_grads_apply,
+};
 #[doc(hidden)]
 pub use pooled::{conv2d_max_pool_is_mono, conv2d_max_pool_is_winograd};
 
@@ -72,6 +77,8 @@ pub use conv::MIN_GROUP_COLS;
 pub use direct::{DIRECT, MIN_DIRECT_TAPS};
 #[doc(hidden)]
 pub use mono::MONO;
+#[doc(hidden)]
+pub use routed::ROUTED;
 #[doc(hidden)]
 pub use conv::{conv2d_grad_input_is_winograd, conv2d_is_direct, conv2d_is_mono, conv2d_is_winograd};
 #[doc(hidden)]

@@ -52,7 +52,7 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     /// The pooled size of a `[h, w]` plane.
-    fn out(&self, h: usize, w: usize) -> Result<[usize; 2], ContractError> {
+    pub(crate) fn out(&self, h: usize, w: usize) -> Result<[usize; 2], ContractError> {
         let dim = |d: usize, size: usize| {
             let padded = size + 2 * self.padding[d];
             (self.kernel[d] >= 1 && self.stride[d] >= 1 && 2 * self.padding[d] <= self.kernel[d] && padded >= self.kernel[d]).then(|| (padded - self.kernel[d]) / self.stride[d] + 1)

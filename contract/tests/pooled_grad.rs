@@ -6,47 +6,15 @@
 //! windows per row, ties, zeros of both signs, ±inf and NaN in the
 //! convolution's output; elsewhere it refuses, and says so.
 
+mod common;
+
+use common::{avx512, reference_pool_grad, values};
 use dlc_contract::{
     Conv2d, Epilogue, MaxPool2d, View, conv2d, conv2d_grad_weight, conv2d_grad_weight_scratch_len, conv2d_max_pool_grad_weight,
     conv2d_max_pool_grad_weight_applies, conv2d_max_pool_grad_weight_scratch_len, conv2d_scratch_len,
 };
 
 const WINDOW: MaxPool2d = MaxPool2d { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
-
-/// Small integers (ties are common) in [-3, 3], with `special` values
-/// (±inf, NaN, -0) every `every` elements.
-fn values(n: usize, seed: usize, every: usize, special: &[f32]) -> Vec<f32> {
-    (0..n)
-        .map(|i| if every > 0 && (i * 13 + seed).is_multiple_of(every) { special[(i / every) % special.len()] } else { ((i * 7919 + seed * 104_729) % 7) as f32 - 3.0 })
-        .collect()
-}
-
-/// Max-pooling's input gradient for a 2×2/2 window, written from PyTorch's
-/// rule independently of the crates: each window's taps in row-major
-/// order, a tap replaces the maximum so far (from the first tap) when
-/// greater or NaN; the window's `0 + g` lands there and the rest is +0;
-/// with `relu`, only where the convolution's output there is `> 0`.
-fn reference_pool_grad(y: &[f32], g: &[f32], [n, c, h, w]: [usize; 4], relu: bool) -> Vec<f32> {
-    let (qh, qw) = (h / 2, w / 2);
-    let mut dy = vec![0.0f32; y.len()];
-    for p in 0..n * c {
-        for i in 0..qh {
-            for j in 0..qw {
-                let taps = [(2 * i, 2 * j), (2 * i, 2 * j + 1), (2 * i + 1, 2 * j), (2 * i + 1, 2 * j + 1)];
-                let at = |(r, s): (usize, usize)| p * h * w + r * w + s;
-                let mut best = at(taps[0]);
-                for &t in &taps[1..] {
-                    if y[at(t)] > y[best] || y[at(t)].is_nan() {
-                        best = at(t);
-                    }
-                }
-                let share = 0.0 + g[(p * qh + i) * qw + j];
-                dy[best] = if relu && y[best].partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) { 0.0 } else { share };
-            }
-        }
-    }
-    dy
-}
 
 /// The three routines in turn.
 fn unfused(x: View<'_, f32>, w: View<'_, f32>, bias: Option<&[f32]>, relu: bool, g: &[f32], conv: Conv2d, threads: usize) -> Vec<f32> {
@@ -59,13 +27,6 @@ fn unfused(x: View<'_, f32>, w: View<'_, f32>, bias: Option<&[f32]>, relu: bool,
     let mut scratch = vec![0.0f32; conv2d_grad_weight_scratch_len::<f32>(x.shape, w.shape, conv, threads).unwrap()];
     conv2d_grad_weight(x, View::new(&dy, &y_shape), &mut dw, w.shape, conv, &mut scratch, threads).unwrap();
     dw
-}
-
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 #[test]

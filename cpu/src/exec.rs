@@ -319,6 +319,30 @@ impl CpuExecutable {
                     _ => Err(CpuError::Unsupported(format!("kernel.conv2d_grad_weight of {:?}, {:?} and {:?}", x.data.dtype(), g.data.dtype(), w.data.dtype()))),
                 }
             }
+            Exec::RoutedGradInput { y, g, w, conv, pool, relu } => {
+                let (y, g, w) = (input(env, reads, *y)?, input(env, reads, *g)?, input(env, reads, *w)?);
+                match (&y.data, &g.data, &w.data, out) {
+                    (Contig::F32(a), Contig::F32(b), Contig::F32(c), BufferMut::F32(o)) => {
+                        self.routed_grad_input([View::new(a, y.shape), View::new(b, g.shape), View::new(c, w.shape)], o, shape, f32s(scratch), *conv, *pool, *relu)
+                    }
+                    (Contig::F64(a), Contig::F64(b), Contig::F64(c), BufferMut::F64(o)) => {
+                        self.routed_grad_input([View::new(a, y.shape), View::new(b, g.shape), View::new(c, w.shape)], o, shape, f64s(scratch), *conv, *pool, *relu)
+                    }
+                    _ => Err(CpuError::Unsupported(format!("kernel.routed_conv2d_grad_input of {:?}, {:?} and {:?}", y.data.dtype(), g.data.dtype(), w.data.dtype()))),
+                }
+            }
+            Exec::RoutedGradWeight { x, y, g, conv, pool, relu } => {
+                let (x, y, g) = (input(env, reads, *x)?, input(env, reads, *y)?, input(env, reads, *g)?);
+                match (&x.data, &y.data, &g.data, out) {
+                    (Contig::F32(a), Contig::F32(b), Contig::F32(c), BufferMut::F32(o)) => {
+                        self.routed_grad_weight([View::new(a, x.shape), View::new(b, y.shape), View::new(c, g.shape)], o, shape, f32s(scratch), *conv, *pool, *relu)
+                    }
+                    (Contig::F64(a), Contig::F64(b), Contig::F64(c), BufferMut::F64(o)) => {
+                        self.routed_grad_weight([View::new(a, x.shape), View::new(b, y.shape), View::new(c, g.shape)], o, shape, f64s(scratch), *conv, *pool, *relu)
+                    }
+                    _ => Err(CpuError::Unsupported(format!("kernel.routed_conv2d_grad_weight of {:?}, {:?} and {:?}", x.data.dtype(), y.data.dtype(), g.data.dtype()))),
+                }
+            }
             Exec::MaxPool2dGrad { x, g, win, relu } => {
                 let (x, g) = (input(env, reads, *x)?, input(env, reads, *g)?);
                 let (&[n, c, h, w], &[gn, gc, oh, ow]) = (x.shape, g.shape) else {
@@ -570,6 +594,144 @@ impl CpuExecutable {
                     *d += p;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `dx` (of shape `x_shape`) of a convolution by `w` whose output `y`
+    /// was max-pooled by `pool`, from the pooled output's gradient `g`
+    /// (`kernel.routed_conv2d_grad_input`): the contraction library's
+    /// routed routine where it serves the shapes and `w` is finite;
+    /// elsewhere the pooling gradient and the dense input gradient in turn
+    /// on chunks of images ([`Self::routed_chunks`]).
+    #[allow(clippy::too_many_arguments)]
+    fn routed_grad_input<T: dlc_contract::Element + crate::pool::PoolFloat>(
+        &self,
+        [y, g, w]: [View<'_, T>; 3],
+        dx: &mut [T],
+        x_shape: &[usize],
+        mut scratch: Option<&mut [T]>,
+        conv: Conv2d,
+        pool: MaxPool2d,
+        relu: bool,
+    ) -> Result<(), CpuError> {
+        let taps: usize = w.shape.iter().skip(1).product();
+        if dlc_contract::conv2d_routed_grads_apply::<T>(x_shape, w.shape, conv, pool)? {
+            let mut done = false;
+            self.with_scratch(
+                g.data.len() * taps,
+                scratch.as_deref_mut(),
+                |threads| dlc_contract::conv2d_grad_input_routed_scratch_len::<T>(x_shape, w.shape, conv, pool, threads),
+                |s, threads| {
+                    done = dlc_contract::conv2d_grad_input_routed(y, g, w, relu, dx, x_shape, conv, pool, s, threads)?;
+                    Ok(())
+                },
+            )?;
+            if done {
+                return Ok(());
+            }
+        }
+        let x_img: usize = x_shape[1..].iter().product();
+        self.routed_chunks(y, g, pool, relu, scratch, |this, n0, dy, rest| {
+            let cnt = dy.shape[0];
+            let xs = [cnt, x_shape[1], x_shape[2], x_shape[3]];
+            this.conv_grad_input(dy, w, &mut dx[n0 * x_img..(n0 + cnt) * x_img], &xs, rest, conv)
+        })
+    }
+
+    /// `dw` (of shape `w_shape`) of a convolution of `x` whose output `y`
+    /// was max-pooled by `pool`, from the pooled output's gradient `g`
+    /// (`kernel.routed_conv2d_grad_weight`): as [`Self::routed_grad_input`],
+    /// `x` finite; on the chunks each one's weight gradient is added to the
+    /// sum of those before it.
+    #[allow(clippy::too_many_arguments)]
+    fn routed_grad_weight<T: dlc_contract::Element + crate::pool::PoolFloat>(
+        &self,
+        [x, y, g]: [View<'_, T>; 3],
+        dw: &mut [T],
+        w_shape: &[usize],
+        mut scratch: Option<&mut [T]>,
+        conv: Conv2d,
+        pool: MaxPool2d,
+        relu: bool,
+    ) -> Result<(), CpuError> {
+        let taps: usize = w_shape.iter().skip(1).product();
+        if dlc_contract::conv2d_routed_grads_apply::<T>(x.shape, w_shape, conv, pool)? {
+            let mut done = false;
+            self.with_scratch(
+                g.data.len() * taps,
+                scratch.as_deref_mut(),
+                |threads| dlc_contract::conv2d_grad_weight_routed_scratch_len::<T>(x.shape, w_shape, conv, pool, threads),
+                |s, threads| {
+                    done = dlc_contract::conv2d_grad_weight_routed(x, y, g, relu, dw, w_shape, conv, pool, s, threads)?;
+                    Ok(())
+                },
+            )?;
+            if done {
+                return Ok(());
+            }
+        }
+        if y.shape.first() == Some(&0) {
+            dw.fill(<T as dlc_contract::Element>::ZERO);
+        }
+        let x_img: usize = x.shape[1..].iter().product();
+        let mut partial = vec![<T as dlc_contract::Element>::ZERO; dw.len()];
+        self.routed_chunks(y, g, pool, relu, scratch, |this, n0, dy, rest| {
+            let cnt = dy.shape[0];
+            let xs = [cnt, x.shape[1], x.shape[2], x.shape[3]];
+            let xc = View::new(&x.data[n0 * x_img..(n0 + cnt) * x_img], &xs);
+            let target = if n0 == 0 { &mut *dw } else { &mut partial[..] };
+            this.conv_grad_weight(xc, dy, target, w_shape, rest, conv)?;
+            if n0 > 0 {
+                for (d, &p) in dw.iter_mut().zip(partial.iter()) {
+                    *d += p;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The fallback of the routed gradients: for each chunk of
+    /// [`crate::memory::pooled_grad_chunk`] images, the pooling gradient of
+    /// `y`'s chunk routes `g`'s into a full-size gradient `dy` in the
+    /// scratch, and `each(self, first image, dy, rest of the scratch)` runs
+    /// the dense routine on it (the scratch as [`crate::memory::routed_grad_scratch_len`]
+    /// plans it).
+    #[allow(clippy::too_many_arguments)]
+    fn routed_chunks<T: dlc_contract::Element + crate::pool::PoolFloat>(
+        &self,
+        y: View<'_, T>,
+        g: View<'_, T>,
+        pool: MaxPool2d,
+        relu: bool,
+        scratch: Option<&mut [T]>,
+        mut each: impl FnMut(&Self, usize, View<'_, T>, Option<&mut [T]>) -> Result<(), CpuError>,
+    ) -> Result<(), CpuError> {
+        let &[n, c, h, wd] = y.shape else {
+            return Err(CpuError::Malformed(format!("a routed convolution gradient takes y [N, C, H, W], got {:?}", y.shape)));
+        };
+        let win = crate::pool::PoolWindow { kernel: pool.kernel, stride: pool.stride, padding: pool.padding };
+        let Some([oh, ow]) = win.out([h, wd]).filter(|&o| g.shape == [n, c, o[0], o[1]]) else {
+            return Err(CpuError::Malformed(format!("a routed convolution gradient: y {:?} pooled by {pool:?} is not the gradient's {:?}", y.shape, g.shape)));
+        };
+        let (y_img, g_img) = (c * h * wd, c * oh * ow);
+        let chunk = crate::memory::pooled_grad_chunk(y_img * size_of::<T>(), n);
+        let mut own = Vec::new();
+        let scratch = match scratch {
+            Some(s) if s.len() >= chunk * y_img => s,
+            _ => {
+                own.resize(chunk * y_img, <T as dlc_contract::Element>::ZERO);
+                &mut own[..]
+            }
+        };
+        let (dy, rest) = scratch.split_at_mut(chunk * y_img);
+        let mut rest = (!rest.is_empty()).then_some(rest);
+        for n0 in (0..n).step_by(chunk) {
+            let cnt = chunk.min(n - n0);
+            let dy = &mut dy[..cnt * y_img];
+            let (yc, gc) = (&y.data[n0 * y_img..(n0 + cnt) * y_img], &g.data[n0 * g_img..(n0 + cnt) * g_img]);
+            self.run_planes(dy, h * wd, 2 * cnt * y_img, |p, o| crate::pool::max_pool2d_grad(yc, gc, p, o, [h, wd], [oh, ow], win, relu))?;
+            each(self, n0, View::new(dy, &[cnt, c, h, wd]), rest.as_deref_mut())?;
         }
         Ok(())
     }

@@ -311,6 +311,9 @@ impl CpuExecutable {
                         shape.extend(y[1..].iter().map(|&n| Dim::Static(n as u64)));
                         Work::Macs(shape.into_iter().chain(wd.into_iter().skip(1)).collect())
                     }
+                    // Routed: the pooled gradient's elements times C·KH·KW.
+                    Exec::RoutedGradInput { g, w, .. } => Work::Macs(dims(*g)?.into_iter().chain(dims(*w)?.into_iter().skip(1)).collect()),
+                    Exec::RoutedGradWeight { g, .. } => Work::Macs(dims(*g)?.into_iter().chain(out.shape.iter().copied().skip(1)).collect()),
                     // One compare per input element, one write per output element.
                     Exec::MaxPool2dGrad { .. } => Work::Points(out.shape.clone(), 2),
                     _ => Work::None,
@@ -336,6 +339,8 @@ impl CpuExecutable {
                     Exec::Conv2dGradInput { w, conv, .. } => scratch(ConvRoutine::GradInput, s.out.shape.clone(), tensor_ty(func, *w)?.shape, *conv),
                     Exec::Conv2dGradWeight { x, conv, .. } => scratch(ConvRoutine::GradWeight, tensor_ty(func, *x)?.shape, s.out.shape.clone(), *conv),
                     Exec::Conv2dPooledGradWeight { x, conv, pool, .. } => scratch(ConvRoutine::GradWeightPooled(*pool), tensor_ty(func, *x)?.shape, s.out.shape.clone(), *conv),
+                    Exec::RoutedGradInput { w, conv, pool, .. } => scratch(ConvRoutine::GradInputRouted(*pool), s.out.shape.clone(), tensor_ty(func, *w)?.shape, *conv),
+                    Exec::RoutedGradWeight { x, conv, pool, .. } => scratch(ConvRoutine::GradWeightRouted(*pool), tensor_ty(func, *x)?.shape, s.out.shape.clone(), *conv),
                     _ => None,
                 };
                 Ok(StepInfo {

@@ -71,6 +71,12 @@ pub(crate) enum ConvRoutine {
     /// not serve, the convolution, the pooling gradient and the weight
     /// gradient in turn.
     GradWeightPooled(dlc_contract::MaxPool2d),
+    /// `conv2d_grad_input_routed` with this window, or where that does not
+    /// serve, the pooling gradient and `conv2d_grad_input` in turn.
+    GradInputRouted(dlc_contract::MaxPool2d),
+    /// `conv2d_grad_weight_routed` with this window, or where that does not
+    /// serve, the pooling gradient and `conv2d_grad_weight` in turn.
+    GradWeightRouted(dlc_contract::MaxPool2d),
 }
 
 /// A convolution step's scratch: `routine` for the convolution of `x` by
@@ -97,6 +103,8 @@ impl ConvScratch {
             ConvRoutine::GradInput => dlc_contract::conv2d_grad_input_scratch_len::<T>(&x, &w, self.conv, threads),
             ConvRoutine::GradWeight => dlc_contract::conv2d_grad_weight_scratch_len::<T>(&x, &w, self.conv, threads),
             ConvRoutine::GradWeightPooled(pool) => pooled_grad_weight_scratch_len::<T>(&x, &w, self.conv, pool, threads),
+            ConvRoutine::GradInputRouted(pool) => routed_grad_scratch_len::<T>(&x, &w, self.conv, pool, threads, true),
+            ConvRoutine::GradWeightRouted(pool) => routed_grad_scratch_len::<T>(&x, &w, self.conv, pool, threads, false),
         };
         len.unwrap_or(0)
     }
@@ -117,6 +125,26 @@ pub(crate) fn pooled_grad_weight_scratch_len<T: dlc_contract::Element>(x: &[usiz
     let steps = dlc_contract::conv2d_scratch_len::<T>(&xc, w, conv, threads)?.max(dlc_contract::conv2d_grad_weight_scratch_len::<T>(&xc, w, conv, threads)?);
     let partial: usize = w.iter().product();
     Ok(dlc_contract::conv2d_max_pool_grad_weight_scratch_len::<T>(x, w, conv, pool)?.max(2 * chunk * y_img + partial + steps))
+}
+
+/// The scratch of a routed convolution gradient (`kernel.routed_conv2d_grad_input`
+/// when `input`, else `kernel.routed_conv2d_grad_weight`) on any machine:
+/// the routed routine's, or what the step needs where that does not serve
+/// (or an operand is not finite) and it runs the pooling gradient and the
+/// dense gradient in turn on chunks of [`pooled_grad_chunk`] images: their
+/// full-size gradient and the dense routine's scratch (the same plan on
+/// every machine).
+pub(crate) fn routed_grad_scratch_len<T: dlc_contract::Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: dlc_contract::MaxPool2d, threads: usize, input: bool) -> Result<usize, dlc_contract::ContractError> {
+    let y = conv.out_shape(x, w)?;
+    let y_img: usize = y[1..].iter().product();
+    let chunk = pooled_grad_chunk(y_img * size_of::<T>(), x[0]);
+    let xc = [chunk, x[1], x[2], x[3]];
+    let (routed, dense) = if input {
+        (dlc_contract::conv2d_grad_input_routed_scratch_len::<T>(x, w, conv, pool, threads)?, dlc_contract::conv2d_grad_input_scratch_len::<T>(&xc, w, conv, threads)?)
+    } else {
+        (dlc_contract::conv2d_grad_weight_routed_scratch_len::<T>(x, w, conv, pool, threads)?, dlc_contract::conv2d_grad_weight_scratch_len::<T>(&xc, w, conv, threads)?)
+    };
+    Ok(routed.max(chunk * y_img + dense))
 }
 
 /// Images per chunk where a recomputing pooled weight gradient runs its

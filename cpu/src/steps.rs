@@ -73,6 +73,16 @@ pub(crate) enum Exec {
     /// `x` by `w` (plus `bias`) max-pooled by `pool`, from the pooled
     /// output's gradient `g`, the convolution recomputed.
     Conv2dPooledGradWeight { x: ValueId, g: ValueId, w: ValueId, bias: Option<ValueId>, conv: Conv2d, pool: MaxPool2d, relu: bool },
+    /// `kernel.routed_conv2d_grad_input`: the input gradient of a
+    /// convolution by `w` whose output `y` was max-pooled by `pool`, from
+    /// the pooled output's gradient `g` (the step's output shape is the
+    /// input's).
+    RoutedGradInput { y: ValueId, g: ValueId, w: ValueId, conv: Conv2d, pool: MaxPool2d, relu: bool },
+    /// `kernel.routed_conv2d_grad_weight`: the weight gradient of a
+    /// convolution of `x` whose output `y` was max-pooled by `pool`, from
+    /// the pooled output's gradient `g` (the step's output shape is the
+    /// weight's).
+    RoutedGradWeight { x: ValueId, y: ValueId, g: ValueId, conv: Conv2d, pool: MaxPool2d, relu: bool },
     /// `dl.max_pool2d_grad`: max-pooling's input gradient, from the pooled
     /// input `x` and the output gradient `g` (`pool.rs`).
     MaxPool2dGrad { x: ValueId, g: ValueId, win: PoolWindow, relu: bool },
@@ -90,6 +100,7 @@ impl Exec {
             Exec::Matmul { a, b, bias, .. } => [Some(*a), Some(*b), *bias].into_iter().flatten().collect(),
             Exec::Conv2d { x, w, bias, .. } => [Some(*x), Some(*w), *bias].into_iter().flatten().collect(),
             Exec::Conv2dPooledGradWeight { x, g, w, bias, .. } => [Some(*x), Some(*g), Some(*w), *bias].into_iter().flatten().collect(),
+            Exec::RoutedGradInput { y: a, g: b, w: c, .. } | Exec::RoutedGradWeight { x: a, y: b, g: c, .. } => vec![*a, *b, *c],
             Exec::Conv2dGradInput { g: a, w: b, .. } | Exec::Conv2dGradWeight { x: a, g: b, .. } | Exec::MaxPool2dGrad { x: a, g: b, .. } => vec![*a, *b],
             Exec::Reshape { input, .. } => vec![*input],
         }
@@ -123,6 +134,7 @@ impl Exec {
         match self {
             Exec::Elementwise { .. } | Exec::Structured { .. } | Exec::Matmul { .. } | Exec::Conv2d { .. } => true,
             Exec::Conv2dGradInput { .. } | Exec::Conv2dGradWeight { .. } | Exec::Conv2dPooledGradWeight { .. } | Exec::MaxPool2dGrad { .. } => true,
+            Exec::RoutedGradInput { .. } | Exec::RoutedGradWeight { .. } => true,
             Exec::Interp { kind, .. } => *kind == OpKind::Concat,
             Exec::InterpKernel { .. } | Exec::Reshape { .. } => false,
         }
@@ -150,7 +162,16 @@ fn window(view: &AttrView) -> Result<Conv2d, CpuError> {
 /// convolutions keep direct sums (see `Conv2d::winograd`) so that its
 /// trajectory follows PyTorch's.
 fn trains_a_convolution(f: &Function) -> bool {
-    f.body_ops().iter().any(|&o| matches!(f.op(o).kind, OpKind::Conv2dGradInput | OpKind::Conv2dGradWeight | OpKind::KernelConv2dGradWeight))
+    f.body_ops().iter().any(|&o| matches!(f.op(o).kind, OpKind::Conv2dGradInput | OpKind::Conv2dGradWeight | OpKind::KernelConv2dGradWeight | OpKind::KernelRoutedConv2dGradInput | OpKind::KernelRoutedConv2dGradWeight))
+}
+
+/// The max-pool window of a kernel op that requires one (`max_pool`).
+fn required_pool(kind: OpKind, view: &AttrView) -> Result<MaxPool2d, CpuError> {
+    let Some(p) = dlc_ir::registry::kernel::fused_max_pool(view).map_err(|m| CpuError::Malformed(m.to_string()))? else {
+        return Err(CpuError::Malformed(format!("{} needs its max_pool window", kind.name())));
+    };
+    let p = AttrView::new(OpKind::MaxPool2d, &p);
+    Ok(MaxPool2d { kernel: pair(&p, "kernel")?, stride: pair(&p, "stride")?, padding: pair(&p, "padding")? })
 }
 
 /// Compiles top-level op `o` of `f`; also returns its description.
@@ -227,15 +248,22 @@ pub(crate) fn compile_op(f: &Function, o: OpId, jit: &Jit, cache: &KernelCache) 
         OpKind::Conv2dGradInput => (Exec::Conv2dGradInput { g: op.operands[0], w: op.operands[1], conv: Conv2d { winograd: false, ..window(&view)? } }, "conv2d_grad_input".into()),
         OpKind::Conv2dGradWeight => (Exec::Conv2dGradWeight { x: op.operands[0], g: op.operands[1], conv: window(&view)? }, "conv2d_grad_weight".into()),
         OpKind::KernelConv2dGradWeight => {
-            let Some(p) = dlc_ir::registry::kernel::fused_max_pool(&view).map_err(mal)? else {
-                return Err(CpuError::Malformed("kernel.conv2d_grad_weight needs its max_pool window".into()));
-            };
-            let p = AttrView::new(OpKind::MaxPool2d, &p);
-            let pool = MaxPool2d { kernel: pair(&p, "kernel")?, stride: pair(&p, "stride")?, padding: pair(&p, "padding")? };
+            let pool = required_pool(op.kind, &view)?;
             let relu = view.bool("relu").map_err(mal)?;
             let [x, g, w] = [0, 1, 2].map(|i| op.operands[i]);
             let exec = Exec::Conv2dPooledGradWeight { x, g, w, bias: op.operands.get(3).copied(), conv: Conv2d { winograd: false, ..window(&view)? }, pool, relu };
             (exec, format!("conv2d_grad_weight+maxpool{}", if relu { "+relu" } else { "" }))
+        }
+        OpKind::KernelRoutedConv2dGradInput | OpKind::KernelRoutedConv2dGradWeight => {
+            let (pool, relu) = (required_pool(op.kind, &view)?, view.bool("relu").map_err(mal)?);
+            let conv = Conv2d { winograd: false, ..window(&view)? };
+            let [a, b, c] = [0, 1, 2].map(|i| op.operands[i]);
+            let suffix = if relu { "+relu" } else { "" };
+            if op.kind == OpKind::KernelRoutedConv2dGradInput {
+                (Exec::RoutedGradInput { y: a, g: b, w: c, conv, pool, relu }, format!("conv2d_grad_input+routed{suffix}"))
+            } else {
+                (Exec::RoutedGradWeight { x: a, y: b, g: c, conv, pool, relu }, format!("conv2d_grad_weight+routed{suffix}"))
+            }
         }
         OpKind::MaxPool2dGrad => {
             let win = PoolWindow { kernel: pair(&view, "kernel")?, stride: pair(&view, "stride")?, padding: pair(&view, "padding")? };

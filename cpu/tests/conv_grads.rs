@@ -150,9 +150,7 @@ fn recomputing_pooled_weight_gradients_match_the_interpreter() {
   }}
 }}"#
         );
-        let f = parse_module(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0);
-        let mut lowered = f.clone();
-        dlc_passes::to_kernels(&mut lowered).unwrap();
+        let (f, lowered) = parsed_and_lowered(&text);
         for threads in [1, 2] {
             let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap();
             let label = format!("conv2d_grad_weight+maxpool{}", if relu { "+relu" } else { "" });
@@ -165,15 +163,104 @@ fn recomputing_pooled_weight_gradients_match_the_interpreter() {
                 }
                 let want = dlc_backends::run(&f, &args).unwrap().remove(0).to_f64_vec();
                 let got = exe.run(&args).unwrap().remove(0).to_f64_vec();
-                let scale = want.iter().fold(1e-30f64, |m, y| m.max(y.abs()));
-                let tol = if dtype == DType::F32 { 1e-5 } else { 1e-13 } * scale;
                 assert!(want.iter().any(|v| *v != 0.0), "{what}: nothing routed");
-                for (j, (x, y)) in got.iter().zip(&want).enumerate() {
-                    assert!((x - y).abs() <= tol, "{what}: element {j}: {x} vs {y} (scale {scale})");
-                }
+                assert_near(&got, &want, dtype, &what);
                 checked += 1;
             }
         }
     }
     assert_eq!(checked, 7 * 2 * 2);
+}
+
+/// `kernel.routed_conv2d_grad_input` and `kernel.routed_conv2d_grad_weight`
+/// (a convolution's gradients through a max-pool's gradient, from the
+/// pooled gradient and the convolution's output `y`) against the
+/// interpreter: the shapes AVX-512 machines run routed (the Keras CNN's
+/// second layer, large enough to split over 2 threads; 16 channels with
+/// padding, without ReLU's mask), and shapes every machine runs as the
+/// pooling gradient and the dense gradient on chunks of images in the
+/// step's scratch (an infinite weight and input, whose `0 · inf` products
+/// the routed sums would skip, on planes large enough that batch 5 takes
+/// two chunks; an overlapping padded window; 8 channels; f64), on 1 and 2
+/// threads. Random inputs: no window holds a tie.
+#[test]
+fn routed_convolution_gradients_match_the_interpreter() {
+    // (channels, plane, outputs, padding, window [k, s, p], relu, an infinity, dtype)
+    type Case = (usize, [usize; 2], usize, usize, [usize; 3], bool, bool, DType);
+    let cases: [Case; 6] = [
+        (32, [13, 13], 64, 0, [2, 2, 0], true, false, DType::F32),
+        (16, [8, 8], 4, 1, [2, 2, 0], false, false, DType::F32),
+        (16, [64, 64], 8, 1, [2, 2, 0], true, true, DType::F32),
+        (16, [8, 8], 4, 1, [3, 2, 1], true, false, DType::F32),
+        (8, [7, 7], 3, 0, [2, 2, 0], true, false, DType::F32),
+        (16, [8, 8], 4, 1, [2, 2, 0], true, false, DType::F64),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut checked = 0;
+    for (c, [h, w], o, pad, [k, s, p], relu, inf, dtype) in cases {
+        let dt = if dtype == DType::F32 { "f32" } else { "f64" };
+        let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+        let (qh, qw) = ((oh + 2 * p - k) / s + 1, (ow + 2 * p - k) / s + 1);
+        let (xt, yt, gt, wt) = (format!("tensor<?x{c}x{h}x{w}x{dt}>"), format!("tensor<?x{o}x{oh}x{ow}x{dt}>"), format!("tensor<?x{o}x{qh}x{qw}x{dt}>"), format!("tensor<{o}x{c}x3x3x{dt}>"));
+        let attrs = format!("padding = [{pad}, {pad}], relu = {relu}, max_pool = [{k}, {k}, {s}, {s}, {p}, {p}]");
+        let text = format!(
+            r#"module {{
+  func.func @grads(%y: {yt}, %g: {gt}, %w: {wt}, %x: {xt}) -> ({xt}, {wt}) {{
+    %dx = "kernel.routed_conv2d_grad_input"(%y, %g, %w) {{{attrs}, input_size = [{h}, {w}]}} : ({yt}, {gt}, {wt}) -> {xt}
+    %dw = "kernel.routed_conv2d_grad_weight"(%x, %y, %g) {{{attrs}, kernel = [3, 3]}} : ({xt}, {yt}, {gt}) -> {wt}
+    %dx2 = "dl.add"(%dx, %dx) : ({xt}, {xt}) -> {xt}
+    %dw2 = "dl.add"(%dw, %dw) : ({wt}, {wt}) -> {wt}
+    return %dx2, %dw2 : {xt}, {wt}
+  }}
+}}"#
+        );
+        let (f, lowered) = parsed_and_lowered(&text);
+        for threads in [1, 2] {
+            let exe = CpuExecutable::compile(&lowered, &CpuOptions { threads }).unwrap();
+            let suffix = if relu { "+relu" } else { "" };
+            for label in [format!("conv2d_grad_input+routed{suffix}"), format!("conv2d_grad_weight+routed{suffix}")] {
+                assert!(exe.plan_summary().contains(&label), "{:?}", exe.plan_summary());
+            }
+            for n in [1, 5] {
+                let what = format!("c={c} {h}x{w} o={o} pad={pad} window {k}/{s}/{p} relu={relu} inf={inf} {dt}, batch {n}, {threads} thread(s)");
+                let mut args = vec![random(&[n, o, oh, ow], dtype, &mut rng), random(&[n, o, qh, qw], dtype, &mut rng), random(&[o, c, 3, 3], dtype, &mut rng), random(&[n, c, h, w], dtype, &mut rng)];
+                if inf {
+                    for a in &mut args[2..] {
+                        let mut v = a.to_f64_vec();
+                        v[1] = f64::INFINITY;
+                        *a = Tensor::from_f64_values(a.shape(), &v, dtype).unwrap();
+                    }
+                }
+                let want = dlc_backends::run(&f, &args).unwrap();
+                let got = exe.run(&args).unwrap();
+                for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+                    let (got, want) = (got.to_f64_vec(), want.to_f64_vec());
+                    assert!(want.iter().any(|v| *v != 0.0 && v.is_finite()), "{what}: nothing routed to result {i}");
+                    assert_eq!(want.iter().any(|v| v.is_nan()), inf, "{what}: result {i}: 0 · inf makes NaN only with an infinity");
+                    assert_near(&got, &want, dtype, &format!("{what}: result {i}"));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 6 * 2 * 2);
+}
+
+/// The function of `text`, and it lowered to the kernel level.
+fn parsed_and_lowered(text: &str) -> (Function, Function) {
+    let f = parse_module(text).unwrap_or_else(|e| panic!("{e}\n{text}")).functions.remove(0);
+    let mut lowered = f.clone();
+    dlc_passes::to_kernels(&mut lowered).unwrap();
+    (f, lowered)
+}
+
+/// `got` within 1e-5 (f32) or 1e-13 (f64) of `want`'s largest finite
+/// magnitude, elementwise, with the same infinities and NaN.
+fn assert_near(got: &[f64], want: &[f64], dtype: DType, what: &str) {
+    let scale = want.iter().filter(|v| v.is_finite()).fold(1e-30f64, |m, y| m.max(y.abs()));
+    let tol = if dtype == DType::F32 { 1e-5 } else { 1e-13 } * scale;
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (j, (x, y)) in got.iter().zip(want).enumerate() {
+        assert!(x == y || x.is_nan() && y.is_nan() || (x - y).abs() <= tol, "{what}: element {j}: {x} vs {y} (scale {scale})");
+    }
 }

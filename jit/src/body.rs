@@ -197,7 +197,9 @@ impl Body<'_> {
             | K::ScalarConstant
             | K::KernelMatmul
             | K::KernelConv2d
-            | K::KernelConv2dGradWeight => return Err(JitError::unsupported(kind.name(), "not an elementwise op")),
+            | K::KernelConv2dGradWeight
+            | K::KernelRoutedConv2dGradInput
+            | K::KernelRoutedConv2dGradWeight => return Err(JitError::unsupported(kind.name(), "not an elementwise op")),
         })
     }
 

@@ -116,7 +116,9 @@ fn cases(kind: OpKind, f: DType) -> Vec<Case> {
         | K::ScalarConstant
         | K::KernelMatmul
         | K::KernelConv2d
-        | K::KernelConv2dGradWeight => Vec::new(),
+        | K::KernelConv2dGradWeight
+        | K::KernelRoutedConv2dGradInput
+        | K::KernelRoutedConv2dGradWeight => Vec::new(),
     }
 }
 

@@ -139,6 +139,16 @@ const CASES: &[Case] = &[
     ("conv2d_pool_grad_weight_nobias", "?x1x8x8xf32, ?x3x3x3xf32, 3x1x3x3xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (kernel.conv2d %0 %2) %1))", "=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2)"),
     ("conv2d_plain_pool_grad_weight", "?x1x9x8xf32, ?x3x3x3xf32, 3x1x3x3xf32", "(conv2d_grad_weight{kernel=[3,3],stride=[1,1]} %0 (max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} (conv2d %0 %2) %1))", "=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=true} %0 %1 %2)"),
     ("conv2d_plain_pool_grad_weight", "?x1x9x8xf32, ?x3x3x3xf32, 3x1x3x3xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} (neg (conv2d %0 %2)) %1))", "!=>", "(kernel.conv2d_grad_weight{max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2)"),
+    ("routed_grad_input",   "?x4x6x6xf32, ?x4x3x3xf32, 4x16x3x3xf32", "(conv2d_grad_input{input_size=[8,8]} (max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1) %2)", "=>", "(kernel.routed_conv2d_grad_input{input_size=[8,8],max_pool=[2,2,2,2,0,0],relu=true} %0 %1 %2)"),
+    ("routed_grad_input",   "?x4x7x7xf32, ?x4x3x3xf32, 4x32x3x3xf32", "(conv2d_grad_input{input_size=[7,7],padding=[1,1]} (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) %2)", "=>", "(kernel.routed_conv2d_grad_input{input_size=[7,7],max_pool=[2,2,2,2,0,0],padding=[1,1],relu=false} %0 %1 %2)"),
+    ("routed_grad_input",   "?x4x6x6xf32, ?x4x3x3xf32, 4x8x3x3xf32",  "(conv2d_grad_input{input_size=[8,8]} (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) %2)", "!=>", "(kernel.routed_conv2d_grad_input{input_size=[8,8],max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2)"),
+    ("routed_grad_input",   "?x4x6x6xf32, ?x4x2x2xf32, 4x16x3x3xf32", "(conv2d_grad_input{input_size=[8,8]} (max_pool2d_grad{kernel=[3,3],stride=[2,2]} %0 %1) %2)", "!=>", "(kernel.routed_conv2d_grad_input{input_size=[8,8],max_pool=[3,3,2,2,0,0],relu=false} %0 %1 %2)"),
+    ("routed_grad_input",   "?x4x4x4xf32, ?x4x2x2xf32, 4x16x5x5xf32", "(conv2d_grad_input{input_size=[8,8]} (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) %2)", "!=>", "(kernel.routed_conv2d_grad_input{input_size=[8,8],max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2)"),
+    ("routed_grad_input",   "?x4x6x6xf64, ?x4x3x3xf64, 4x16x3x3xf64", "(conv2d_grad_input{input_size=[8,8]} (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) %2)", "!=>", "(kernel.routed_conv2d_grad_input{input_size=[8,8],max_pool=[2,2,2,2,0,0],relu=false} %0 %1 %2)"),
+    ("routed_grad_weight",  "?x16x8x8xf32, ?x4x6x6xf32, ?x4x3x3xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %1 %2))", "=>", "(kernel.routed_conv2d_grad_weight{kernel=[3,3],max_pool=[2,2,2,2,0,0],relu=true} %0 %1 %2)"),
+    ("routed_grad_weight",  "?x48x5x5xf32, ?x4x5x5xf32, ?x4x2x2xf32", "(conv2d_grad_weight{kernel=[3,3],padding=[1,1]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %1 %2))", "=>", "(kernel.routed_conv2d_grad_weight{kernel=[3,3],max_pool=[2,2,2,2,0,0],padding=[1,1],relu=false} %0 %1 %2)"),
+    ("routed_grad_weight",  "?x16x9x9xf32, ?x4x4x4xf32, ?x4x2x2xf32", "(conv2d_grad_weight{kernel=[3,3],stride=[2,2]} %0 (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %1 %2))", "!=>", "(kernel.routed_conv2d_grad_weight{kernel=[3,3],max_pool=[2,2,2,2,0,0],relu=false,stride=[2,2]} %0 %1 %2)"),
+    ("routed_grad_weight",  "?x16x8x8xf32, ?x4x6x6xf32, ?x4x4x4xf32", "(conv2d_grad_weight{kernel=[3,3]} %0 (max_pool2d_grad{kernel=[2,2],padding=[1,1],stride=[2,2]} %1 %2))", "!=>", "(kernel.routed_conv2d_grad_weight{kernel=[3,3],max_pool=[2,2,2,2,1,1],relu=false} %0 %1 %2)"),
     ("pool_grad_relu",      "?x2x4x4xf32, ?x2x2x2xf32", "(select (cmp{predicate=\"gt\"} %0 $zero) (max_pool2d_grad{kernel=[2,2],stride=[2,2]} %0 %1) $zero)", "=>", "(max_pool2d_grad{kernel=[2,2],relu=true,stride=[2,2]} %0 %1)"),
     ("pool_grad_relu",      "?x2x4x4xf32, ?x2x4x4xf32", "(select (cmp{predicate=\"gt\"} %0 constant{value=dense<-0.0>:tensor<f32>}) (max_pool2d_grad{kernel=[3,3],padding=[1,1],stride=[1,1]} %0 %1) $zero)", "=>", "(max_pool2d_grad{kernel=[3,3],padding=[1,1],relu=true,stride=[1,1]} %0 %1)"),
     // a mask that is not `x > 0`, an else-value that is not +0, or a mask by another tensor: not the fused op
@@ -400,10 +410,7 @@ fn fused_contractions_compute_the_same_bits() {
     };
     let args = [fill(&[3, 2, 6, 5], 1), fill(&[3, 2, 3, 3], 2), fill(&[3, 1, 1], 3), fill(&[3, 7], 4), fill(&[4, 7], 5), fill(&[4], 6)];
     let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
-    for (w, g) in want.iter().zip(&got) {
-        let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
-        assert!(same, "{} vs {}", w.describe(), g.describe());
-    }
+    assert_same_bits(&want, &got);
 }
 
 /// `conv2d_max_pool`'s value test: a convolution with its bias and ReLU,
@@ -437,10 +444,7 @@ fn a_pooled_convolution_computes_the_same_bits() {
     };
     let args = [fill(&[3, 2, 7, 6], 1), fill(&[3, 2, 3, 3], 2), fill(&[3, 1, 1], 3)];
     let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
-    for (w, g) in want.iter().zip(&got) {
-        let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
-        assert!(same, "{} vs {}", w.describe(), g.describe());
-    }
+    assert_same_bits(&want, &got);
 }
 
 /// `conv2d_pool_grad_weight`'s (and its variants') value test: a weight
@@ -472,20 +476,44 @@ fn a_recomputing_pooled_weight_gradient_computes_the_same_bits() {
     }
     let text = print_function(&after);
     assert!(text.matches("kernel.conv2d_grad_weight").count() == 3 && !text.contains("dl.max_pool2d_grad"), "{text}");
-    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0];
-    let fill = |shape: &[usize], seed: usize, every: usize| {
-        let n: usize = shape.iter().product();
-        let v = (0..n).map(|i| if every > 0 && (i + seed).is_multiple_of(every) { specials[(i / every) % 4] } else { ((i * 7 + seed * 3) % 11) as f32 * 0.25 - 1.25 }).collect();
-        Tensor::from_f32(shape, v).unwrap()
-    };
     // Specials in the gradients only, and in the image too.
     for every in [0, 23] {
-        let args = [fill(&[2, 1, 8, 8], 1, every), fill(&[3, 1, 3, 3], 2, 0), fill(&[3, 1, 1], 3, 0), fill(&[2, 3, 3, 3], 4, 13), fill(&[2, 3, 4, 4], 5, 13)];
+        let args = [with_specials(&[2, 1, 8, 8], 1, every), with_specials(&[3, 1, 3, 3], 2, 0), with_specials(&[3, 1, 1], 3, 0), with_specials(&[2, 3, 3, 3], 4, 13), with_specials(&[2, 3, 4, 4], 5, 13)];
         let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
-        for (w, g) in want.iter().zip(&got) {
-            let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
-            assert!(same, "{} vs {}", w.describe(), g.describe());
-        }
+        assert_same_bits(&want, &got);
+    }
+}
+
+/// `routed_grad_input`'s and `routed_grad_weight`'s value test: a
+/// convolution's gradients through max-pooling's gradient (with and
+/// without ReLU's mask, padded, a window that leaves a row and column of
+/// an odd-sized output uncovered) become the routed kernel ops, with the
+/// same bits on the interpreter, NaN and ±inf among the inputs; the
+/// pooling gradient is no longer computed.
+#[test]
+fn routed_convolution_gradients_compute_the_same_bits() {
+    let src = r#"func.func @f(%x: tensor<?x16x7x7xf32>, %w: tensor<4x16x3x3xf32>, %y: tensor<?x4x7x7xf32>, %g: tensor<?x4x3x3xf32>) -> (tensor<?x16x7x7xf32>, tensor<4x16x3x3xf32>, tensor<?x16x7x7xf32>, tensor<4x16x3x3xf32>) {
+  %0 = "dl.max_pool2d_grad"(%y, %g) {kernel = [2, 2], stride = [2, 2], relu = true} : (tensor<?x4x7x7xf32>, tensor<?x4x3x3xf32>) -> tensor<?x4x7x7xf32>
+  %1 = "dl.conv2d_grad_input"(%0, %w) {input_size = [7, 7], padding = [1, 1]} : (tensor<?x4x7x7xf32>, tensor<4x16x3x3xf32>) -> tensor<?x16x7x7xf32>
+  %2 = "dl.conv2d_grad_weight"(%x, %0) {kernel = [3, 3], padding = [1, 1]} : (tensor<?x16x7x7xf32>, tensor<?x4x7x7xf32>) -> tensor<4x16x3x3xf32>
+  %3 = "dl.max_pool2d_grad"(%y, %g) {kernel = [2, 2], stride = [2, 2]} : (tensor<?x4x7x7xf32>, tensor<?x4x3x3xf32>) -> tensor<?x4x7x7xf32>
+  %4 = "dl.conv2d_grad_input"(%3, %w) {input_size = [7, 7], padding = [1, 1]} : (tensor<?x4x7x7xf32>, tensor<4x16x3x3xf32>) -> tensor<?x16x7x7xf32>
+  %5 = "dl.conv2d_grad_weight"(%x, %3) {kernel = [3, 3], padding = [1, 1]} : (tensor<?x16x7x7xf32>, tensor<?x4x7x7xf32>) -> tensor<4x16x3x3xf32>
+  return %1, %2, %4, %5 : tensor<?x16x7x7xf32>, tensor<4x16x3x3xf32>, tensor<?x16x7x7xf32>, tensor<4x16x3x3xf32>
+}"#;
+    let before = parse_module(src).unwrap().functions.remove(0);
+    let (after, report) = opt(src);
+    for rule in ["routed_grad_input", "routed_grad_weight"] {
+        assert!(report.fired.contains_key(rule), "{rule} did not fire: {report}");
+    }
+    let text = print_function(&after);
+    let routed = |op: &str| text.matches(op).count();
+    assert!(routed("kernel.routed_conv2d_grad_input") == 2 && routed("kernel.routed_conv2d_grad_weight") == 2 && !text.contains("dl.max_pool2d_grad"), "{text}");
+    // Specials in y and the gradients only, and in x and w too.
+    for every in [0, 23] {
+        let args = [with_specials(&[2, 16, 7, 7], 1, every), with_specials(&[4, 16, 3, 3], 2, every), with_specials(&[2, 4, 7, 7], 3, 13), with_specials(&[2, 4, 3, 3], 4, 13)];
+        let (want, got) = (run(&before, &args).unwrap(), run(&after, &args).unwrap());
+        assert_same_bits(&want, &got);
     }
 }
 
@@ -746,4 +774,21 @@ fn bce_of_a_sigmoid_keeps_its_loss_and_gets_the_logits_gradient() {
             assert!(z == -95.0 && t > 0.0, "z = {z}, t = {t}: the input's gradient is {}", want[i]);
         }
     }
+}
+
+/// Each result the same bits (NaN matching any NaN).
+fn assert_same_bits(want: &[Tensor], got: &[Tensor]) {
+    for (w, g) in want.iter().zip(got) {
+        let same = w.to_f64_vec().iter().zip(g.to_f64_vec()).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan());
+        assert!(same, "{} vs {}", w.describe(), g.describe());
+    }
+}
+
+/// Quarter steps in [-1.25, 1.25] (ties are common), with NaN, ±inf and -0
+/// every `every` elements (none for 0).
+fn with_specials(shape: &[usize], seed: usize, every: usize) -> Tensor {
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0];
+    let n: usize = shape.iter().product();
+    let v = (0..n).map(|i| if every > 0 && (i + seed).is_multiple_of(every) { specials[(i / every) % 4] } else { ((i * 7 + seed * 3) % 11) as f32 * 0.25 - 1.25 }).collect();
+    Tensor::from_f32(shape, v).unwrap()
 }

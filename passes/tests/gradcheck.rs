@@ -221,7 +221,7 @@ fn the_non_differentiable_ops_are_exactly_these() {
     // The structured-kernel level (kernel.*) comes after autodiff: gradients
     // are built on the dl level and the train step is lowered afterwards, so
     // no kernel op needs (or has) a VJP; see `kernel_ops_have_no_vjp`.
-    let kernel_level = ["kernel.generic", "kernel.yield", "kernel.constant", "kernel.matmul", "kernel.conv2d", "kernel.conv2d_grad_weight"];
+    let kernel_level = ["kernel.generic", "kernel.yield", "kernel.constant", "kernel.matmul", "kernel.conv2d", "kernel.conv2d_grad_weight", "kernel.routed_conv2d_grad_input", "kernel.routed_conv2d_grad_weight"];
     // `dl.max_pool2d_grad` is built only by max_pool2d's VJP; training
     // needs first derivatives, and differentiating through it is autodiff's
     // "no VJP" error, not a silent zero.

@@ -282,6 +282,14 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
     let conv_window = || -> Result<Window2d, InterpError> {
         Ok(Window2d { kernel: [1, 1], stride: a.pair("stride", 1)?, padding: a.pair("padding", 0)?, dilation: a.pair("dilation", 1)? })
     };
+    // The max-pool window a pooled-gradient kernel op requires.
+    let required_pool = || -> Result<Window2d, InterpError> {
+        let Some(p) = dlc_ir::registry::kernel::fused_max_pool(&a.view).map_err(|m| InterpError::malformed(op, m))? else {
+            return Err(InterpError::malformed(op, "max_pool is required"));
+        };
+        let p = AttrReader { op, view: AttrView::new(OpKind::MaxPool2d, &p) };
+        Ok(Window2d { kernel: p.pair("kernel", 1)?, stride: p.pair("stride", 1)?, padding: p.pair("padding", 0)?, dilation: [1, 1] })
+    };
     let reduce_axes = || -> Result<(Vec<usize>, bool), InterpError> {
         Ok((reduce::resolve_axes(op, &a.ints("axes")?, x()?.rank())?, a.bool("keepdims")?))
     };
@@ -375,14 +383,18 @@ pub fn eval_op(kind: OpKind, attrs: &Attrs, inputs: &[&Tensor], batch: Option<us
             }
             let y = contraction::conv2d(op, x, w, conv_window()?)?;
             let y = epilogue(op, y, rest.first().copied(), false)?;
-            let Some(p) = dlc_ir::registry::kernel::fused_max_pool(&a.view).map_err(|m| InterpError::malformed(op, m))? else {
-                return Err(InterpError::malformed(op, "max_pool is required"));
-            };
-            let p = AttrReader { op, view: AttrView::new(K::MaxPool2d, &p) };
-            let win = Window2d { kernel: p.pair("kernel", 1)?, stride: p.pair("stride", 1)?, padding: p.pair("padding", 0)?, dilation: [1, 1] };
-            let dy = window::max_pool2d_grad(op, &y, g, win, a.bool("relu")?)?;
+            let dy = window::max_pool2d_grad(op, &y, g, required_pool()?, a.bool("relu")?)?;
             let kernel = w.shape().get(2..4).map_or([1, 1], |k| [k[0], k[1]]);
             contraction::conv2d_grad_weight(op, x, &dy, conv_window()?, kernel)
+        }
+        // By their definitions: the pooling's gradient, then the dense one.
+        K::KernelRoutedConv2dGradInput => {
+            let dy = window::max_pool2d_grad(op, inputs[0], inputs[1], required_pool()?, a.bool("relu")?)?;
+            contraction::conv2d_grad_input(op, &dy, inputs[2], conv_window()?, a.pair("input_size", 0)?)
+        }
+        K::KernelRoutedConv2dGradWeight => {
+            let dy = window::max_pool2d_grad(op, inputs[1], inputs[2], required_pool()?, a.bool("relu")?)?;
+            contraction::conv2d_grad_weight(op, inputs[0], &dy, conv_window()?, a.pair("kernel", 1)?)
         }
     }
 }

@@ -380,6 +380,69 @@ fn conv2d_grad_weight(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String
     Ok(vec![ops[2].clone()])
 }
 
+/// The max-pool window of a routed gradient op (its required `max_pool`)
+/// and a check that `g` is `y` pooled by it.
+fn routed_window(y: &Type, g: &Type, view: &AttrView) -> Result<(), String> {
+    let Some(pool) = fused_max_pool(view)? else {
+        return Err("max_pool is required: the gradient is of the pooled output".into());
+    };
+    let pooled = super::nn::pool(std::slice::from_ref(y), &AttrView::new(OpKind::MaxPool2d, &pool))?;
+    if pooled[0] != *g {
+        return Err(format!("the gradient {g} must have the type {} of y pooled by max_pool", pooled[0]));
+    }
+    Ok(())
+}
+
+/// `kernel.routed_conv2d_grad_input`: y, the pooled gradient and w; the
+/// result is dl.conv2d_grad_input's of (y, w).
+fn routed_grad_input(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
+    let [y, g, w] = ops else {
+        return Err(format!("takes y, the pooled output's gradient and w, got {} operands", ops.len()));
+    };
+    routed_window(y, g, view)?;
+    contraction::conv2d_grad_input(&[y.clone(), w.clone()], view)
+}
+
+/// `kernel.routed_conv2d_grad_weight`: x, y and the pooled gradient; the
+/// result is dl.conv2d_grad_weight's of (x, y).
+fn routed_grad_weight(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String> {
+    let [x, y, g] = ops else {
+        return Err(format!("takes x, y and the pooled output's gradient, got {} operands", ops.len()));
+    };
+    routed_window(y, g, view)?;
+    contraction::conv2d_grad_weight(&[x.clone(), y.clone()], view)
+}
+
+/// Whether the routed gradients of a convolution with `dtype`, `channels`
+/// input channels and a `kernel` window, with the conv and pooling
+/// attributes of `view`, have the shape backends run routed: f32, a 3×3
+/// kernel at stride and dilation 1, input channels a multiple of 16, a
+/// 2×2 stride-2 unpadded window. The fusion rules add the routed ops for
+/// these shapes only (elsewhere the CPU backend would materialize the
+/// pooling gradient after all). The same on every machine; a backend may
+/// still lack the routed kernels (the CPU backend's need AVX-512).
+pub fn routed_grads_serve(dtype: crate::DType, channels: &Dim, kernel: [&Dim; 2], view: &AttrView) -> bool {
+    let window = view.ints("max_pool").is_ok_and(|p| p == [2, 2, 2, 2, 0, 0]);
+    let unit = |name: &str| view.ints(name).is_ok_and(|v| v == [1, 1]);
+    let channels = channels.as_static().is_some_and(|c| c > 0 && c % 16 == 0);
+    dtype == crate::DType::F32 && kernel == [&Dim::Static(3), &Dim::Static(3)] && channels && window && unit("stride") && unit("dilation")
+}
+
+/// [`routed_grads_serve`] for a `kernel.routed_conv2d_grad_input` or
+/// `kernel.routed_conv2d_grad_weight` of these operand types (the weight
+/// `w`, or the input `x` and the `kernel` attribute).
+pub fn routed_op_serves(kind: OpKind, ops: &[Type], view: &AttrView) -> bool {
+    let tensor = |i: usize| ops.get(i).and_then(|t| t.as_tensor()).filter(|t| t.rank() == 4);
+    match kind {
+        OpKind::KernelRoutedConv2dGradInput => tensor(2).is_some_and(|w| routed_grads_serve(w.dtype, &w.shape[1], [&w.shape[2], &w.shape[3]], view)),
+        OpKind::KernelRoutedConv2dGradWeight => match (tensor(0), view.ints("kernel").ok().as_deref()) {
+            (Some(x), Some(&[kh, kw])) => routed_grads_serve(x.dtype, &x.shape[1], [&Dim::Static(kh as u64), &Dim::Static(kw as u64)], view),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Whether a `kernel.conv2d_grad_weight` of these operand types has the
 /// shape backends run in one pass, the convolution's output and its
 /// gradient never stored: f32, one input channel, a 3×3 kernel at stride
@@ -491,6 +554,60 @@ pub const CONV2D_GRAD_WEIGHT: OpDef = OpDef {
         AttrSpec { name: "max_pool", kind: AttrKind::Ints, default: Default::Ints(&[]), doc: "[kh, kw, sh, sw, ph, pw]: the max-pool window g is the gradient of (required)" },
     ],
     infer: conv2d_grad_weight,
+    grad: Grad::No,
+    commutative: false,
+    region: None,
+};
+
+/// The conv window and pooling attributes the routed gradient ops share.
+const ROUTED_ATTRS: [AttrSpec; 5] = [
+    AttrSpec { name: "stride", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [sh, sw]" },
+    AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "the convolution's zero padding [ph, pw] on each side" },
+    AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [dh, dw]" },
+    AttrSpec { name: "relu", kind: AttrKind::Bool, default: Default::Bool(false), doc: "keep each window's gradient only where y > 0 at its argmax (ReLU's gradient mask)" },
+    AttrSpec { name: "max_pool", kind: AttrKind::Ints, default: Default::Ints(&[]), doc: "[kh, kw, sh, sw, ph, pw]: the max-pool window of y that g is the gradient of (required)" },
+];
+
+/// `kernel.routed_conv2d_grad_input`: the input gradient of a convolution
+/// whose output `y` was max-pooled, from the pooled output's gradient.
+pub const ROUTED_CONV2D_GRAD_INPUT: OpDef = OpDef {
+    name: "kernel.routed_conv2d_grad_input",
+    summary: "dl.conv2d_grad_input(dl.max_pool2d_grad(y, g), w) with each window's gradient routed to its argmax inside instead of written as a full-size tensor that is three quarters zeros (relu: dl.max_pool2d_grad {relu}): only the windows' gradients are multiplied.",
+    example: r#"%dx = "kernel.routed_conv2d_grad_input"(%y, %g, %w) {input_size = [13, 13], max_pool = [2, 2, 2, 2, 0, 0], relu = true} : (tensor<?x64x11x11xf32>, tensor<?x64x5x5xf32>, tensor<64x32x3x3xf32>) -> tensor<?x32x13x13xf32>"#,
+    category: Category::Contraction,
+    operands: Arity::Exact(3),
+    attrs: &[
+        ROUTED_ATTRS[0],
+        ROUTED_ATTRS[1],
+        ROUTED_ATTRS[2],
+        AttrSpec { name: "input_size", kind: AttrKind::Ints, default: Default::Required, doc: "the convolution input's [H, W]" },
+        ROUTED_ATTRS[3],
+        ROUTED_ATTRS[4],
+    ],
+    infer: routed_grad_input,
+    grad: Grad::No,
+    commutative: false,
+    region: None,
+};
+
+/// `kernel.routed_conv2d_grad_weight`: the weight gradient of a
+/// convolution of `x` whose output `y` was max-pooled, from the pooled
+/// output's gradient.
+pub const ROUTED_CONV2D_GRAD_WEIGHT: OpDef = OpDef {
+    name: "kernel.routed_conv2d_grad_weight",
+    summary: "dl.conv2d_grad_weight(x, dl.max_pool2d_grad(y, g)) with each window's gradient routed to its argmax inside instead of written as a full-size tensor that is three quarters zeros (relu: dl.max_pool2d_grad {relu}): only the windows' gradients are multiplied.",
+    example: r#"%dw = "kernel.routed_conv2d_grad_weight"(%x, %y, %g) {kernel = [3, 3], max_pool = [2, 2, 2, 2, 0, 0], relu = true} : (tensor<?x32x13x13xf32>, tensor<?x64x11x11xf32>, tensor<?x64x5x5xf32>) -> tensor<64x32x3x3xf32>"#,
+    category: Category::Contraction,
+    operands: Arity::Exact(3),
+    attrs: &[
+        ROUTED_ATTRS[0],
+        ROUTED_ATTRS[1],
+        ROUTED_ATTRS[2],
+        AttrSpec { name: "kernel", kind: AttrKind::Ints, default: Default::Required, doc: "the weight's [KH, KW]" },
+        ROUTED_ATTRS[3],
+        ROUTED_ATTRS[4],
+    ],
+    infer: routed_grad_weight,
     grad: Grad::No,
     commutative: false,
     region: None,

@@ -379,6 +379,8 @@ ops! {
     KernelMatmul => kernel::MATMUL,
     KernelConv2d => kernel::CONV2D,
     KernelConv2dGradWeight => kernel::CONV2D_GRAD_WEIGHT,
+    KernelRoutedConv2dGradInput => kernel::ROUTED_CONV2D_GRAD_INPUT,
+    KernelRoutedConv2dGradWeight => kernel::ROUTED_CONV2D_GRAD_WEIGHT,
 }
 
 impl OpKind {

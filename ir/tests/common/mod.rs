@@ -134,7 +134,8 @@ fn kernel(sizes: &[Option<u64>], dtype: DType) -> Generic {
 /// constants and i1 values, a permuted result, reductions to a rank-0 and
 /// over a padded strided window; `kernel.matmul` and `kernel.conv2d` with
 /// their bias and ReLU epilogue, and max-pooled; `kernel.conv2d_grad_weight`
-/// from that pooled result. `kernel.yield` ends every body.
+/// from that pooled result, and the routed gradients from it and the
+/// unpooled output. `kernel.yield` ends every body.
 fn kernel_ops(b: &mut Builder<'_>, x: ValueId, v: ValueId, w: ValueId, img: ValueId, k: ValueId, out: &mut Vec<ValueId>) {
     // relu((x + v) * 0.5) spelled with cmp and select: f32 and i1 scalars.
     let mut g = kernel(&[None, Some(4)], DType::F32);
@@ -210,6 +211,15 @@ fn kernel_ops(b: &mut Builder<'_>, x: ValueId, v: ValueId, w: ValueId, img: Valu
     let pooled = b.op(OpKind::KernelConv2d, &[img, k, cbias], attrs! {"padding" => Attr::ints(&[1, 1]), "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}).unwrap();
     out.push(b.op(OpKind::KernelConv2dGradWeight, &[img, pooled, k, cbias], attrs! {"padding" => Attr::ints(&[1, 1]), "relu" => true, "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}).unwrap());
     out.push(b.op(OpKind::KernelConv2dGradWeight, &[img, pooled, k], attrs! {"padding" => Attr::ints(&[1, 1]), "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])}).unwrap());
+    // The routed gradients from the unpooled output and that pooled gradient.
+    let y = b.op(OpKind::KernelConv2d, &[img, k, cbias], attrs! {"padding" => Attr::ints(&[1, 1])}).unwrap();
+    let routed = attrs! {"padding" => Attr::ints(&[1, 1]), "relu" => true, "max_pool" => Attr::ints(&[2, 2, 2, 2, 0, 0])};
+    let mut gi = routed.clone();
+    gi.insert("input_size".into(), Attr::ints(&[8, 8]));
+    out.push(b.op(OpKind::KernelRoutedConv2dGradInput, &[y, pooled, k], gi).unwrap());
+    let mut gw = routed;
+    gw.insert("kernel".into(), Attr::ints(&[3, 3]));
+    out.push(b.op(OpKind::KernelRoutedConv2dGradWeight, &[img, y, pooled], gw).unwrap());
 }
 
 /// Constants and function attributes at the edges of number and string syntax.

@@ -93,6 +93,18 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
         // The convolution, recomputed, and its weight gradient: twice its
         // multiply-adds.
         OpKind::KernelConv2dGradWeight => 2.0 * 2.0 * recomputed(operands, &view) * dims(out).iter().skip(1).product::<f64>(),
+        // Routed: the windows' gradients (the pooled gradient's elements)
+        // times C·KH·KW; a shape not run routed multiplies the full-size
+        // gradient (y's elements).
+        OpKind::KernelRoutedConv2dGradInput | OpKind::KernelRoutedConv2dGradWeight => {
+            let (g, taps) = match kind {
+                OpKind::KernelRoutedConv2dGradInput => (operands.get(1), operands.get(2).map(|w| dims(w).iter().skip(1).product::<f64>())),
+                _ => (operands.get(2), Some(dims(out).iter().skip(1).product::<f64>())),
+            };
+            let y = operands.get(if kind == OpKind::KernelRoutedConv2dGradInput { 0 } else { 1 });
+            let multiplied = if routed_serves(kind, operands, &view) { g } else { y };
+            2.0 * multiplied.map_or(0.0, |t| dims(t).iter().product::<f64>()) * taps.unwrap_or(0.0)
+        }
         OpKind::Softmax => n_out * (op_flops(OpKind::Exp) + op_flops(OpKind::Div) + 3.0),
         OpKind::LogSoftmax => {
             let d = dims(out);
@@ -127,6 +139,11 @@ pub fn op_cost(kind: OpKind, attrs: &Attrs, operands: &[&Type], distinct: &[bool
     // and its gradient after all.
     let io = match kind {
         OpKind::KernelConv2dGradWeight if !one_pass(operands, &view) => io + 4.0 * recomputed(operands, &view) * out.as_tensor().map_or(4.0, |t| t.dtype.size_bytes() as f64),
+        // ... and a shape not run routed writes and reads the full-size
+        // gradient (y's size).
+        OpKind::KernelRoutedConv2dGradInput | OpKind::KernelRoutedConv2dGradWeight if !routed_serves(kind, operands, &view) => {
+            io + 2.0 * operands.get(if kind == OpKind::KernelRoutedConv2dGradInput { 0 } else { 1 }).map_or(0.0, |t| bytes(t))
+        }
         _ => io,
     };
     (1000.0 * (io / BYTES_PER_NS + (flops + epilogue) / FLOPS_PER_NS)).round() as u64
@@ -145,6 +162,12 @@ fn recomputed(operands: &[&Type], view: &AttrView) -> f64 {
 fn one_pass(operands: &[&Type], view: &AttrView) -> bool {
     let types: Vec<Type> = operands.iter().map(|t| (*t).clone()).collect();
     dlc_ir::registry::kernel::pooled_grad_weight_in_one_pass(&types, view)
+}
+
+/// Whether a routed gradient op of these operands runs routed.
+fn routed_serves(kind: OpKind, operands: &[&Type], view: &AttrView) -> bool {
+    let types: Vec<Type> = operands.iter().map(|t| (*t).clone()).collect();
+    dlc_ir::registry::kernel::routed_op_serves(kind, &types, view)
 }
 
 /// The cost of op `o` of `f`, as [`op_cost`] counts it.

@@ -212,6 +212,23 @@ pub fn op_cost(f: &Function, o: OpId) -> Cost {
             let spilled = if dlc_ir::registry::kernel::pooled_grad_weight_in_one_pass(&types, &view) { 0.0 } else { y.map_or(0.0, |y| 4.0 * bytes(&y.into())) };
             Cost { bytes: io + spilled, flops: 2.0 * macs, kernels: 1 }
         }
+        OpKind::KernelRoutedConv2dGradInput | OpKind::KernelRoutedConv2dGradWeight => {
+            // The windows' gradients (the pooled gradient's elements) times
+            // C·KH·KW; a shape not run routed multiplies, writes and reads
+            // the full-size gradient (y's size).
+            let types: Vec<Type> = op.operands.iter().map(|&v| f.ty(v).clone()).collect();
+            let input = op.kind == OpKind::KernelRoutedConv2dGradInput;
+            let (y, g) = if input { (types.first(), types.get(1)) } else { (types.get(1), types.get(2)) };
+            let per = if input { types.get(2).cloned() } else { out.clone() };
+            let taps = per.as_ref().and_then(|t| t.as_tensor()).map_or(0.0, |t| t.shape[1..].iter().map(|d| d.as_static().unwrap_or(1) as f64).product::<f64>());
+            let elems = |t: Option<&Type>| t.and_then(|t| t.as_tensor()).map_or(0.0, elements);
+            let view = dlc_ir::AttrView::new(op.kind, &op.attrs);
+            if dlc_ir::registry::kernel::routed_op_serves(op.kind, &types, &view) {
+                Cost { bytes: io, flops: 2.0 * elems(g) * taps, kernels: 1 }
+            } else {
+                Cost { bytes: io + 2.0 * y.map_or(0.0, bytes), flops: 2.0 * elems(y) * taps, kernels: 1 }
+            }
+        }
         OpKind::Reshape | OpKind::Constant | OpKind::Return => Cost::default(),
         _ => Cost { bytes: io, flops: 0.0, kernels: 1 },
     }

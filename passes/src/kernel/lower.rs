@@ -542,7 +542,7 @@ fn lower_op(f: &mut Function, o: OpId) -> Result<Option<ValueId>, String> {
             emit(f, movement(kind, x.expect("arity"), map, &out))?
         }
         K::Argmax | K::Reshape | K::OneHot | K::Constant | K::Return | K::Conv2dGradInput | K::Conv2dGradWeight | K::MaxPool2dGrad => return Ok(None),
-        K::Generic | K::Yield | K::ScalarConstant | K::KernelMatmul | K::KernelConv2d | K::KernelConv2dGradWeight => return Ok(None),
+        K::Generic | K::Yield | K::ScalarConstant | K::KernelMatmul | K::KernelConv2d | K::KernelConv2dGradWeight | K::KernelRoutedConv2dGradInput | K::KernelRoutedConv2dGradWeight => return Ok(None),
     };
     Ok(Some(v))
 }

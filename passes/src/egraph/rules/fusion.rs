@@ -13,7 +13,12 @@
 //! (`dl.max_pool2d_grad {relu}`), and a weight gradient through it, routed
 //! by the pooled convolution's own output, can recompute that output
 //! (`kernel.conv2d_grad_weight`), so nothing else reads the unpooled
-//! activation and the forward pass pools before writing it.
+//! activation and the forward pass pools before writing it. Where the
+//! unpooled activation is stored anyway, both gradients through the
+//! pooling's gradient take the pooled gradient and that activation
+//! (`kernel.routed_conv2d_grad_input`/`_weight`), routing each window's
+//! gradient to its argmax themselves instead of multiplying a full-size
+//! gradient that is three quarters zeros.
 //!
 //! Exact: the kernel ops are defined as the composition (the contraction's
 //! result rounded, plus the bias rounded, then ReLU), so the values are the
@@ -53,6 +58,10 @@ pub const RULES: &[Rule] = &[
     Rule { name: "conv2d_pool_grad_weight_nobias", lhs: "(conv2d_grad_weight{*} ?x (max_pool2d_grad{*} (kernel.conv2d{*} ?x ?w) ?g))", rhs: Rhs::Build(|m| recomputing_grad_weight(m, &["?x", "?g", "?w"])) },
     // conv2d_grad_weight(x, max_pool2d_grad(conv2d(x, w), g)) → kernel.conv2d_grad_weight(x, g, w) {max_pool}
     Rule { name: "conv2d_plain_pool_grad_weight", lhs: "(conv2d_grad_weight{*} ?x (max_pool2d_grad{*} (conv2d{*} ?x ?w) ?g))", rhs: Rhs::Build(|m| recomputing_grad_weight(m, &["?x", "?g", "?w"])) },
+    // conv2d_grad_input(max_pool2d_grad(y, g), w) → kernel.routed_conv2d_grad_input(y, g, w) {max_pool}
+    Rule { name: "routed_grad_input",   lhs: "(conv2d_grad_input{*} (max_pool2d_grad{*} ?y ?g) ?w)", rhs: Rhs::Build(|m| routed(m, OpKind::KernelRoutedConv2dGradInput, 1, &["?y", "?g", "?w"])) },
+    // conv2d_grad_weight(x, max_pool2d_grad(y, g)) → kernel.routed_conv2d_grad_weight(x, y, g) {max_pool}
+    Rule { name: "routed_grad_weight",  lhs: "(conv2d_grad_weight{*} ?x (max_pool2d_grad{*} ?y ?g))", rhs: Rhs::Build(|m| routed(m, OpKind::KernelRoutedConv2dGradWeight, 1, &["?x", "?y", "?g"])) },
     // select(x > 0, max_pool2d_grad(x, g), 0) → max_pool2d_grad(x, g) {relu}
     Rule { name: "pool_grad_relu",      lhs: "(select (cmp{predicate=\"gt\"} ?x ?c) (max_pool2d_grad{*} ?x ?g) ?e)", rhs: Rhs::Build(pool_grad_relu) },
 ];
@@ -120,6 +129,27 @@ fn recomputing_grad_weight(m: &mut Match<'_>, vars: &[&str]) -> Option<Id> {
     attrs.insert("max_pool".into(), dlc_ir::registry::kernel::max_pool_attr(&dlc_ir::AttrView::new(OpKind::MaxPool2d, &pool)).ok()?);
     let children: Vec<Id> = vars.iter().map(|v| m.var(v)).collect();
     m.add(OpKind::KernelConv2dGradWeight, &attrs, &children)
+}
+
+/// A convolution gradient through a max-pool's gradient as the routed
+/// kernel op `kind`, which multiplies only the windows' gradients, each at
+/// its argmax, instead of the full-size gradient that is three quarters
+/// zeros and never writes that: the gradient's attributes (node 0) plus
+/// the pooling's window and ReLU mask (node `pool`). Only for the shapes
+/// backends run routed (`registry::kernel::routed_grads_serve`): elsewhere
+/// the CPU backend would write the full-size gradient after all.
+fn routed(m: &mut Match<'_>, kind: OpKind, pool: usize, vars: &[&str]) -> Option<Id> {
+    let mut attrs: Attrs = m.attrs(0).clone();
+    let window = m.attrs(pool).clone();
+    let relu = m.view(pool, OpKind::MaxPool2dGrad).bool("relu").ok()?;
+    attrs.insert("relu".into(), Attr::Bool(relu));
+    attrs.insert("max_pool".into(), dlc_ir::registry::kernel::max_pool_attr(&dlc_ir::AttrView::new(OpKind::MaxPool2d, &window)).ok()?);
+    let children: Vec<Id> = vars.iter().map(|v| m.var(v)).collect();
+    let types: Vec<dlc_ir::Type> = children.iter().map(|&c| m.egraph[c].data.ty.clone()).collect();
+    if !dlc_ir::registry::kernel::routed_op_serves(kind, &types, &dlc_ir::AttrView::new(kind, &attrs)) {
+        return None;
+    }
+    m.add(kind, &attrs, &children)
 }
 
 /// `kernel(a, b, c)` with the contraction's attributes (the match's node 1).
