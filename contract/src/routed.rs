@@ -1,6 +1,6 @@
 //! The two gradients of a convolution whose output was max-pooled, taken
-//! straight from the pooled output's gradient: `kernel.conv2d_grad_input`
-//! and `kernel.conv2d_grad_weight` with `routed`.
+//! straight from the pooled output's gradient: `kernel.routed_conv2d_grad_input`
+//! and `kernel.routed_conv2d_grad_weight`.
 //!
 //! Why: a 2×2 max-pool's gradient routes each window's gradient to one of
 //! its four taps, so at least three quarters of the convolution's output
@@ -162,10 +162,11 @@ fn weight_jobs(s: &Shape, threads: usize) -> usize {
 
 /// Scratch elements [`conv2d_grad_input_routed`] needs: the weights in
 /// register-block order, and per job one padded channels-last image
-/// gradient (and an unpadded one, where the convolution pads).
+/// gradient (and an unpadded one, where the convolution pads); 0 for
+/// shapes the path serves on no machine.
 pub fn conv2d_grad_input_routed_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d, threads: usize) -> Result<usize, ContractError> {
     let s = Shape::new(x, w, conv, pool)?;
-    Ok(input_scratch(&s, input_jobs(&s, threads)))
+    Ok(if suits::<T>(&s, &pool) { input_scratch(&s, input_jobs(&s, threads)) } else { 0 })
 }
 
 fn input_scratch(s: &Shape, jobs: usize) -> usize {
@@ -174,10 +175,11 @@ fn input_scratch(s: &Shape, jobs: usize) -> usize {
 
 /// Scratch elements [`conv2d_grad_weight_routed`] needs: every image
 /// padded and channels-last, the accumulators in register-block order,
-/// and per job an unpadded channels-last image, where the convolution pads.
+/// and per job an unpadded channels-last image, where the convolution
+/// pads; 0 for shapes the path serves on no machine.
 pub fn conv2d_grad_weight_routed_scratch_len<T: Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: MaxPool2d, threads: usize) -> Result<usize, ContractError> {
     let s = Shape::new(x, w, conv, pool)?;
-    Ok(weight_scratch(&s, input_jobs(&s, threads)))
+    Ok(if suits::<T>(&s, &pool) { weight_scratch(&s, input_jobs(&s, threads)) } else { 0 })
 }
 
 fn weight_scratch(s: &Shape, copy_jobs: usize) -> usize {

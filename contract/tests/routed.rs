@@ -60,6 +60,10 @@ fn the_routed_gradients_equal_the_dense_gradients_of_the_routed_output_gradient(
         case([2, 48, 6, 7], [3, 48, 3, 3], 1),
         case([2, 64, 5, 5], [4, 64, 3, 3], 0),
         case([8, 32, 12, 12], [32, 32, 3, 3], 1),
+        // Rows of 10 and 19 windows: a full vector of 8 and a partial one,
+        // and two full ones and a partial one.
+        case([2, 16, 20, 21], [3, 16, 3, 3], 1),
+        case([1, 32, 38, 40], [2, 32, 3, 3], 0),
     ];
     let specials = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 0.0];
     let mut checked = 0;
@@ -74,24 +78,32 @@ fn the_routed_gradients_equal_the_dense_gradients_of_the_routed_output_gradient(
         let gs = [ys[0], ys[1], ys[2] / 2, ys[3] / 2];
         // Gradients in [-3, 3] with -0 and 0.5 among them.
         let g = values(gs.iter().product(), 4, 11, &[-0.0, 0.5]);
-        // Small integers in y: ties are common; then specials as well.
-        for every in [0, 7] {
+        // Small integers in y: ties are common; then specials as well, and
+        // in g too (without padding: the dense routines multiply a padding
+        // zero by an infinite gradient, and so do these, where the naive
+        // sums skip the padding).
+        let g_specials = values(gs.iter().product(), 6, 5, &[f32::NAN, f32::INFINITY, -0.0, f32::NEG_INFINITY]);
+        for (every, special_g) in [(0, false), (7, false), (7, true)] {
+            if special_g && cc.pad != [0, 0] {
+                continue;
+            }
+            let g = if special_g { &g_specials } else { &g };
             let y = values(ys.iter().product(), 5, every, &specials);
             for relu in [true, false] {
-                let dy = reference_pool_grad(&y, &g, ys, relu);
-                let what = format!("{cc:?} specials={} relu={relu}", every > 0);
-                let (dx1, dw1) = (grad_input(&y, &g, &w, relu, cc, 1).unwrap(), grad_weight(&x, &y, &g, relu, cc, 1).unwrap());
-                assert_close(&format!("dx {what}"), &dx1, &naive_conv_grad_input(cc, &dy, &w));
-                assert_close(&format!("dw {what}"), &dw1, &naive_conv_grad_weight(cc, &x, &dy));
+                let dy = reference_pool_grad(&y, g, ys, relu);
+                let what = format!("{cc:?} specials={} in g={special_g} relu={relu}", every > 0);
+                let (dx1, dw1) = (grad_input(&y, g, &w, relu, cc, 1).unwrap(), grad_weight(&x, &y, g, relu, cc, 1).unwrap());
+                assert_close_or_special(&format!("dx {what}"), &dx1, &naive_conv_grad_input(cc, &dy, &w));
+                assert_close_or_special(&format!("dw {what}"), &dw1, &naive_conv_grad_weight(cc, &x, &dy));
                 assert!(dw1.iter().any(|v| *v != 0.0) && dx1.iter().any(|v| *v != 0.0), "{what}: nothing routed");
-                let (dx2, dw2) = (grad_input(&y, &g, &w, relu, cc, 2).unwrap(), grad_weight(&x, &y, &g, relu, cc, 2).unwrap());
+                let (dx2, dw2) = (grad_input(&y, g, &w, relu, cc, 2).unwrap(), grad_weight(&x, &y, g, relu, cc, 2).unwrap());
                 assert_bits_eq(&format!("dx at 2 threads {what}"), &dx2, &dx1);
                 assert_bits_eq(&format!("dw at 2 threads {what}"), &dw2, &dw1);
                 checked += 1;
             }
         }
     }
-    assert_eq!(checked, if avx512() { 20 } else { 0 });
+    assert_eq!(checked, if avx512() { 7 * 4 + 3 * 2 } else { 0 });
 }
 
 /// One window whose argmax is known, against sums written out by hand.
@@ -151,8 +163,37 @@ fn a_non_finite_weight_or_input_is_reported() {
         xb[x.len() - 1] = bad;
         assert!(grad_input(&y, &g, &wb, false, &cc, 1).is_none(), "weight {bad}");
         assert!(grad_weight(&xb, &y, &g, false, &cc, 2).is_none(), "input {bad}");
-        // The other operand's specials are routed like any value.
-        assert!(grad_input(&y, &g, &w, false, &cc, 1).is_some() && grad_weight(&x, &y, &g, false, &cc, 1).is_some());
+    }
+    // Specials in y and g are routed like any value.
+    let (mut ys_, mut gs_) = (y.clone(), g.clone());
+    (ys_[3], ys_[40], gs_[2], gs_[7]) = (f32::NAN, f32::INFINITY, f32::NAN, f32::NEG_INFINITY);
+    assert!(grad_input(&ys_, &gs_, &w, false, &cc, 1).is_some() && grad_weight(&x, &ys_, &gs_, false, &cc, 1).is_some());
+}
+
+/// A batch of no images: nothing to read, an input gradient of no
+/// elements and a zero weight gradient.
+#[test]
+fn an_empty_batch_gives_a_zero_weight_gradient() {
+    let cc = case([0, 16, 6, 6], [2, 16, 3, 3], 1);
+    if !avx512() {
+        return;
+    }
+    let w = vec![0.5f32; 288];
+    assert_eq!(grad_input(&[], &[], &w, true, &cc, 2).unwrap(), Vec::<f32>::new());
+    assert_eq!(grad_weight(&[], &[], &[], true, &cc, 2).unwrap(), vec![0.0; 288]);
+}
+
+/// [`assert_close`], except that where the naive sum is not finite (an
+/// infinite or NaN gradient reached it) the result must be the same
+/// infinity, or NaN.
+fn assert_close_or_special(what: &str, got: &[f32], want: &[common::Ref]) {
+    let finite: Vec<common::Ref> = want.iter().map(|r| if r.value.is_finite() { *r } else { common::Ref::default() }).collect();
+    let got_finite: Vec<f32> = got.iter().zip(want).map(|(&g, r)| if r.value.is_finite() { g } else { 0.0 }).collect();
+    assert_close(what, &got_finite, &finite);
+    for (i, (&g, r)) in got.iter().zip(want).enumerate() {
+        if !r.value.is_finite() {
+            assert!(f64::from(g) == r.value || g.is_nan() && r.value.is_nan(), "{what}: element {i}: got {g}, want {}", r.value);
+        }
     }
 }
 

@@ -675,12 +675,24 @@ impl CpuExecutable {
             dw.fill(<T as dlc_contract::Element>::ZERO);
         }
         let x_img: usize = x.shape[1..].iter().product();
-        let mut partial = vec![<T as dlc_contract::Element>::ZERO; dw.len()];
+        // Each chunk's weight gradient after the first, from the planned
+        // scratch (`memory::routed_grad_scratch_len`).
+        let mut own = Vec::new();
+        let (partial, scratch) = match scratch {
+            Some(s) if s.len() >= dw.len() => {
+                let (p, rest) = s.split_at_mut(dw.len());
+                (p, Some(rest))
+            }
+            _ => {
+                own.resize(dw.len(), <T as dlc_contract::Element>::ZERO);
+                (&mut own[..], None)
+            }
+        };
         self.routed_chunks(y, g, pool, relu, scratch, |this, n0, dy, rest| {
             let cnt = dy.shape[0];
             let xs = [cnt, x.shape[1], x.shape[2], x.shape[3]];
             let xc = View::new(&x.data[n0 * x_img..(n0 + cnt) * x_img], &xs);
-            let target = if n0 == 0 { &mut *dw } else { &mut partial[..] };
+            let target = if n0 == 0 { &mut *dw } else { &mut *partial };
             this.conv_grad_weight(xc, dy, target, w_shape, rest, conv)?;
             if n0 > 0 {
                 for (d, &p) in dw.iter_mut().zip(partial.iter()) {

@@ -132,8 +132,8 @@ pub(crate) fn pooled_grad_weight_scratch_len<T: dlc_contract::Element>(x: &[usiz
 /// the routed routine's, or what the step needs where that does not serve
 /// (or an operand is not finite) and it runs the pooling gradient and the
 /// dense gradient in turn on chunks of [`pooled_grad_chunk`] images: their
-/// full-size gradient and the dense routine's scratch (the same plan on
-/// every machine).
+/// full-size gradient, a partial weight gradient, and the dense routine's
+/// scratch (the same plan on every machine).
 pub(crate) fn routed_grad_scratch_len<T: dlc_contract::Element>(x: &[usize], w: &[usize], conv: Conv2d, pool: dlc_contract::MaxPool2d, threads: usize, input: bool) -> Result<usize, dlc_contract::ContractError> {
     let y = conv.out_shape(x, w)?;
     let y_img: usize = y[1..].iter().product();
@@ -142,7 +142,8 @@ pub(crate) fn routed_grad_scratch_len<T: dlc_contract::Element>(x: &[usize], w: 
     let (routed, dense) = if input {
         (dlc_contract::conv2d_grad_input_routed_scratch_len::<T>(x, w, conv, pool, threads)?, dlc_contract::conv2d_grad_input_scratch_len::<T>(&xc, w, conv, threads)?)
     } else {
-        (dlc_contract::conv2d_grad_weight_routed_scratch_len::<T>(x, w, conv, pool, threads)?, dlc_contract::conv2d_grad_weight_scratch_len::<T>(&xc, w, conv, threads)?)
+        let partial: usize = w.iter().product();
+        (dlc_contract::conv2d_grad_weight_routed_scratch_len::<T>(x, w, conv, pool, threads)?, partial + dlc_contract::conv2d_grad_weight_scratch_len::<T>(&xc, w, conv, threads)?)
     };
     Ok(routed.max(chunk * y_img + dense))
 }

@@ -196,7 +196,7 @@ fn routed_convolution_gradients_match_the_interpreter() {
         (16, [8, 8], 4, 1, [2, 2, 0], true, false, DType::F64),
     ];
     let mut rng = ChaCha8Rng::seed_from_u64(12);
-    let mut checked = 0;
+    let (mut checked, mut routed) = (0, 0);
     for (c, [h, w], o, pad, [k, s, p], relu, inf, dtype) in cases {
         let dt = if dtype == DType::F32 { "f32" } else { "f64" };
         let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
@@ -239,11 +239,30 @@ fn routed_convolution_gradients_match_the_interpreter() {
                     assert_eq!(want.iter().any(|v| v.is_nan()), inf, "{what}: result {i}: 0 · inf makes NaN only with an infinity");
                     assert_near(&got, &want, dtype, &format!("{what}: result {i}"));
                 }
+                // Where the routed routines serve, the step ran them: the same
+                // bits (doubled) as a direct call.
+                let pool = dlc_contract::MaxPool2d { kernel: [k, k], stride: [s, s], padding: [p, p] };
+                let conv = dlc_contract::Conv2d { padding: [pad, pad], ..dlc_contract::Conv2d::default() };
+                let (xs, ws) = ([n, c, h, w], [o, c, 3, 3]);
+                if dtype == DType::F32 && !inf && dlc_contract::conv2d_routed_grads_apply::<f32>(&xs, &ws, conv, pool).unwrap() {
+                    let v: Vec<Vec<f32>> = args.iter().map(|a| a.to_f64_vec().iter().map(|&v| v as f32).collect()).collect();
+                    let view = |i: usize| dlc_contract::View::new(&v[i], args[i].shape());
+                    let mut scratch = vec![0.0f32; 1 << 22];
+                    let (mut dx, mut dw) = (vec![0.0f32; xs.iter().product()], vec![0.0f32; ws.iter().product()]);
+                    assert!(dlc_contract::conv2d_grad_input_routed(view(0), view(1), view(2), relu, &mut dx, &xs, conv, pool, &mut scratch, 1).unwrap());
+                    assert!(dlc_contract::conv2d_grad_weight_routed(view(3), view(0), view(1), relu, &mut dw, &ws, conv, pool, &mut scratch, 1).unwrap());
+                    for (i, direct) in [dx, dw].iter().enumerate() {
+                        let doubled: Vec<f64> = direct.iter().map(|&v| f64::from(v + v)).collect();
+                        assert!(got[i].to_f64_vec().iter().zip(&doubled).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: result {i} is not the routed routine's");
+                    }
+                    routed += 1;
+                }
                 checked += 1;
             }
         }
     }
     assert_eq!(checked, 6 * 2 * 2);
+    assert_eq!(routed, if avx512() { 2 * 2 * 2 } else { 0 });
 }
 
 /// The function of `text`, and it lowered to the kernel level.
@@ -263,4 +282,11 @@ fn assert_near(got: &[f64], want: &[f64], dtype: DType, what: &str) {
     for (j, (x, y)) in got.iter().zip(want).enumerate() {
         assert!(x == y || x.is_nan() && y.is_nan() || (x - y).abs() <= tol, "{what}: element {j}: {x} vs {y} (scale {scale})");
     }
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
