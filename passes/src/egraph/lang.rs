@@ -32,15 +32,23 @@ pub struct AttrKey(Arc<(String, Attrs)>);
 /// The text of the pattern-only wildcard key.
 const ANY: &str = "{*}";
 
+/// The empty key, shared (most ops have no attributes beyond the
+/// defaults, and equal keys that share an allocation compare by pointer).
+static NONE_KEY: std::sync::LazyLock<AttrKey> = std::sync::LazyLock::new(|| AttrKey(Arc::new((String::new(), Attrs::new()))));
+
+/// The wildcard key, shared.
+static ANY_KEY: std::sync::LazyLock<AttrKey> = std::sync::LazyLock::new(|| AttrKey(Arc::new((ANY.to_string(), Attrs::new()))));
+
 impl AttrKey {
     /// No attributes beyond the defaults.
     pub fn none() -> AttrKey {
-        AttrKey(Arc::new((String::new(), Attrs::new())))
+        NONE_KEY.clone()
     }
 
-    /// The wildcard of rule left-hand sides: matches any attributes.
+    /// The wildcard of rule left-hand sides: matches any attributes. One
+    /// shared allocation, so [`AttrKey::is_any`] compares a pointer.
     pub fn any() -> AttrKey {
-        AttrKey(Arc::new((ANY.to_string(), Attrs::new())))
+        ANY_KEY.clone()
     }
 
     /// The key of `attrs` on an op of `kind`, or `None` when the text could
@@ -87,9 +95,9 @@ impl AttrKey {
         &self.0.1
     }
 
-    /// True for the wildcard `{*}`.
+    /// True for the wildcard `{*}` (which only [`AttrKey::any`] makes).
     pub fn is_any(&self) -> bool {
-        self.text() == ANY
+        Arc::ptr_eq(&self.0, &ANY_KEY.0)
     }
 }
 
@@ -114,7 +122,9 @@ fn strip_spaces(s: &str) -> Option<String> {
 
 impl PartialEq for AttrKey {
     fn eq(&self, o: &Self) -> bool {
-        self.text() == o.text()
+        // Keys are cloned far more often than built: most comparisons meet
+        // the same allocation.
+        Arc::ptr_eq(&self.0, &o.0) || self.text() == o.text()
     }
 }
 impl Eq for AttrKey {}
@@ -196,7 +206,7 @@ impl Language for Dl {
     fn matches(&self, other: &Self) -> bool {
         match (self, other) {
             (Dl::Op { kind: k1, attrs: a1, children: c1 }, Dl::Op { kind: k2, attrs: a2, children: c2 }) => {
-                k1 == k2 && c1.len() == c2.len() && (a1 == a2 || a1.is_any() || a2.is_any())
+                k1 == k2 && c1.len() == c2.len() && (a1.is_any() || a2.is_any() || a1 == a2)
             }
             (Dl::Leaf(a), Dl::Leaf(b)) => a == b,
             _ => false,

@@ -169,7 +169,17 @@ fn rematch(egraph: &Graph, ast: &PatternAst<Dl>, at: Id, class: Id, subst: &Subs
         }
         ENodeOrVar::ENode(p) => {
             let mut out = Vec::new();
-            for n in egraph[class].nodes.iter().filter(|n| p.matches(n)) {
+            // A node whose child disagrees with a variable the match bound
+            // is no assignment: checked first, as it is only a class
+            // comparison (a class of a saturated e-graph may hold hundreds
+            // of nodes, each met once per match of that class).
+            let binds = |n: &Dl| {
+                p.children().iter().zip(n.children()).all(|(&pc, &nc)| match &ast[pc] {
+                    ENodeOrVar::Var(v) => egraph.find(subst[*v]) == egraph.find(nc),
+                    ENodeOrVar::ENode(_) => true,
+                })
+            };
+            for n in egraph[class].nodes.iter().filter(|n| p.matches(n) && binds(n)) {
                 let Dl::Op { attrs, .. } = n else { continue };
                 let mut partial = vec![vec![attrs.clone()]];
                 for (&pc, &nc) in p.children().iter().zip(n.children()) {
