@@ -78,7 +78,7 @@ pub use direct::{DIRECT, MIN_DIRECT_TAPS};
 #[doc(hidden)]
 pub use mono::MONO;
 #[doc(hidden)]
-pub use routed::ROUTED;
+pub use routed::{ROUTED, ROUTED_AVX512};
 #[doc(hidden)]
 pub use conv::{conv2d_grad_input_is_winograd, conv2d_is_direct, conv2d_is_mono, conv2d_is_winograd};
 #[doc(hidden)]

@@ -1,21 +1,23 @@
 //! `conv2d_grad_input_routed` and `conv2d_grad_weight_routed` against
 //! naive sums (written in `common`, independently of the crate) of the
 //! dense gradients of the full-size output gradient that a max-pooling
-//! gradient, written here by PyTorch's rule, routes. On AVX-512 machines:
+//! gradient, written here by PyTorch's rule, routes. On every machine, and
+//! on AVX-512 machines with both the AVX-512 and the portable kernels:
 //! within rounding of those sums (the routed sums skip the zero terms and
 //! run in another order), with padding, odd output sizes (a row and column
 //! no window covers), one to four register blocks of input channels, ties,
-//! ±inf, NaN and -0 in `y`, -0 gradients, with and without ReLU's mask, and
-//! the same bits at 1 and 2 threads; a non-finite weight or input is
-//! reported instead. Elsewhere the routines refuse, and say so.
+//! ±inf, NaN and -0 in `y` and `g`, with and without ReLU's mask, and the
+//! same bits at 1 and 2 threads; a non-finite weight or input is reported
+//! instead. Other shapes are refused, and the routines say so.
 
 mod common;
 
 use common::{ConvCase, assert_bits_eq, assert_close, avx512, naive_conv_grad_input, naive_conv_grad_weight, random, reference_pool_grad, rng, values};
 use dlc_contract::{
     Conv2d, MaxPool2d, View, conv2d_grad_input_routed, conv2d_grad_input_routed_scratch_len, conv2d_grad_weight_routed, conv2d_grad_weight_routed_scratch_len,
-    conv2d_routed_grads_apply,
+    ROUTED_AVX512, conv2d_routed_grads_apply,
 };
+use std::sync::atomic::Ordering;
 
 const WINDOW: MaxPool2d = MaxPool2d { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
 
@@ -67,11 +69,22 @@ fn the_routed_gradients_equal_the_dense_gradients_of_the_routed_output_gradient(
     ];
     let specials = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 0.0];
     let mut checked = 0;
-    for (i, cc) in cases.iter().enumerate() {
-        assert_eq!(conv2d_routed_grads_apply::<f32>(&cc.x, &cc.w, cc.conv(), WINDOW).unwrap(), avx512(), "{cc:?}");
-        if !avx512() {
+    // The only test here that switches kernels (the others' values are
+    // exact on either), so the switch cannot race with a comparison; the
+    // guard switches back, also when an assertion fails.
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ROUTED_AVX512.store(true, Ordering::Relaxed);
+        }
+    }
+    let _restore = Restore;
+    for (wide, i, cc) in [true, false].iter().flat_map(|&wide| cases.iter().enumerate().map(move |(i, cc)| (wide, i, cc))) {
+        if wide && !avx512() {
             continue;
         }
+        ROUTED_AVX512.store(wide, Ordering::Relaxed);
+        assert!(conv2d_routed_grads_apply::<f32>(&cc.x, &cc.w, cc.conv(), WINDOW).unwrap(), "{cc:?}");
         let mut r = rng(i as u64);
         let (x, w): (Vec<f32>, Vec<f32>) = (random(&mut r, cc.x.iter().product()), random(&mut r, cc.w.iter().product()));
         let ys = cc.out();
@@ -91,7 +104,7 @@ fn the_routed_gradients_equal_the_dense_gradients_of_the_routed_output_gradient(
             let y = values(ys.iter().product(), 5, every, &specials);
             for relu in [true, false] {
                 let dy = reference_pool_grad(&y, g, ys, relu);
-                let what = format!("{cc:?} specials={} in g={special_g} relu={relu}", every > 0);
+                let what = format!("{cc:?} specials={} in g={special_g} relu={relu} avx512={wide}", every > 0);
                 let (dx1, dw1) = (grad_input(&y, g, &w, relu, cc, 1).unwrap(), grad_weight(&x, &y, g, relu, cc, 1).unwrap());
                 assert_close_or_special(&format!("dx {what}"), &dx1, &naive_conv_grad_input(cc, &dy, &w));
                 assert_close_or_special(&format!("dw {what}"), &dw1, &naive_conv_grad_weight(cc, &x, &dy));
@@ -103,17 +116,13 @@ fn the_routed_gradients_equal_the_dense_gradients_of_the_routed_output_gradient(
             }
         }
     }
-    assert_eq!(checked, if avx512() { 7 * 4 + 3 * 2 } else { 0 });
+    assert_eq!(checked, if avx512() { 2 } else { 1 } * (7 * 4 + 3 * 2));
 }
 
 /// One window whose argmax is known, against sums written out by hand.
 #[test]
 fn a_window_gradient_reaches_the_taps_its_argmax_read() {
     let cc = case([1, 16, 4, 4], [1, 16, 3, 3], 0);
-    if !avx512() {
-        assert!(!conv2d_routed_grads_apply::<f32>(&cc.x, &cc.w, cc.conv(), WINDOW).unwrap());
-        return;
-    }
     // y's one 2×2 window has its maximum, 5, at (1, 0); its gradient 2
     // lands there, where the convolution read x[c, 1 + a, b] · w[0, c, a, b].
     let y = [1.0f32, 2.0, 5.0, 4.0];
@@ -148,9 +157,6 @@ fn a_window_gradient_reaches_the_taps_its_argmax_read() {
 #[test]
 fn a_non_finite_weight_or_input_is_reported() {
     let cc = case([2, 16, 6, 6], [2, 16, 3, 3], 1);
-    if !avx512() {
-        return;
-    }
     let mut r = rng(9);
     let (x, w): (Vec<f32>, Vec<f32>) = (random(&mut r, cc.x.iter().product()), random(&mut r, cc.w.iter().product()));
     let ys = cc.out();
@@ -175,9 +181,6 @@ fn a_non_finite_weight_or_input_is_reported() {
 #[test]
 fn an_empty_batch_gives_a_zero_weight_gradient() {
     let cc = case([0, 16, 6, 6], [2, 16, 3, 3], 1);
-    if !avx512() {
-        return;
-    }
     let w = vec![0.5f32; 288];
     assert_eq!(grad_input(&[], &[], &w, true, &cc, 2).unwrap(), Vec::<f32>::new());
     assert_eq!(grad_weight(&[], &[], &[], true, &cc, 2).unwrap(), vec![0.0; 288]);

@@ -317,7 +317,8 @@ pub fn values(n: usize, seed: usize, every: usize, special: &[f32]) -> Vec<f32> 
         .collect()
 }
 
-/// Whether this machine has AVX-512 (the routed and one-channel paths need it).
+/// Whether this machine has AVX-512 (the one-channel path and the routed
+/// gradients' fast kernels need it).
 pub fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::arch::is_x86_feature_detected!("avx512f");

@@ -419,8 +419,8 @@ fn routed_grad_weight(ops: &[Type], view: &AttrView) -> Result<Vec<Type>, String
 /// kernel at stride and dilation 1, input channels a multiple of 16, a
 /// 2×2 stride-2 unpadded window. The fusion rules add the routed ops for
 /// these shapes only (elsewhere the CPU backend would materialize the
-/// pooling gradient after all). The same on every machine; a backend may
-/// still lack the routed kernels (the CPU backend's need AVX-512).
+/// pooling gradient after all). The same on every machine (the CPU
+/// backend's kernels are fastest on AVX-512 and portable elsewhere).
 pub fn routed_grads_serve(dtype: crate::DType, channels: &Dim, kernel: [&Dim; 2], view: &AttrView) -> bool {
     let window = view.ints("max_pool").is_ok_and(|p| p == [2, 2, 2, 2, 0, 0]);
     let unit = |name: &str| view.ints(name).is_ok_and(|v| v == [1, 1]);
