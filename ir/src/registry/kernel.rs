@@ -546,21 +546,16 @@ pub const CONV2D_GRAD_WEIGHT: OpDef = OpDef {
     example: r#"%dw = "kernel.conv2d_grad_weight"(%x, %g, %w, %b) {max_pool = [2, 2, 2, 2, 0, 0], relu = true} : (tensor<?x1x28x28xf32>, tensor<?x32x13x13xf32>, tensor<32x1x3x3xf32>, tensor<32x1x1xf32>) -> tensor<32x1x3x3xf32>"#,
     category: Category::Contraction,
     operands: Arity::AtLeast(3),
-    attrs: &[
-        AttrSpec { name: "stride", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [sh, sw]" },
-        AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "the convolution's zero padding [ph, pw] on each side" },
-        AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [dh, dw]" },
-        AttrSpec { name: "relu", kind: AttrKind::Bool, default: Default::Bool(false), doc: "keep each window's gradient only where y > 0 at its argmax (ReLU's gradient mask)" },
-        AttrSpec { name: "max_pool", kind: AttrKind::Ints, default: Default::Ints(&[]), doc: "[kh, kw, sh, sw, ph, pw]: the max-pool window g is the gradient of (required)" },
-    ],
+    attrs: &POOLED_GRAD_ATTRS,
     infer: conv2d_grad_weight,
     grad: Grad::No,
     commutative: false,
     region: None,
 };
 
-/// The conv window and pooling attributes the routed gradient ops share.
-const ROUTED_ATTRS: [AttrSpec; 5] = [
+/// The conv window and pooling attributes the gradient ops through a
+/// max-pool's gradient share.
+const POOLED_GRAD_ATTRS: [AttrSpec; 5] = [
     AttrSpec { name: "stride", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [sh, sw]" },
     AttrSpec { name: "padding", kind: AttrKind::Ints, default: Default::Ints(&[0, 0]), doc: "the convolution's zero padding [ph, pw] on each side" },
     AttrSpec { name: "dilation", kind: AttrKind::Ints, default: Default::Ints(&[1, 1]), doc: "the convolution's [dh, dw]" },
@@ -577,12 +572,12 @@ pub const ROUTED_CONV2D_GRAD_INPUT: OpDef = OpDef {
     category: Category::Contraction,
     operands: Arity::Exact(3),
     attrs: &[
-        ROUTED_ATTRS[0],
-        ROUTED_ATTRS[1],
-        ROUTED_ATTRS[2],
+        POOLED_GRAD_ATTRS[0],
+        POOLED_GRAD_ATTRS[1],
+        POOLED_GRAD_ATTRS[2],
         AttrSpec { name: "input_size", kind: AttrKind::Ints, default: Default::Required, doc: "the convolution input's [H, W]" },
-        ROUTED_ATTRS[3],
-        ROUTED_ATTRS[4],
+        POOLED_GRAD_ATTRS[3],
+        POOLED_GRAD_ATTRS[4],
     ],
     infer: routed_grad_input,
     grad: Grad::No,
@@ -600,12 +595,12 @@ pub const ROUTED_CONV2D_GRAD_WEIGHT: OpDef = OpDef {
     category: Category::Contraction,
     operands: Arity::Exact(3),
     attrs: &[
-        ROUTED_ATTRS[0],
-        ROUTED_ATTRS[1],
-        ROUTED_ATTRS[2],
+        POOLED_GRAD_ATTRS[0],
+        POOLED_GRAD_ATTRS[1],
+        POOLED_GRAD_ATTRS[2],
         AttrSpec { name: "kernel", kind: AttrKind::Ints, default: Default::Required, doc: "the weight's [KH, KW]" },
-        ROUTED_ATTRS[3],
-        ROUTED_ATTRS[4],
+        POOLED_GRAD_ATTRS[3],
+        POOLED_GRAD_ATTRS[4],
     ],
     infer: routed_grad_weight,
     grad: Grad::No,
